@@ -1,0 +1,25 @@
+//! Tocsin's domain model and rules.
+//!
+//! Everything here is a pure function of its inputs: no IO, no clock reads (`now` is always an
+//! argument), no wire formats. The store crates execute what these functions decide inside one
+//! transaction, so the rules for folding events into alerts and incidents live in one place.
+
+mod command;
+mod event;
+mod fold;
+mod ids;
+mod severity;
+mod state;
+mod timeline;
+
+pub use command::{acknowledge_incident, resolve_incident, set_priority, CommandError, Transition};
+pub use event::{ChangeEvent, Event, EventAction, EventLink, Integration};
+pub use fold::{
+    fold_batch, AlertRecord, AlertRef, BatchPlan, EventOutcome, EventRecord, IncidentRecord,
+    IncidentRef, KeySnapshot, OpenAlert, OpenIncident, ResolvePolicy,
+};
+pub use ids::{AlertId, DedupKey, IdError, IncidentNumber, ServiceId};
+pub use jiff::Timestamp;
+pub use severity::{Priority, Severity, UnknownValue};
+pub use state::{AlertState, IncidentState};
+pub use timeline::{Actor, IncidentTimes, TimelineKind, TimelineRecord};

@@ -1,0 +1,415 @@
+//! The ingest transaction: load what is open for the batch's keys, let `tocsin_core::fold_batch`
+//! decide, write the plan with as few statements as possible (multi-row inserts, one update per
+//! touched row).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use tocsin_core::{
+    fold_batch, AlertId, AlertRef, ChangeEvent, DedupKey, Event, IncidentNumber, IncidentRef,
+    IncidentState, KeySnapshot, OpenAlert, OpenIncident, ServiceId,
+};
+use tocsin_store::{Inbound, IngestReport, ResolvePolicyOf, StoreError};
+
+use crate::parse_stored;
+use crate::rows::{db, micros, timestamp};
+
+/// SQLite accepts 32766 bound parameters per statement; stay well below.
+const MAX_BINDS: usize = 30_000;
+/// Keys per `IN (...)` list when loading snapshots.
+const KEYS_PER_QUERY: usize = 500;
+
+pub(crate) async fn ingest(
+    conn: &mut SqliteConnection,
+    batch: &[Inbound],
+    resolve_policy: ResolvePolicyOf<'_>,
+) -> Result<IngestReport, StoreError> {
+    let mut events = Vec::new();
+    let mut changes = Vec::new();
+    for inbound in batch {
+        match inbound {
+            Inbound::Alert(event) => events.push(event.clone()),
+            Inbound::Change(change) => changes.push(change),
+        }
+    }
+    let mut report = IngestReport {
+        events: events.len(),
+        change_events: changes.len(),
+        ..IngestReport::default()
+    };
+    insert_changes(conn, &changes).await?;
+    if events.is_empty() {
+        return Ok(report);
+    }
+
+    let snapshots = load_snapshots(conn, &events).await?;
+    let plan = fold_batch(&events, &snapshots, resolve_policy);
+
+    // Ids for new rows are allocated here: the transaction holds SQLite's write lock, so nobody
+    // else can take them.
+    let mut next_incident: i64 = sqlx::query_scalar(
+        "SELECT MAX(COALESCE((SELECT MAX(number) FROM incidents), 0),
+                    COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'incidents'), 0)) + 1",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    let mut next_alert: i64 = sqlx::query_scalar(
+        "SELECT MAX(COALESCE((SELECT MAX(id) FROM alerts), 0),
+                    COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'alerts'), 0)) + 1",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+
+    let mut incident_numbers = HashMap::new();
+    let mut new_incidents = Vec::new();
+    for record in &plan.incidents {
+        match (record.incident, &record.opened) {
+            (IncidentRef::New(n), Some(opened)) => {
+                let number = next_incident;
+                next_incident += 1;
+                incident_numbers.insert(n, number);
+                new_incidents.push((number, record, opened));
+                report.incidents_opened += 1;
+            }
+            (IncidentRef::Existing(number), _) => {
+                sqlx::query(
+                    "UPDATE incidents SET state = ?, open_alerts = ?, acknowledged_at = ?,
+                     resolved_at = ?, updated_at = ? WHERE number = ?",
+                )
+                .bind(record.state.as_str())
+                .bind(record.open_alerts)
+                .bind(record.acknowledged_at.map(micros))
+                .bind(record.resolved_at.map(micros))
+                .bind(micros(
+                    record
+                        .resolved_at
+                        .or(record.acknowledged_at)
+                        .unwrap_or_else(|| events[events.len() - 1].received_at),
+                ))
+                .bind(number.0)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            }
+            (IncidentRef::New(_), None) => {
+                return Err(StoreError::Corrupt(
+                    "fold produced a new incident without its opening".to_owned(),
+                ))
+            }
+        }
+        if record.state == IncidentState::Resolved {
+            report.incidents_resolved += 1;
+        }
+    }
+    for chunk in new_incidents.chunks(MAX_BINDS / 13) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO incidents (number, service_id, dedup_key, title, severity, priority, state,
+             open_alerts, created_at, impact_started_at, acknowledged_at, resolved_at, updated_at) ",
+        );
+        query.push_values(chunk, |mut row, (number, record, opened)| {
+            row.push_bind(*number)
+                .push_bind(opened.service.as_str())
+                .push_bind(opened.dedup_key.as_str())
+                .push_bind(opened.title.as_str())
+                .push_bind(opened.severity.as_str())
+                .push_bind(opened.priority.as_str())
+                .push_bind(record.state.as_str())
+                .push_bind(record.open_alerts)
+                .push_bind(micros(opened.created_at))
+                .push_bind(micros(opened.impact_started_at))
+                .push_bind(record.acknowledged_at.map(micros))
+                .push_bind(record.resolved_at.map(micros))
+                .push_bind(micros(opened.created_at));
+        });
+        query.build().execute(&mut *conn).await.map_err(db)?;
+    }
+    let incident_number = |incident: IncidentRef| -> Result<i64, StoreError> {
+        match incident {
+            IncidentRef::Existing(number) => Ok(number.0),
+            IncidentRef::New(n) => incident_numbers
+                .get(&n)
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown new incident {n}"))),
+        }
+    };
+
+    let mut alert_ids = HashMap::new();
+    let mut new_alerts = Vec::new();
+    for record in &plan.alerts {
+        let details = record.details.as_ref().map(|details| details.to_string());
+        match record.alert {
+            AlertRef::New(n) => {
+                let id = next_alert;
+                next_alert += 1;
+                alert_ids.insert(n, id);
+                new_alerts.push((id, incident_number(record.incident)?, record, details));
+                report.alerts_opened += 1;
+            }
+            AlertRef::Existing(id) => {
+                sqlx::query(
+                    "UPDATE alerts SET state = ?, count = ?, last_seen = ?, severity = ?, summary = ?,
+                     source = ?, details = COALESCE(?, details), acknowledged_at = ?, resolved_at = ?
+                     WHERE id = ?",
+                )
+                .bind(record.state.as_str())
+                .bind(record.count)
+                .bind(micros(record.last_seen))
+                .bind(record.severity.as_str())
+                .bind(record.summary.as_str())
+                .bind(record.source.as_str())
+                .bind(details)
+                .bind(record.acknowledged_at.map(micros))
+                .bind(record.resolved_at.map(micros))
+                .bind(id.0)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            }
+        }
+    }
+    for chunk in new_alerts.chunks(MAX_BINDS / 14) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO alerts (id, incident_number, service_id, dedup_key, state, count, first_seen,
+             last_seen, severity, summary, source, details, acknowledged_at, resolved_at) ",
+        );
+        query.push_values(chunk, |mut row, (id, incident, record, details)| {
+            row.push_bind(*id)
+                .push_bind(*incident)
+                .push_bind(record.service.as_str())
+                .push_bind(record.dedup_key.as_str())
+                .push_bind(record.state.as_str())
+                .push_bind(record.count)
+                .push_bind(micros(record.first_seen))
+                .push_bind(micros(record.last_seen))
+                .push_bind(record.severity.as_str())
+                .push_bind(record.summary.as_str())
+                .push_bind(record.source.as_str())
+                .push_bind(details.as_deref().unwrap_or("{}"))
+                .push_bind(record.acknowledged_at.map(micros))
+                .push_bind(record.resolved_at.map(micros));
+        });
+        query.build().execute(&mut *conn).await.map_err(db)?;
+    }
+    let timeline = plan
+        .timeline
+        .iter()
+        .map(|entry| {
+            Ok((
+                incident_number(entry.incident)?,
+                entry,
+                entry.data.to_string(),
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    for chunk in timeline.chunks(MAX_BINDS / 5) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO timeline_entries (incident_number, at, actor, kind, data) ",
+        );
+        query.push_values(chunk, |mut row, (number, entry, data)| {
+            row.push_bind(*number)
+                .push_bind(micros(entry.at))
+                .push_bind(entry.actor.as_str())
+                .push_bind(entry.kind.as_str())
+                .push_bind(data.as_str());
+        });
+        query.build().execute(&mut *conn).await.map_err(db)?;
+    }
+
+    let alert_id = |alert: Option<AlertRef>| -> Option<i64> {
+        match alert? {
+            AlertRef::Existing(id) => Some(id.0),
+            AlertRef::New(n) => alert_ids.get(&n).copied(),
+        }
+    };
+    let rows: Vec<_> = plan
+        .events
+        .iter()
+        .map(|record| {
+            let event = &events[record.index];
+            (
+                event,
+                alert_id(record.alert),
+                record.outcome.as_str(),
+                event.details.to_string(),
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(MAX_BINDS / 12) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (service_id, integration, action, dedup_key, severity, summary,
+             source, occurred_at, received_at, alert_id, outcome, details) ",
+        );
+        query.push_values(chunk, |mut row, (event, alert, outcome, details)| {
+            row.push_bind(event.service.as_str())
+                .push_bind(event.integration.as_str())
+                .push_bind(event.action.as_str())
+                .push_bind(event.dedup_key.as_str())
+                .push_bind(event.severity.as_str())
+                .push_bind(event.summary.as_str())
+                .push_bind(event.source.as_str())
+                .push_bind(event.occurred_at.map(micros))
+                .push_bind(micros(event.received_at))
+                .push_bind(*alert)
+                .push_bind(*outcome)
+                .push_bind(details.as_str());
+        });
+        query.build().execute(&mut *conn).await.map_err(db)?;
+    }
+    Ok(report)
+}
+
+async fn insert_changes(
+    conn: &mut SqliteConnection,
+    changes: &[&ChangeEvent],
+) -> Result<(), StoreError> {
+    for chunk in changes.chunks(MAX_BINDS / 7) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|change| {
+                let links: Vec<_> = change
+                    .links
+                    .iter()
+                    .map(|link| match &link.text {
+                        Some(text) => serde_json::json!({ "href": link.href, "text": text }),
+                        None => serde_json::json!({ "href": link.href }),
+                    })
+                    .collect();
+                (
+                    change,
+                    change.details.to_string(),
+                    serde_json::Value::Array(links).to_string(),
+                )
+            })
+            .collect();
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO change_events (service_id, summary, source, occurred_at, received_at,
+             details, links) ",
+        );
+        query.push_values(&rows, |mut row, (change, details, links)| {
+            row.push_bind(change.service.as_str())
+                .push_bind(change.summary.as_str())
+                .push_bind(change.source.as_deref())
+                .push_bind(change.occurred_at.map(micros))
+                .push_bind(micros(change.received_at))
+                .push_bind(details.as_str())
+                .push_bind(links.as_str());
+        });
+        query.build().execute(&mut *conn).await.map_err(db)?;
+    }
+    Ok(())
+}
+
+type Key = (ServiceId, DedupKey);
+
+/// Loads, for every key of the batch, its open alert (with that alert's incident) or else its
+/// open incident.
+async fn load_snapshots(
+    conn: &mut SqliteConnection,
+    events: &[Event],
+) -> Result<HashMap<Key, KeySnapshot>, StoreError> {
+    let mut keys_by_service: BTreeMap<&ServiceId, BTreeSet<&DedupKey>> = BTreeMap::new();
+    for event in events {
+        keys_by_service
+            .entry(&event.service)
+            .or_default()
+            .insert(&event.dedup_key);
+    }
+    let mut snapshots: HashMap<Key, KeySnapshot> = HashMap::new();
+    for (service, keys) in keys_by_service {
+        let keys: Vec<_> = keys.into_iter().collect();
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT number, dedup_key, state, open_alerts, acknowledged_at FROM incidents
+                 WHERE state <> 'resolved' AND service_id = ",
+            );
+            query
+                .push_bind(service.as_str())
+                .push(" AND dedup_key IN (");
+            let mut list = query.separated(", ");
+            for key in chunk {
+                list.push_bind(key.as_str());
+            }
+            list.push_unseparated(") ORDER BY number");
+            for row in query.build().fetch_all(&mut *conn).await.map_err(db)? {
+                let key = (service.clone(), stored_key(&row)?);
+                // The newest open incident of a key wins.
+                snapshots.entry(key).or_default().open_incident = Some(open_incident(&row)?);
+            }
+
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT a.id, a.incident_number, a.dedup_key, a.state, a.count, a.first_seen,
+                        a.last_seen, a.severity, a.summary, a.source, a.acknowledged_at,
+                        i.number, i.state AS incident_state, i.open_alerts,
+                        i.acknowledged_at AS incident_acknowledged_at
+                 FROM alerts a JOIN incidents i ON i.number = a.incident_number
+                 WHERE a.state <> 'resolved' AND a.service_id = ",
+            );
+            query
+                .push_bind(service.as_str())
+                .push(" AND a.dedup_key IN (");
+            let mut list = query.separated(", ");
+            for key in chunk {
+                list.push_bind(key.as_str());
+            }
+            list.push_unseparated(")");
+            for row in query.build().fetch_all(&mut *conn).await.map_err(db)? {
+                let key = (service.clone(), stored_key(&row)?);
+                let snapshot = snapshots.entry(key).or_default();
+                snapshot.open_alert = Some(OpenAlert {
+                    id: AlertId(row.try_get("id").map_err(db)?),
+                    incident: IncidentNumber(row.try_get("incident_number").map_err(db)?),
+                    state: parse_stored("state", &row.try_get::<String, _>("state").map_err(db)?)?,
+                    count: row.try_get("count").map_err(db)?,
+                    first_seen: timestamp("first_seen", row.try_get("first_seen").map_err(db)?)?,
+                    last_seen: timestamp("last_seen", row.try_get("last_seen").map_err(db)?)?,
+                    severity: parse_stored(
+                        "severity",
+                        &row.try_get::<String, _>("severity").map_err(db)?,
+                    )?,
+                    summary: row.try_get("summary").map_err(db)?,
+                    source: row.try_get("source").map_err(db)?,
+                    acknowledged_at: row
+                        .try_get::<Option<i64>, _>("acknowledged_at")
+                        .map_err(db)?
+                        .map(|value| timestamp("acknowledged_at", value))
+                        .transpose()?,
+                });
+                // The incident an open alert belongs to is the key's incident.
+                snapshot.open_incident = Some(OpenIncident {
+                    number: IncidentNumber(row.try_get("number").map_err(db)?),
+                    state: parse_stored(
+                        "state",
+                        &row.try_get::<String, _>("incident_state").map_err(db)?,
+                    )?,
+                    open_alerts: row.try_get("open_alerts").map_err(db)?,
+                    acknowledged_at: row
+                        .try_get::<Option<i64>, _>("incident_acknowledged_at")
+                        .map_err(db)?
+                        .map(|value| timestamp("acknowledged_at", value))
+                        .transpose()?,
+                });
+            }
+        }
+    }
+    Ok(snapshots)
+}
+
+fn stored_key(row: &sqlx::sqlite::SqliteRow) -> Result<DedupKey, StoreError> {
+    let value: String = row.try_get("dedup_key").map_err(db)?;
+    DedupKey::parse(&value).map_err(|error| StoreError::Corrupt(format!("dedup_key {error}")))
+}
+
+fn open_incident(row: &sqlx::sqlite::SqliteRow) -> Result<OpenIncident, StoreError> {
+    Ok(OpenIncident {
+        number: IncidentNumber(row.try_get("number").map_err(db)?),
+        state: parse_stored("state", &row.try_get::<String, _>("state").map_err(db)?)?,
+        open_alerts: row.try_get("open_alerts").map_err(db)?,
+        acknowledged_at: row
+            .try_get::<Option<i64>, _>("acknowledged_at")
+            .map_err(db)?
+            .map(|value| timestamp("acknowledged_at", value))
+            .transpose()?,
+    })
+}

@@ -1,0 +1,812 @@
+//! The conformance suite: what every backend must do, run against each of them.
+//!
+//! A backend's tests call `tocsin_store::conformance_suite!(make_store)` where `make_store` is an
+//! async fn returning `Option<Arc<dyn Store>>` for a fresh, empty, migrated store (`None` when
+//! the backend is not available here; the function prints why).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::json;
+use tocsin_core::{
+    Actor, AlertState, ChangeEvent, DedupKey, Event, EventAction, EventLink, IncidentNumber,
+    IncidentState, IncidentTimes, Integration, Priority, ResolvePolicy, ServiceId, Severity,
+    TimelineKind, Timestamp, Transition,
+};
+
+use crate::{
+    AlertFilter, EventFilter, Inbound, IncidentFilter, PageRequest, Store, StoreError, TokenScope,
+};
+
+/// Generates one `#[tokio::test]` per conformance case.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:path) => {
+        $crate::conformance_suite!(@cases $make;
+            storm_folds_into_one_alert_and_one_incident,
+            lifecycle_trigger_acknowledge_resolve_reopen,
+            acknowledge_and_resolve_without_alert_are_stored_and_change_nothing,
+            manual_policy_keeps_incident_open,
+            change_events_never_open_incidents,
+            incident_commands_follow_the_state_machine,
+            priority_and_notes_are_on_the_timeline,
+            incident_lists_paginate_and_filter,
+            timeline_paginates_oldest_first,
+            alert_and_event_lists_filter,
+            api_tokens_are_found_by_hash_until_revoked,
+            times_derived_from_timeline_match_the_incident,
+            racing_acknowledge_and_resolve_leave_a_truthful_timeline,
+            missing_rows_are_not_found,
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                if let Some(store) = $make().await {
+                    $crate::conformance::$case(store).await;
+                }
+            }
+        )*
+    };
+}
+
+fn at(second: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + second).expect("valid timestamp")
+}
+
+fn auto(_: &ServiceId) -> ResolvePolicy {
+    ResolvePolicy::Auto
+}
+
+fn manual(_: &ServiceId) -> ResolvePolicy {
+    ResolvePolicy::Manual
+}
+
+fn actor() -> Actor {
+    Actor::token("conformance")
+}
+
+/// An alert event for service `service` and key `key`, received at `second`.
+pub fn event(service: &str, action: EventAction, key: &str, second: i64) -> Inbound {
+    Inbound::Alert(Event {
+        service: ServiceId::new(service),
+        integration: Integration::EventsV2,
+        action,
+        dedup_key: DedupKey::parse(key).expect("valid key"),
+        severity: Severity::Error,
+        summary: format!("{key} is broken ({second})"),
+        source: "db-1".to_owned(),
+        occurred_at: Some(at(second - 30)),
+        received_at: at(second),
+        details: json!({ "second": second, "labels": { "team": "payments" } }),
+    })
+}
+
+async fn timeline_kinds(store: &dyn Store, number: IncidentNumber) -> Vec<TimelineKind> {
+    store
+        .timeline(number, PageRequest::first(500))
+        .await
+        .expect("timeline")
+        .items
+        .into_iter()
+        .map(|entry| entry.kind)
+        .collect()
+}
+
+pub async fn storm_folds_into_one_alert_and_one_incident(store: Arc<dyn Store>) {
+    for batch in 0..4 {
+        let events: Vec<_> = (0..500)
+            .map(|n| event("api", EventAction::Trigger, "storm", batch * 500 + n))
+            .collect();
+        let report = store.ingest(&events, &auto).await.expect("ingest");
+        assert_eq!(report.events, 500);
+        assert_eq!(report.incidents_opened, usize::from(batch == 0));
+    }
+    let incidents = store
+        .incidents(&IncidentFilter::default(), PageRequest::default())
+        .await
+        .expect("incidents");
+    assert_eq!(incidents.items.len(), 1);
+    let alerts = store
+        .alerts(&AlertFilter::default(), PageRequest::default())
+        .await
+        .expect("alerts");
+    assert_eq!(alerts.items.len(), 1);
+    let alert = &alerts.items[0];
+    assert_eq!(alert.count, 2000);
+    assert_eq!(alert.first_seen, at(0));
+    assert_eq!(alert.last_seen, at(1999));
+    assert_eq!(alert.details["second"], 1999);
+    assert_eq!(alert.summary, "storm is broken (1999)");
+    let kinds = timeline_kinds(store.as_ref(), incidents.items[0].number).await;
+    assert_eq!(kinds[0], TimelineKind::IncidentTriggered);
+    assert!(kinds[1..]
+        .iter()
+        .all(|kind| *kind == TimelineKind::AlertFolded));
+    assert!(kinds.len() <= 5, "folds are counted per commit: {kinds:?}");
+    let events = store
+        .events(
+            &EventFilter {
+                alert: Some(alert.id),
+                ..EventFilter::default()
+            },
+            PageRequest::first(500),
+        )
+        .await
+        .expect("events");
+    assert_eq!(events.items.len(), 500);
+    assert!(events.next.is_some());
+}
+
+pub async fn lifecycle_trigger_acknowledge_resolve_reopen(store: Arc<dyn Store>) {
+    store
+        .ingest(&[event("api", EventAction::Trigger, "disk", 0)], &auto)
+        .await
+        .expect("trigger");
+    store
+        .ingest(
+            &[
+                event("api", EventAction::Trigger, "disk", 5),
+                event("api", EventAction::Acknowledge, "disk", 10),
+            ],
+            &auto,
+        )
+        .await
+        .expect("ack");
+    let incident = store.incident(IncidentNumber(1)).await.expect("incident 1");
+    assert_eq!(incident.state, IncidentState::Acknowledged);
+    assert_eq!(incident.title, "disk is broken (0)");
+    assert_eq!(incident.priority, Priority::P2);
+    assert_eq!(incident.acknowledged_at, Some(at(10)));
+    assert_eq!(incident.impact_started_at, at(-30));
+    assert_eq!(incident.open_alerts, 1);
+
+    let report = store
+        .ingest(&[event("api", EventAction::Resolve, "disk", 20)], &auto)
+        .await
+        .expect("resolve");
+    assert_eq!(report.incidents_resolved, 1);
+    let incident = store.incident(IncidentNumber(1)).await.expect("incident 1");
+    assert_eq!(incident.state, IncidentState::Resolved);
+    assert_eq!(incident.resolved_at, Some(at(20)));
+    assert_eq!(incident.open_alerts, 0);
+    assert_eq!(
+        timeline_kinds(store.as_ref(), incident.number).await,
+        vec![
+            TimelineKind::IncidentTriggered,
+            TimelineKind::AlertFolded,
+            TimelineKind::AlertAcknowledged,
+            TimelineKind::IncidentAcknowledged,
+            TimelineKind::AlertResolved,
+            TimelineKind::IncidentResolved,
+        ]
+    );
+
+    // After resolution the same key opens a new alert and a new incident.
+    let report = store
+        .ingest(&[event("api", EventAction::Trigger, "disk", 30)], &auto)
+        .await
+        .expect("retrigger");
+    assert_eq!(report.incidents_opened, 1);
+    let second = store.incident(IncidentNumber(2)).await.expect("incident 2");
+    assert_eq!(second.state, IncidentState::Triggered);
+    let alerts = store
+        .alerts(&AlertFilter::default(), PageRequest::default())
+        .await
+        .expect("alerts");
+    assert_eq!(alerts.items.len(), 2);
+    assert_eq!(alerts.items[0].incident, IncidentNumber(2));
+    assert_eq!(alerts.items[1].state, AlertState::Resolved);
+    assert_eq!(alerts.items[1].count, 2);
+}
+
+pub async fn acknowledge_and_resolve_without_alert_are_stored_and_change_nothing(
+    store: Arc<dyn Store>,
+) {
+    let report = store
+        .ingest(
+            &[
+                event("api", EventAction::Acknowledge, "nothing", 0),
+                event("api", EventAction::Resolve, "nothing", 1),
+            ],
+            &auto,
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(report.events, 2);
+    assert_eq!(report.incidents_opened, 0);
+    let incidents = store
+        .incidents(&IncidentFilter::default(), PageRequest::default())
+        .await
+        .expect("incidents");
+    assert!(incidents.items.is_empty());
+    let events = store
+        .events(
+            &EventFilter {
+                dedup_key: Some(DedupKey::parse("nothing").expect("key")),
+                ..EventFilter::default()
+            },
+            PageRequest::default(),
+        )
+        .await
+        .expect("events");
+    assert_eq!(events.items.len(), 2);
+    assert!(events
+        .items
+        .iter()
+        .all(|event| event.outcome == "ignored_no_open_alert" && event.alert.is_none()));
+    assert_eq!(events.items[0].action, EventAction::Resolve);
+}
+
+pub async fn manual_policy_keeps_incident_open(store: Arc<dyn Store>) {
+    store
+        .ingest(
+            &[
+                event("api", EventAction::Trigger, "disk", 0),
+                event("api", EventAction::Resolve, "disk", 1),
+            ],
+            &manual,
+        )
+        .await
+        .expect("ingest");
+    store
+        .ingest(&[event("api", EventAction::Trigger, "disk", 2)], &manual)
+        .await
+        .expect("ingest");
+    let incidents = store
+        .incidents(&IncidentFilter::default(), PageRequest::default())
+        .await
+        .expect("incidents");
+    assert_eq!(
+        incidents.items.len(),
+        1,
+        "the new alert joins the open incident"
+    );
+    assert_eq!(incidents.items[0].state, IncidentState::Triggered);
+    assert_eq!(incidents.items[0].open_alerts, 1);
+    let alerts = store
+        .alerts(
+            &AlertFilter {
+                incident: Some(incidents.items[0].number),
+                ..AlertFilter::default()
+            },
+            PageRequest::default(),
+        )
+        .await
+        .expect("alerts");
+    assert_eq!(alerts.items.len(), 2);
+    let outcome = store
+        .resolve_incident(incidents.items[0].number, &actor(), at(3))
+        .await
+        .expect("resolve");
+    assert_eq!(outcome.incident.state, IncidentState::Resolved);
+    let open = store
+        .alerts(
+            &AlertFilter {
+                state: Some(AlertState::Triggered),
+                ..AlertFilter::default()
+            },
+            PageRequest::default(),
+        )
+        .await
+        .expect("alerts");
+    assert!(
+        open.items.is_empty(),
+        "resolving the incident resolves its alerts"
+    );
+}
+
+pub async fn change_events_never_open_incidents(store: Arc<dyn Store>) {
+    let change = |second: i64| {
+        Inbound::Change(ChangeEvent {
+            service: ServiceId::new("api"),
+            summary: format!("deploy v{second}"),
+            source: Some("ci".to_owned()),
+            occurred_at: Some(at(second)),
+            received_at: at(second),
+            details: json!({ "sha": "abc" }),
+            links: vec![EventLink {
+                href: "https://ci.example/1".to_owned(),
+                text: Some("build".to_owned()),
+            }],
+        })
+    };
+    let report = store
+        .ingest(
+            &[
+                change(1),
+                change(2),
+                event("api", EventAction::Trigger, "x", 3),
+            ],
+            &auto,
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(report.change_events, 2);
+    assert_eq!(report.events, 1);
+    let changes = store
+        .change_events(&ServiceId::new("api"), PageRequest::first(1))
+        .await
+        .expect("changes");
+    assert_eq!(changes.items.len(), 1);
+    assert_eq!(changes.items[0].summary, "deploy v2");
+    assert_eq!(changes.items[0].links[0]["href"], "https://ci.example/1");
+    let rest = store
+        .change_events(&ServiceId::new("api"), PageRequest::new(changes.next, 10))
+        .await
+        .expect("changes");
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.items[0].summary, "deploy v1");
+    assert_eq!(rest.next, None);
+    let other = store
+        .change_events(&ServiceId::new("other"), PageRequest::default())
+        .await
+        .expect("changes");
+    assert!(other.items.is_empty());
+    let incidents = store
+        .incidents(&IncidentFilter::default(), PageRequest::default())
+        .await
+        .expect("incidents");
+    assert_eq!(incidents.items.len(), 1);
+}
+
+pub async fn incident_commands_follow_the_state_machine(store: Arc<dyn Store>) {
+    store
+        .ingest(&[event("api", EventAction::Trigger, "disk", 0)], &auto)
+        .await
+        .expect("ingest");
+    let number = IncidentNumber(1);
+    let first = store
+        .acknowledge_incident(number, &actor(), at(10))
+        .await
+        .expect("ack");
+    assert_eq!(first.transition, Transition::Changed);
+    assert_eq!(first.incident.state, IncidentState::Acknowledged);
+    assert_eq!(first.incident.acknowledged_at, Some(at(10)));
+    let alerts = store
+        .alerts(&AlertFilter::default(), PageRequest::default())
+        .await
+        .expect("alerts");
+    assert_eq!(alerts.items[0].state, AlertState::Acknowledged);
+
+    let again = store
+        .acknowledge_incident(number, &actor(), at(11))
+        .await
+        .expect("ack again");
+    assert_eq!(again.transition, Transition::Unchanged);
+    assert_eq!(again.incident.acknowledged_at, Some(at(10)));
+
+    let resolved = store
+        .resolve_incident(number, &actor(), at(20))
+        .await
+        .expect("resolve");
+    assert_eq!(resolved.transition, Transition::Changed);
+    assert_eq!(resolved.incident.state, IncidentState::Resolved);
+    assert_eq!(resolved.incident.open_alerts, 0);
+    let alerts = store
+        .alerts(&AlertFilter::default(), PageRequest::default())
+        .await
+        .expect("alerts");
+    assert_eq!(alerts.items[0].state, AlertState::Resolved);
+    assert_eq!(alerts.items[0].resolved_at, Some(at(20)));
+
+    let again = store
+        .resolve_incident(number, &actor(), at(21))
+        .await
+        .expect("resolve again");
+    assert_eq!(again.transition, Transition::Unchanged);
+    assert!(matches!(
+        store.acknowledge_incident(number, &actor(), at(22)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let timeline = store
+        .timeline(number, PageRequest::default())
+        .await
+        .expect("timeline");
+    let kinds: Vec<_> = timeline.items.iter().map(|entry| entry.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            TimelineKind::IncidentTriggered,
+            TimelineKind::IncidentAcknowledged,
+            TimelineKind::IncidentResolved,
+        ]
+    );
+    assert_eq!(timeline.items[1].actor, actor());
+    assert_eq!(timeline.items[2].at, at(20));
+
+    // A trigger after a manual resolve opens a new incident.
+    store
+        .ingest(&[event("api", EventAction::Trigger, "disk", 30)], &auto)
+        .await
+        .expect("ingest");
+    assert_eq!(
+        store
+            .incident(IncidentNumber(2))
+            .await
+            .expect("incident 2")
+            .state,
+        IncidentState::Triggered
+    );
+}
+
+pub async fn priority_and_notes_are_on_the_timeline(store: Arc<dyn Store>) {
+    store
+        .ingest(&[event("api", EventAction::Trigger, "disk", 0)], &auto)
+        .await
+        .expect("ingest");
+    let number = IncidentNumber(1);
+    let changed = store
+        .set_incident_priority(number, Priority::P1, &actor(), at(5))
+        .await
+        .expect("priority");
+    assert_eq!(changed.transition, Transition::Changed);
+    assert_eq!(changed.incident.priority, Priority::P1);
+    let same = store
+        .set_incident_priority(number, Priority::P1, &actor(), at(6))
+        .await
+        .expect("priority");
+    assert_eq!(same.transition, Transition::Unchanged);
+    let note = store
+        .add_note(number, "rolled back to v41 ✅", &actor(), at(7))
+        .await
+        .expect("note");
+    assert_eq!(note.kind, TimelineKind::NoteAdded);
+    assert_eq!(note.data["text"], "rolled back to v41 ✅");
+    let timeline = store
+        .timeline(number, PageRequest::default())
+        .await
+        .expect("timeline");
+    assert_eq!(timeline.items.len(), 3);
+    assert_eq!(timeline.items[1].kind, TimelineKind::PriorityChanged);
+    assert_eq!(timeline.items[1].data["from"], "P2");
+    assert_eq!(timeline.items[1].data["to"], "P1");
+    assert_eq!(timeline.items[2], note);
+}
+
+pub async fn incident_lists_paginate_and_filter(store: Arc<dyn Store>) {
+    let events: Vec<_> = (0..120)
+        .map(|n| {
+            let service = if n % 3 == 0 { "db" } else { "api" };
+            event(service, EventAction::Trigger, &format!("key-{n}"), n)
+        })
+        .collect();
+    let report = store.ingest(&events, &auto).await.expect("ingest");
+    assert_eq!(report.incidents_opened, 120);
+
+    let mut seen = Vec::new();
+    let mut page = PageRequest::first(50);
+    loop {
+        let result = store
+            .incidents(&IncidentFilter::default(), page)
+            .await
+            .expect("incidents");
+        assert!(result.items.len() <= 50);
+        seen.extend(result.items.iter().map(|incident| incident.number.0));
+        match result.next {
+            Some(next) => page = PageRequest::new(Some(next), 50),
+            None => break,
+        }
+    }
+    let expected: Vec<i64> = (1..=120).rev().collect();
+    assert_eq!(seen, expected, "newest first, every incident exactly once");
+
+    let db = store
+        .incidents(
+            &IncidentFilter {
+                service: Some(ServiceId::new("db")),
+                ..IncidentFilter::default()
+            },
+            PageRequest::first(500),
+        )
+        .await
+        .expect("incidents");
+    assert_eq!(db.items.len(), 40);
+    assert!(db
+        .items
+        .iter()
+        .all(|incident| incident.service.as_str() == "db"));
+
+    store
+        .resolve_incident(IncidentNumber(7), &actor(), at(500))
+        .await
+        .expect("resolve");
+    store
+        .set_incident_priority(IncidentNumber(8), Priority::P5, &actor(), at(500))
+        .await
+        .expect("priority");
+    let resolved = store
+        .incidents(
+            &IncidentFilter {
+                states: vec![IncidentState::Resolved],
+                ..IncidentFilter::default()
+            },
+            PageRequest::default(),
+        )
+        .await
+        .expect("incidents");
+    assert_eq!(resolved.items.len(), 1);
+    assert_eq!(resolved.items[0].number, IncidentNumber(7));
+    let open = store
+        .incidents(
+            &IncidentFilter {
+                states: vec![IncidentState::Triggered, IncidentState::Acknowledged],
+                priority: Some(Priority::P5),
+                ..IncidentFilter::default()
+            },
+            PageRequest::default(),
+        )
+        .await
+        .expect("incidents");
+    assert_eq!(open.items.len(), 1);
+    assert_eq!(open.items[0].number, IncidentNumber(8));
+
+    // The hard maximum holds whatever is asked.
+    assert_eq!(PageRequest::first(100_000).limit(), PageRequest::MAX_LIMIT);
+}
+
+pub async fn timeline_paginates_oldest_first(store: Arc<dyn Store>) {
+    store
+        .ingest(&[event("api", EventAction::Trigger, "disk", 0)], &auto)
+        .await
+        .expect("ingest");
+    for n in 0..30 {
+        store
+            .add_note(IncidentNumber(1), &format!("note {n}"), &actor(), at(n + 1))
+            .await
+            .expect("note");
+    }
+    let first = store
+        .timeline(IncidentNumber(1), PageRequest::first(20))
+        .await
+        .expect("timeline");
+    assert_eq!(first.items.len(), 20);
+    assert_eq!(first.items[0].kind, TimelineKind::IncidentTriggered);
+    assert_eq!(first.items[19].data["text"], "note 18");
+    let second = store
+        .timeline(IncidentNumber(1), PageRequest::new(first.next, 20))
+        .await
+        .expect("timeline");
+    assert_eq!(second.items.len(), 11);
+    assert_eq!(second.items[0].data["text"], "note 19");
+    assert_eq!(second.next, None);
+}
+
+pub async fn alert_and_event_lists_filter(store: Arc<dyn Store>) {
+    store
+        .ingest(
+            &[
+                event("api", EventAction::Trigger, "a", 0),
+                event("db", EventAction::Trigger, "b", 1),
+                event("db", EventAction::Trigger, "b", 2),
+                event("db", EventAction::Resolve, "b", 3),
+            ],
+            &auto,
+        )
+        .await
+        .expect("ingest");
+    let db = store
+        .alerts(
+            &AlertFilter {
+                service: Some(ServiceId::new("db")),
+                ..AlertFilter::default()
+            },
+            PageRequest::default(),
+        )
+        .await
+        .expect("alerts");
+    assert_eq!(db.items.len(), 1);
+    assert_eq!(db.items[0].state, AlertState::Resolved);
+    assert_eq!(db.items[0].count, 2);
+    let fetched = store.alert(db.items[0].id).await.expect("alert");
+    assert_eq!(fetched, db.items[0]);
+    let triggered = store
+        .alerts(
+            &AlertFilter {
+                state: Some(AlertState::Triggered),
+                ..AlertFilter::default()
+            },
+            PageRequest::default(),
+        )
+        .await
+        .expect("alerts");
+    assert_eq!(triggered.items.len(), 1);
+    assert_eq!(triggered.items[0].service.as_str(), "api");
+
+    let events = store
+        .events(
+            &EventFilter {
+                service: Some(ServiceId::new("db")),
+                ..EventFilter::default()
+            },
+            PageRequest::default(),
+        )
+        .await
+        .expect("events");
+    let outcomes: Vec<_> = events.items.iter().map(|e| e.outcome.as_str()).collect();
+    assert_eq!(outcomes, vec!["resolved", "folded", "opened"]);
+    assert!(events.items.iter().all(|e| e.alert == Some(db.items[0].id)));
+    assert_eq!(events.items[2].occurred_at, Some(at(-29)));
+    assert_eq!(events.items[2].details["labels"]["team"], "payments");
+}
+
+pub async fn api_tokens_are_found_by_hash_until_revoked(store: Arc<dyn Store>) {
+    let token = store
+        .create_api_token("ana-laptop", TokenScope::Write, "hash-1", at(0))
+        .await
+        .expect("create");
+    assert_eq!(token.scope, TokenScope::Write);
+    store
+        .create_api_token("grafana", TokenScope::Read, "hash-2", at(1))
+        .await
+        .expect("create");
+    let found = store
+        .api_token_by_hash("hash-1")
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(found.name, "ana-laptop");
+    assert!(store
+        .api_token_by_hash("hash-3")
+        .await
+        .expect("lookup")
+        .is_none());
+    let listed = store
+        .api_tokens(PageRequest::default())
+        .await
+        .expect("list");
+    assert_eq!(listed.items.len(), 2);
+    assert_eq!(listed.items[0].name, "grafana");
+    let revoked = store
+        .revoke_api_token(token.id, at(5))
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.revoked_at, Some(at(5)));
+    assert!(store
+        .api_token_by_hash("hash-1")
+        .await
+        .expect("lookup")
+        .is_none());
+    assert!(matches!(
+        store.revoke_api_token(9999, at(6)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn times_derived_from_timeline_match_the_incident(store: Arc<dyn Store>) {
+    store
+        .ingest(&[event("api", EventAction::Trigger, "disk", 100)], &auto)
+        .await
+        .expect("ingest");
+    store
+        .ingest(
+            &[event("api", EventAction::Acknowledge, "disk", 160)],
+            &auto,
+        )
+        .await
+        .expect("ingest");
+    store
+        .resolve_incident(IncidentNumber(1), &actor(), at(400))
+        .await
+        .expect("resolve");
+    let incident = store.incident(IncidentNumber(1)).await.expect("incident");
+    let timeline = store
+        .timeline(IncidentNumber(1), PageRequest::default())
+        .await
+        .expect("timeline");
+    let derived = IncidentTimes::from_timeline(
+        timeline
+            .items
+            .iter()
+            .map(|entry| (entry.kind, entry.at, &entry.data)),
+    );
+    assert_eq!(derived, incident.times());
+    assert_eq!(derived.time_to_acknowledge().map(|d| d.as_secs()), Some(60));
+    // Impact began 30 s before the event arrived (the sender's timestamp).
+    assert_eq!(derived.time_to_resolve().map(|d| d.as_secs()), Some(330));
+}
+
+pub async fn racing_acknowledge_and_resolve_leave_a_truthful_timeline(store: Arc<dyn Store>) {
+    for round in 0..5 {
+        let key = format!("race-{round}");
+        store
+            .ingest(&[event("api", EventAction::Trigger, &key, round)], &auto)
+            .await
+            .expect("ingest");
+        let number = IncidentNumber(round + 1);
+        let mut tasks = Vec::new();
+        for n in 0..16 {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                let who = Actor::token(&format!("client-{n}"));
+                if n % 2 == 0 {
+                    store
+                        .acknowledge_incident(number, &who, at(100 + n))
+                        .await
+                        .map(|outcome| outcome.transition)
+                } else {
+                    store
+                        .resolve_incident(number, &who, at(100 + n))
+                        .await
+                        .map(|outcome| outcome.transition)
+                }
+            }));
+        }
+        let mut changed = HashMap::new();
+        for (n, task) in tasks.into_iter().enumerate() {
+            match task.await.expect("task") {
+                Ok(Transition::Changed) => *changed.entry(n % 2 == 0).or_insert(0) += 1,
+                Ok(Transition::Unchanged) => {}
+                Err(StoreError::Conflict(_)) => assert_eq!(n % 2, 0, "only acks conflict"),
+                Err(other) => panic!("unexpected error: {other}"),
+            }
+        }
+        assert_eq!(
+            changed.get(&false),
+            Some(&1),
+            "exactly one resolve takes effect"
+        );
+        assert!(changed.get(&true).copied().unwrap_or(0) <= 1);
+        let incident = store.incident(number).await.expect("incident");
+        assert_eq!(incident.state, IncidentState::Resolved);
+        assert_eq!(incident.open_alerts, 0);
+        let kinds = timeline_kinds(store.as_ref(), number).await;
+        let resolved = kinds
+            .iter()
+            .filter(|kind| **kind == TimelineKind::IncidentResolved)
+            .count();
+        let acknowledged = kinds
+            .iter()
+            .filter(|kind| **kind == TimelineKind::IncidentAcknowledged)
+            .count();
+        assert_eq!(resolved, 1);
+        assert_eq!(acknowledged, changed.get(&true).copied().unwrap_or(0));
+        assert_eq!(kinds.last(), Some(&TimelineKind::IncidentResolved));
+        let open = store
+            .alerts(
+                &AlertFilter {
+                    incident: Some(number),
+                    ..AlertFilter::default()
+                },
+                PageRequest::default(),
+            )
+            .await
+            .expect("alerts");
+        assert!(open
+            .items
+            .iter()
+            .all(|alert| alert.state == AlertState::Resolved));
+    }
+}
+
+pub async fn missing_rows_are_not_found(store: Arc<dyn Store>) {
+    let number = IncidentNumber(404);
+    assert!(matches!(
+        store.incident(number).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.acknowledge_incident(number, &actor(), at(0)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.resolve_incident(number, &actor(), at(0)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.add_note(number, "x", &actor(), at(0)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.alert(tocsin_core::AlertId(404)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.timeline(number, PageRequest::default()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    store.ping().await.expect("ping");
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(counts.open_incidents, 0);
+}

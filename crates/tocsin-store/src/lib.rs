@@ -1,0 +1,250 @@
+//! The storage interface every Tocsin backend implements, the rows it returns, and the
+//! conformance suite (`conformance`) that each backend runs against itself.
+//!
+//! Only the store crates touch SQL. Everything that changes state does so inside one
+//! transaction per call, executing what `tocsin-core` decides.
+
+pub mod conformance;
+mod error;
+mod model;
+
+pub use error::StoreError;
+pub use model::{
+    AlertFilter, AlertRow, ApiToken, ChangeEventRow, CommandOutcome, Counts, EventFilter, Inbound,
+    IncidentFilter, IncidentRow, IngestReport, Page, PageRequest, StoredEvent, TimelineEntry,
+    TokenScope,
+};
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use tocsin_core::{Actor, AlertId, IncidentNumber, Priority, ResolvePolicy, ServiceId, Timestamp};
+
+/// How each service resolves its incidents; consulted by the fold.
+pub type ResolvePolicyOf<'a> = &'a (dyn Fn(&ServiceId) -> ResolvePolicy + Send + Sync);
+
+/// One storage interface, two implementations (SQLite and PostgreSQL).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// "sqlite" or "postgres", for logs and metrics.
+    fn backend(&self) -> &'static str;
+
+    /// Answers when the database can run a query.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Applies a batch of inbound events in one transaction: stores every event, folds alert
+    /// events into alerts and incidents (`tocsin_core::fold_batch`) and appends the timeline.
+    /// When this returns `Ok`, all of it is committed; on `Err`, none of it is.
+    async fn ingest(
+        &self,
+        batch: &[Inbound],
+        resolve_policy: ResolvePolicyOf<'_>,
+    ) -> Result<IngestReport, StoreError>;
+
+    async fn incident(&self, number: IncidentNumber) -> Result<IncidentRow, StoreError>;
+
+    /// Newest first.
+    async fn incidents(
+        &self,
+        filter: &IncidentFilter,
+        page: PageRequest,
+    ) -> Result<Page<IncidentRow>, StoreError>;
+
+    async fn alert(&self, id: AlertId) -> Result<AlertRow, StoreError>;
+
+    /// Newest first.
+    async fn alerts(
+        &self,
+        filter: &AlertFilter,
+        page: PageRequest,
+    ) -> Result<Page<AlertRow>, StoreError>;
+
+    /// Oldest first: the order things happened.
+    async fn timeline(
+        &self,
+        number: IncidentNumber,
+        page: PageRequest,
+    ) -> Result<Page<TimelineEntry>, StoreError>;
+
+    /// Stored events, newest first.
+    async fn events(
+        &self,
+        filter: &EventFilter,
+        page: PageRequest,
+    ) -> Result<Page<StoredEvent>, StoreError>;
+
+    /// A service's change events, newest first.
+    async fn change_events(
+        &self,
+        service: &ServiceId,
+        page: PageRequest,
+    ) -> Result<Page<ChangeEventRow>, StoreError>;
+
+    /// Acknowledges the incident and its triggered alerts. Acknowledging an acknowledged
+    /// incident changes nothing; a resolved one is a `Conflict`.
+    async fn acknowledge_incident(
+        &self,
+        number: IncidentNumber,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<CommandOutcome, StoreError>;
+
+    /// Resolves the incident and all of its open alerts. Resolving a resolved incident changes
+    /// nothing.
+    async fn resolve_incident(
+        &self,
+        number: IncidentNumber,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<CommandOutcome, StoreError>;
+
+    async fn set_incident_priority(
+        &self,
+        number: IncidentNumber,
+        priority: Priority,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<CommandOutcome, StoreError>;
+
+    async fn add_note(
+        &self,
+        number: IncidentNumber,
+        text: &str,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<TimelineEntry, StoreError>;
+
+    /// Open incidents and alerts, for metrics.
+    async fn counts(&self) -> Result<Counts, StoreError>;
+
+    /// Stores a new API token by the hash of its secret (the secret itself is never stored).
+    async fn create_api_token(
+        &self,
+        name: &str,
+        scope: TokenScope,
+        secret_hash: &str,
+        now: Timestamp,
+    ) -> Result<ApiToken, StoreError>;
+
+    /// The unrevoked token with this secret hash, if any.
+    async fn api_token_by_hash(&self, secret_hash: &str) -> Result<Option<ApiToken>, StoreError>;
+
+    /// Newest first.
+    async fn api_tokens(&self, page: PageRequest) -> Result<Page<ApiToken>, StoreError>;
+
+    async fn revoke_api_token(&self, id: i64, now: Timestamp) -> Result<ApiToken, StoreError>;
+}
+
+/// The tables and columns this version reads and writes. Each backend checks them after
+/// migrating and refuses to start when one is missing; extra tables and columns (added by a
+/// newer version) are fine.
+pub const REQUIRED_SCHEMA: &[(&str, &[&str])] = &[
+    (
+        "incidents",
+        &[
+            "number",
+            "service_id",
+            "dedup_key",
+            "title",
+            "severity",
+            "priority",
+            "state",
+            "open_alerts",
+            "created_at",
+            "impact_started_at",
+            "acknowledged_at",
+            "resolved_at",
+            "updated_at",
+        ],
+    ),
+    (
+        "alerts",
+        &[
+            "id",
+            "incident_number",
+            "service_id",
+            "dedup_key",
+            "state",
+            "count",
+            "first_seen",
+            "last_seen",
+            "severity",
+            "summary",
+            "source",
+            "details",
+            "acknowledged_at",
+            "resolved_at",
+        ],
+    ),
+    (
+        "timeline_entries",
+        &["id", "incident_number", "at", "actor", "kind", "data"],
+    ),
+    (
+        "events",
+        &[
+            "id",
+            "service_id",
+            "integration",
+            "action",
+            "dedup_key",
+            "severity",
+            "summary",
+            "source",
+            "occurred_at",
+            "received_at",
+            "alert_id",
+            "outcome",
+            "details",
+        ],
+    ),
+    (
+        "change_events",
+        &[
+            "id",
+            "service_id",
+            "summary",
+            "source",
+            "occurred_at",
+            "received_at",
+            "details",
+            "links",
+        ],
+    ),
+    (
+        "api_tokens",
+        &[
+            "id",
+            "name",
+            "scope",
+            "secret_hash",
+            "created_at",
+            "revoked_at",
+        ],
+    ),
+];
+
+/// Compares the columns a database has with [`REQUIRED_SCHEMA`]; `columns_of` returns the
+/// columns of a table (empty when the table does not exist).
+pub fn missing_schema(columns_of: &HashMap<String, Vec<String>>) -> Option<String> {
+    let mut missing = Vec::new();
+    for (table, columns) in REQUIRED_SCHEMA {
+        match columns_of.get(*table) {
+            None => missing.push(format!("table `{table}`")),
+            Some(present) if present.is_empty() => missing.push(format!("table `{table}`")),
+            Some(present) => {
+                for column in *columns {
+                    if !present.iter().any(|have| have == column) {
+                        missing.push(format!("column `{table}.{column}`"));
+                    }
+                }
+            }
+        }
+    }
+    (!missing.is_empty()).then(|| {
+        format!(
+            "missing {}. The database was changed by hand or by a tool other than tocsin; restore it from a backup or point tocsin at another database",
+            missing.join(", ")
+        )
+    })
+}

@@ -1,0 +1,261 @@
+use std::fmt;
+use std::str::FromStr;
+
+use tocsin_core::{
+    Actor, AlertId, AlertState, ChangeEvent, DedupKey, Event, EventAction, IncidentNumber,
+    IncidentState, IncidentTimes, Integration, Priority, ServiceId, Severity, TimelineKind,
+    Timestamp, Transition, UnknownValue,
+};
+
+/// One item of an ingest batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    Alert(Event),
+    Change(ChangeEvent),
+}
+
+/// What one ingest batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IngestReport {
+    pub events: usize,
+    pub change_events: usize,
+    pub alerts_opened: usize,
+    pub incidents_opened: usize,
+    pub incidents_resolved: usize,
+}
+
+/// A page of a list. `next` is the cursor for the following page, absent on the last one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<i64>,
+}
+
+/// Which page to read: items after the cursor `after` (exclusive, in the list's order), at most
+/// `limit` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub after: Option<i64>,
+    limit: u32,
+}
+
+impl PageRequest {
+    pub const DEFAULT_LIMIT: u32 = 50;
+    /// No list returns more than this many items at once, whatever the caller asks.
+    pub const MAX_LIMIT: u32 = 500;
+
+    /// `limit` is clamped to 1..=MAX_LIMIT.
+    pub fn new(after: Option<i64>, limit: u32) -> Self {
+        PageRequest {
+            after,
+            limit: limit.clamp(1, Self::MAX_LIMIT),
+        }
+    }
+
+    pub fn first(limit: u32) -> Self {
+        Self::new(None, limit)
+    }
+
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// Builds the page from up to `limit + 1` rows fetched in list order: the extra row only
+    /// says that there is a next page.
+    pub fn finish<T>(&self, mut rows: Vec<T>, cursor_of: impl Fn(&T) -> i64) -> Page<T> {
+        let limit = self.limit as usize;
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(&cursor_of)
+        } else {
+            None
+        };
+        Page { items: rows, next }
+    }
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self::first(Self::DEFAULT_LIMIT)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentRow {
+    pub number: IncidentNumber,
+    pub service: ServiceId,
+    pub dedup_key: DedupKey,
+    pub title: String,
+    pub severity: Severity,
+    pub priority: Priority,
+    pub state: IncidentState,
+    pub open_alerts: i64,
+    pub created_at: Timestamp,
+    pub impact_started_at: Timestamp,
+    pub acknowledged_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+impl IncidentRow {
+    /// The incident's times, as recorded with its state changes.
+    pub fn times(&self) -> IncidentTimes {
+        IncidentTimes {
+            impact_started_at: Some(self.impact_started_at),
+            triggered_at: Some(self.created_at),
+            acknowledged_at: self.acknowledged_at,
+            resolved_at: self.resolved_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IncidentFilter {
+    /// Empty means every state.
+    pub states: Vec<IncidentState>,
+    pub service: Option<ServiceId>,
+    pub priority: Option<Priority>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRow {
+    pub id: AlertId,
+    pub incident: IncidentNumber,
+    pub service: ServiceId,
+    pub dedup_key: DedupKey,
+    pub state: AlertState,
+    pub count: i64,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub severity: Severity,
+    pub summary: String,
+    pub source: String,
+    /// The latest payload's details.
+    pub details: serde_json::Value,
+    pub acknowledged_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertFilter {
+    pub state: Option<AlertState>,
+    pub service: Option<ServiceId>,
+    pub incident: Option<IncidentNumber>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineEntry {
+    pub id: i64,
+    pub incident: IncidentNumber,
+    pub at: Timestamp,
+    pub actor: Actor,
+    pub kind: TimelineKind,
+    pub data: serde_json::Value,
+}
+
+/// An event as stored, with what the fold did with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub service: ServiceId,
+    pub integration: Integration,
+    pub action: EventAction,
+    pub dedup_key: DedupKey,
+    pub severity: Severity,
+    pub summary: String,
+    pub source: String,
+    pub occurred_at: Option<Timestamp>,
+    pub received_at: Timestamp,
+    pub alert: Option<AlertId>,
+    /// `tocsin_core::EventOutcome::as_str` of what the fold did.
+    pub outcome: String,
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    pub service: Option<ServiceId>,
+    pub dedup_key: Option<DedupKey>,
+    pub alert: Option<AlertId>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeEventRow {
+    pub id: i64,
+    pub service: ServiceId,
+    pub summary: String,
+    pub source: Option<String>,
+    pub occurred_at: Option<Timestamp>,
+    pub received_at: Timestamp,
+    pub details: serde_json::Value,
+    /// `[{href, text?}]` as sent.
+    pub links: serde_json::Value,
+}
+
+/// The result of an incident command: the incident afterwards, and whether it changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandOutcome {
+    pub incident: IncidentRow,
+    pub transition: Transition,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub open_incidents: i64,
+    pub open_alerts: i64,
+}
+
+/// What an API token may do. `Write` includes `Read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScope {
+    Read,
+    Write,
+}
+
+impl TokenScope {
+    pub const ALLOWED: &'static str = "read, write";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Read => "read",
+            TokenScope::Write => "write",
+        }
+    }
+
+    pub fn allows(self, needed: TokenScope) -> bool {
+        matches!(
+            (self, needed),
+            (TokenScope::Write, _) | (TokenScope::Read, TokenScope::Read)
+        )
+    }
+}
+
+impl FromStr for TokenScope {
+    type Err = UnknownValue;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "read" => Ok(TokenScope::Read),
+            "write" => Ok(TokenScope::Write),
+            _ => Err(UnknownValue {
+                value: value.to_owned(),
+                allowed: Self::ALLOWED,
+            }),
+        }
+    }
+}
+
+impl fmt::Display for TokenScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub scope: TokenScope,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
