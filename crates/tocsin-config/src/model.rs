@@ -1,0 +1,717 @@
+//! The typed config model. Every value here has been validated: references point at things
+//! that exist, durations are positive, enums hold allowed values, ids are unique.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::civil;
+
+use crate::cron::Cron;
+use crate::secret::Secret;
+
+/// A whole config file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub server: Server,
+    pub ingest: Ingest,
+    pub smtp: Option<Smtp>,
+    pub users: Vec<User>,
+    pub teams: Vec<Team>,
+    pub schedules: Vec<Schedule>,
+    pub escalation_policies: Vec<EscalationPolicy>,
+    pub channels: Vec<Channel>,
+    pub services: Vec<Service>,
+    pub monitors: Vec<Monitor>,
+    pub rules: Vec<Rule>,
+    pub status_page: Option<StatusPage>,
+    pub components: Vec<Component>,
+}
+
+impl Config {
+    pub fn service(&self, id: &str) -> Option<&Service> {
+        self.services.iter().find(|service| service.id == id)
+    }
+
+    /// The service that owns an integration key (a PagerDuty `routing_key`, or the key in an
+    /// Alertmanager or Grafana webhook URL). Keys are compared in constant time.
+    pub fn service_for_integration_key(&self, key: &str) -> Option<&Service> {
+        self.services.iter().find(|service| {
+            service
+                .integration_keys
+                .iter()
+                .any(|candidate| candidate.matches(key))
+        })
+    }
+
+    pub fn user(&self, id: &str) -> Option<&User> {
+        self.users.iter().find(|user| user.id == id)
+    }
+
+    pub fn team(&self, id: &str) -> Option<&Team> {
+        self.teams.iter().find(|team| team.id == id)
+    }
+
+    pub fn schedule(&self, id: &str) -> Option<&Schedule> {
+        self.schedules.iter().find(|schedule| schedule.id == id)
+    }
+
+    pub fn escalation_policy(&self, id: &str) -> Option<&EscalationPolicy> {
+        self.escalation_policies
+            .iter()
+            .find(|policy| policy.id == id)
+    }
+
+    pub fn channel(&self, id: &str) -> Option<&Channel> {
+        self.channels.iter().find(|channel| channel.id == id)
+    }
+
+    pub fn monitor(&self, id: &str) -> Option<&Monitor> {
+        self.monitors.iter().find(|monitor| monitor.id == id)
+    }
+
+    /// The heartbeat monitor a job pings at `/ping/<key>`. Keys are compared in constant time.
+    pub fn monitor_for_ping_key(&self, key: &str) -> Option<&Monitor> {
+        self.monitors.iter().find(|monitor| match &monitor.kind {
+            MonitorKind::Heartbeat(heartbeat) => heartbeat.ping_key.matches(key),
+            _ => false,
+        })
+    }
+
+    pub fn component(&self, id: &str) -> Option<&Component> {
+        self.components.iter().find(|component| component.id == id)
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    /// Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Base of links in notifications and on the status page, without a trailing slash.
+    /// Default `http://` followed by `listen`.
+    pub public_url: String,
+    /// A `postgres://` URL. `None` means SQLite in the data directory.
+    pub database: Option<Secret>,
+    pub tls: Option<Tls>,
+    pub log_format: LogFormat,
+}
+
+impl Server {
+    pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
+}
+
+/// `[server.tls]`: serve HTTPS with these PEM files. `load` resolves relative paths against the
+/// config file's directory and checks that both files can be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Pretty => "pretty",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// `[ingest]`: limits of the event ingestion queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ingest {
+    /// Events waiting for the writer; a full queue answers 429. Default 20000.
+    pub queue_capacity: usize,
+    /// Most events committed in one transaction. Default 2048.
+    pub max_batch: usize,
+}
+
+impl Default for Ingest {
+    fn default() -> Self {
+        Ingest {
+            queue_capacity: 20_000,
+            max_batch: 2048,
+        }
+    }
+}
+
+/// `[smtp]`: the mail relay for email contact methods and email channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Smtp {
+    pub host: String,
+    /// Default 587.
+    pub port: u16,
+    /// `Name <address>` or a bare address.
+    pub from: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Default: `tls` on port 465, `starttls` on port 587, `none` on any other port.
+    pub security: SmtpSecurity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// Plain SMTP, for a relay on the same host or network.
+    None,
+    /// Upgrade the connection with STARTTLS; fail if the server does not offer it.
+    StartTls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+}
+
+impl SmtpSecurity {
+    pub fn default_for_port(port: u16) -> Self {
+        match port {
+            465 => SmtpSecurity::Tls,
+            587 => SmtpSecurity::StartTls,
+            _ => SmtpSecurity::None,
+        }
+    }
+}
+
+/// `[[users]]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    /// Default: the id.
+    pub name: String,
+    pub email: Option<String>,
+    /// An IANA time zone name, checked against the time zone database. Default `UTC`.
+    pub time_zone: String,
+    pub role: Role,
+    /// Bots may send events; they can never be paged.
+    pub bot: bool,
+    pub contact: Vec<ContactMethod>,
+    /// How to reach the user once paged, in order. When the file has no `notify`, every contact
+    /// method is used at minute 0.
+    pub notify: Vec<NotifyRule>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    Admin,
+    #[default]
+    Responder,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Responder => "responder",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+/// One way to reach a user, with an id unique within that user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactMethod {
+    pub id: String,
+    pub kind: ContactKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactKind {
+    /// Sent through `[smtp]`.
+    Email { address: String },
+    /// A signed JSON POST, like a `webhook` channel.
+    Webhook { url: Secret },
+    /// A push notification through an ntfy topic URL.
+    Ntfy { url: Secret },
+}
+
+impl ContactKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ContactKind::Email { .. } => "email",
+            ContactKind::Webhook { .. } => "webhook",
+            ContactKind::Ntfy { .. } => "ntfy",
+        }
+    }
+}
+
+/// "`after_minutes` after being paged, use contact method `contact`".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyRule {
+    pub after_minutes: u32,
+    /// The id of one of the user's contact methods.
+    pub contact: String,
+}
+
+/// `[[teams]]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Team {
+    pub id: String,
+    /// Default: the id.
+    pub name: String,
+    /// User ids.
+    pub members: Vec<String>,
+}
+
+/// `[[schedules]]`: who is on call, as layers of rotations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub id: String,
+    /// Default: the id.
+    pub name: String,
+    /// An IANA time zone name; hand-off times and restrictions are read in it. Default `UTC`.
+    pub time_zone: String,
+    /// Lowest first: where a later layer has someone on call, it wins over earlier layers.
+    pub layers: Vec<Layer>,
+}
+
+/// One rotation of a schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    /// User ids, in rotation order. Never empty and never a bot.
+    pub members: Vec<String>,
+    /// How long each member is on call before the next one takes over.
+    pub rotation: Duration,
+    /// When the first member's first turn starts, in the schedule's time zone.
+    pub handoff: civil::DateTime,
+    /// When this layer applies; empty means always.
+    pub only: Vec<Restriction>,
+}
+
+impl Layer {
+    /// The rotation length as calendar units: whole days stay whole days, so a weekly hand-off
+    /// at 09:00 stays at 09:00 local time across daylight-saving changes.
+    pub fn rotation_span(&self) -> jiff::Span {
+        let seconds = self.rotation.as_secs();
+        let days = seconds / 86_400;
+        if seconds % 86_400 == 0 && self.rotation.subsec_nanos() == 0 {
+            jiff::Span::new().days(days as i64)
+        } else {
+            jiff::Span::new()
+                .seconds(seconds as i64)
+                .nanoseconds(i64::from(self.rotation.subsec_nanos()))
+        }
+    }
+}
+
+/// A weekly window such as `mon-fri 18:00-02:00`: it opens on each of `days` at `start` and
+/// closes at the next `end`, which is on the following day when `end` is not after `start`.
+/// `start == end` means 24 hours; a restriction written without times (`sat,sun`) is
+/// `00:00-00:00`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restriction {
+    /// Sorted Monday first, without repeats.
+    pub days: Vec<civil::Weekday>,
+    pub start: civil::Time,
+    pub end: civil::Time,
+}
+
+impl Restriction {
+    /// How long each window lasts.
+    pub fn length(&self) -> Duration {
+        let start = i64::from(self.start.hour()) * 60 + i64::from(self.start.minute());
+        let end = i64::from(self.end.hour()) * 60 + i64::from(self.end.minute());
+        let minutes = (end - start).rem_euclid(24 * 60);
+        let minutes = if minutes == 0 { 24 * 60 } else { minutes };
+        Duration::from_secs(minutes as u64 * 60)
+    }
+}
+
+/// `[[escalation_policies]]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscalationPolicy {
+    pub id: String,
+    /// Default: the id.
+    pub name: String,
+    /// How many more times to run the whole ladder when nobody acknowledges. Default 0.
+    pub repeat: u32,
+    /// Never empty.
+    pub levels: Vec<EscalationLevel>,
+}
+
+impl EscalationPolicy {
+    /// The wait before repeating the ladder when the last level does not say.
+    pub const DEFAULT_REPEAT_AFTER_MINUTES: u32 = 30;
+
+    /// Minutes to wait after notifying level `index` before moving on: to the next level, or
+    /// (after the last level) to the next repeat.
+    pub fn minutes_after_level(&self, index: usize) -> u32 {
+        self.levels
+            .get(index)
+            .and_then(|level| level.escalate_after_minutes)
+            .unwrap_or(Self::DEFAULT_REPEAT_AFTER_MINUTES)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscalationLevel {
+    /// Never empty.
+    pub targets: Vec<Target>,
+    /// At least 1. Always set on every level but the last; on the last level it is the wait
+    /// before the next repeat.
+    pub escalate_after_minutes: Option<u32>,
+}
+
+/// Who an escalation level pages. Always a human (or a schedule or team of humans).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    User(String),
+    Schedule(String),
+    Team(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::User(id) => write!(f, "user:{id}"),
+            Target::Schedule(id) => write!(f, "schedule:{id}"),
+            Target::Team(id) => write!(f, "team:{id}"),
+        }
+    }
+}
+
+/// `[[channels]]`: where team-wide messages about a service's incidents go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    pub id: String,
+    pub kind: ChannelKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelKind {
+    /// Slack incoming webhook.
+    Slack {
+        url: Secret,
+    },
+    /// Mattermost incoming webhook (Slack-compatible).
+    Mattermost {
+        url: Secret,
+    },
+    Discord {
+        url: Secret,
+    },
+    /// Microsoft Teams incoming webhook / workflow URL.
+    Teams {
+        url: Secret,
+    },
+    /// An ntfy topic URL.
+    Ntfy {
+        url: Secret,
+    },
+    /// Signed JSON: with a secret, an HMAC-SHA256 signature of the body.
+    Webhook {
+        url: Secret,
+        secret: Option<Secret>,
+    },
+    /// Sent through `[smtp]`.
+    Email {
+        to: Vec<String>,
+    },
+}
+
+impl ChannelKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ChannelKind::Slack { .. } => "slack",
+            ChannelKind::Mattermost { .. } => "mattermost",
+            ChannelKind::Discord { .. } => "discord",
+            ChannelKind::Teams { .. } => "teams",
+            ChannelKind::Ntfy { .. } => "ntfy",
+            ChannelKind::Webhook { .. } => "webhook",
+            ChannelKind::Email { .. } => "email",
+        }
+    }
+
+    /// The URL messages are posted to; `None` for email.
+    pub fn url(&self) -> Option<&Secret> {
+        match self {
+            ChannelKind::Slack { url }
+            | ChannelKind::Mattermost { url }
+            | ChannelKind::Discord { url }
+            | ChannelKind::Teams { url }
+            | ChannelKind::Ntfy { url }
+            | ChannelKind::Webhook { url, .. } => Some(url),
+            ChannelKind::Email { .. } => None,
+        }
+    }
+}
+
+/// What happens to an alert when its sender says "resolved".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResolveMode {
+    /// A resolve event resolves the alert (and the incident when it was the last open alert).
+    #[default]
+    Auto,
+    /// Only a person resolves; resolve events are recorded on the timeline.
+    Manual,
+}
+
+impl From<ResolveMode> for tocsin_core::ResolvePolicy {
+    fn from(mode: ResolveMode) -> Self {
+        match mode {
+            ResolveMode::Auto => tocsin_core::ResolvePolicy::Auto,
+            ResolveMode::Manual => tocsin_core::ResolvePolicy::Manual,
+        }
+    }
+}
+
+/// `[[services]]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub id: String,
+    /// Default: the id.
+    pub name: String,
+    pub team: Option<String>,
+    pub escalation_policy: Option<String>,
+    /// Component ids, shown on the status page.
+    pub components: Vec<String>,
+    /// Channel ids.
+    pub channels: Vec<String>,
+    /// Each exactly 32 ASCII letters and digits, unique across all services.
+    pub integration_keys: Vec<Secret>,
+    pub resolve: ResolveMode,
+    pub grafana: Option<GrafanaIntegration>,
+    pub description: Option<String>,
+}
+
+/// A Grafana webhook contact point that signs its requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrafanaIntegration {
+    /// The HMAC secret set on the contact point.
+    pub secret: Secret,
+    /// The header carrying the signed timestamp, when the contact point sends one.
+    pub timestamp_header: Option<String>,
+}
+
+/// `[[monitors]]`: a check of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Monitor {
+    pub id: String,
+    /// A service id.
+    pub service: String,
+    pub kind: MonitorKind,
+}
+
+impl Monitor {
+    /// Interval, timeout and thresholds, for every kind Tocsin probes itself (all but heartbeat).
+    pub fn probe(&self) -> Option<&Probe> {
+        match &self.kind {
+            MonitorKind::Http(check) => Some(&check.probe),
+            MonitorKind::Tcp(check) => Some(&check.probe),
+            MonitorKind::Dns(check) => Some(&check.probe),
+            MonitorKind::Tls(check) => Some(&check.probe),
+            MonitorKind::Heartbeat(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MonitorKind {
+    Http(HttpCheck),
+    Tcp(TcpCheck),
+    Dns(DnsCheck),
+    Tls(TlsCheck),
+    Heartbeat(HeartbeatCheck),
+}
+
+impl MonitorKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            MonitorKind::Http(_) => "http",
+            MonitorKind::Tcp(_) => "tcp",
+            MonitorKind::Dns(_) => "dns",
+            MonitorKind::Tls(_) => "tls",
+            MonitorKind::Heartbeat(_) => "heartbeat",
+        }
+    }
+}
+
+/// Settings shared by the monitors Tocsin runs itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// Default 60 s.
+    pub interval: Duration,
+    /// Default 10 s, never longer than the interval.
+    pub timeout: Duration,
+    /// Consecutive failures before an alert, and successes before recovery. Default 2.
+    pub confirm: u32,
+    /// A success slower than this counts as degraded.
+    pub degraded_above: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    pub probe: Probe,
+    /// `http://` or `https://`.
+    pub url: String,
+    pub method: HttpMethod,
+    /// Default `["2xx"]`.
+    pub expect_status: Vec<StatusPattern>,
+    /// A substring the response body must contain.
+    pub expect_body: Option<String>,
+    /// Alert this many days before the certificate expires (https URLs only).
+    pub tls_expiry_warn_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpMethod {
+    #[default]
+    Get,
+    Head,
+    Post,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Post => "POST",
+        }
+    }
+}
+
+/// `"200"` or `"2xx"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusPattern {
+    Exact(u16),
+    /// The hundreds digit: `Class(2)` is `2xx`.
+    Class(u8),
+}
+
+impl StatusPattern {
+    pub fn matches(self, status: u16) -> bool {
+        match self {
+            StatusPattern::Exact(code) => code == status,
+            StatusPattern::Class(class) => status / 100 == u16::from(class),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpCheck {
+    pub probe: Probe,
+    /// `host:port`.
+    pub address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsCheck {
+    pub probe: Probe,
+    /// The name to resolve.
+    pub name: String,
+    /// Default `A`.
+    pub record: DnsRecord,
+    /// When not empty, the answer must contain each of these values.
+    pub expect: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DnsRecord {
+    #[default]
+    A,
+    Aaaa,
+    Cname,
+    Mx,
+    Ns,
+    Txt,
+}
+
+impl DnsRecord {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsRecord::A => "A",
+            DnsRecord::Aaaa => "AAAA",
+            DnsRecord::Cname => "CNAME",
+            DnsRecord::Mx => "MX",
+            DnsRecord::Ns => "NS",
+            DnsRecord::Txt => "TXT",
+        }
+    }
+}
+
+/// Certificate expiry of any TLS endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsCheck {
+    pub probe: Probe,
+    /// `host:port`.
+    pub address: String,
+    /// Default 14.
+    pub tls_expiry_warn_days: u32,
+}
+
+/// A job that reports in: `/ping/<ping_key>` (success), `/start`, `/fail` or `/<exit code>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatCheck {
+    pub expected: HeartbeatSchedule,
+    /// How late a ping may be before the monitor is down. Default 1 h.
+    pub grace: Duration,
+    /// 16 to 64 characters from `A-Z a-z 0-9 - _`, unique across monitors.
+    pub ping_key: Secret,
+    /// Starts in a row without a success before the job counts as crash-looping.
+    pub max_starts_without_success: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeartbeatSchedule {
+    /// `cron = "0 3 * * *"` in `time_zone` (default `UTC`).
+    Cron { cron: Cron, time_zone: String },
+    /// `period = "1h"`: a ping at least this often.
+    Period(Duration),
+}
+
+/// `[[rules]]`: conditions over a service's event stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub id: String,
+    /// A service id.
+    pub service: String,
+    pub kind: RuleKind,
+    /// Which events count; every field that is set must match.
+    pub matches: EventMatch,
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleKind {
+    /// More than `above` matching events within the window.
+    Rate { above: u64 },
+    /// No matching event within the window.
+    Absence,
+}
+
+/// `match = { ... }` of a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventMatch {
+    pub severity: Option<tocsin_core::Severity>,
+    pub source: Option<String>,
+    pub component: Option<String>,
+    pub group: Option<String>,
+    pub class: Option<String>,
+}
+
+/// `[status_page]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusPage {
+    pub title: String,
+    /// Where readers reach the page when that is not under the server's public URL (for
+    /// example behind a CDN), without a trailing slash.
+    pub public_url: Option<String>,
+    /// Days of uptime bars and past incidents shown. Default 90.
+    pub history_days: u32,
+}
+
+/// `[[components]]`: what the status page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    pub id: String,
+    /// Default: the id.
+    pub name: String,
+    pub group: Option<String>,
+    pub description: Option<String>,
+}

@@ -1,0 +1,244 @@
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use tocsin_core::{Actor, AlertId, IncidentNumber, Priority, ServiceId};
+use tocsin_store::{
+    AlertFilter, AlertRow, ApiToken, ChangeEventRow, CommandOutcome, Counts, EventFilter, Inbound,
+    IncidentFilter, IncidentRow, Page, PageRequest, Store, StoreError, StoredEvent, TimelineEntry,
+    TokenScope,
+};
+
+use crate::{Catalog, Clock, Ingestor, Metrics, SubmitError};
+
+/// What request handlers and the CLI call: one function per action.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    ingestor: Ingestor,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.store.backend())
+            .field("ingestor", &self.ingestor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The prefix of every API token, so leaked tokens are easy to find in logs and repositories.
+pub const TOKEN_PREFIX: &str = "tcn_";
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: Arc<Catalog>,
+        ingestor: Ingestor,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Engine {
+            store,
+            catalog,
+            ingestor,
+            clock,
+            metrics,
+        }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn ingestor(&self) -> &Ingestor {
+        &self.ingestor
+    }
+
+    pub fn now(&self) -> tocsin_core::Timestamp {
+        self.clock.now()
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    /// Commits the events (group commit) and returns once they are durable.
+    pub async fn submit(&self, items: Vec<Inbound>) -> Result<(), SubmitError> {
+        self.ingestor.submit(items).await
+    }
+
+    async fn timed<T>(
+        &self,
+        operation: &str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let result = call.await;
+        self.metrics
+            .observe_store(operation, started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// Whether the store answers.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.timed("ping", self.store.ping()).await
+    }
+
+    pub async fn acknowledge(
+        &self,
+        number: IncidentNumber,
+        actor: &Actor,
+    ) -> Result<CommandOutcome, StoreError> {
+        let now = self.clock.now();
+        self.timed(
+            "acknowledge_incident",
+            self.store.acknowledge_incident(number, actor, now),
+        )
+        .await
+    }
+
+    pub async fn resolve(
+        &self,
+        number: IncidentNumber,
+        actor: &Actor,
+    ) -> Result<CommandOutcome, StoreError> {
+        let now = self.clock.now();
+        self.timed(
+            "resolve_incident",
+            self.store.resolve_incident(number, actor, now),
+        )
+        .await
+    }
+
+    pub async fn set_priority(
+        &self,
+        number: IncidentNumber,
+        priority: Priority,
+        actor: &Actor,
+    ) -> Result<CommandOutcome, StoreError> {
+        let now = self.clock.now();
+        self.timed(
+            "set_incident_priority",
+            self.store
+                .set_incident_priority(number, priority, actor, now),
+        )
+        .await
+    }
+
+    pub async fn add_note(
+        &self,
+        number: IncidentNumber,
+        text: &str,
+        actor: &Actor,
+    ) -> Result<TimelineEntry, StoreError> {
+        let now = self.clock.now();
+        self.timed("add_note", self.store.add_note(number, text, actor, now))
+            .await
+    }
+
+    pub async fn incident(&self, number: IncidentNumber) -> Result<IncidentRow, StoreError> {
+        self.timed("incident", self.store.incident(number)).await
+    }
+
+    pub async fn incidents(
+        &self,
+        filter: &IncidentFilter,
+        page: PageRequest,
+    ) -> Result<Page<IncidentRow>, StoreError> {
+        self.timed("incidents", self.store.incidents(filter, page))
+            .await
+    }
+
+    pub async fn alert(&self, id: AlertId) -> Result<AlertRow, StoreError> {
+        self.timed("alert", self.store.alert(id)).await
+    }
+
+    pub async fn alerts(
+        &self,
+        filter: &AlertFilter,
+        page: PageRequest,
+    ) -> Result<Page<AlertRow>, StoreError> {
+        self.timed("alerts", self.store.alerts(filter, page)).await
+    }
+
+    pub async fn timeline(
+        &self,
+        number: IncidentNumber,
+        page: PageRequest,
+    ) -> Result<Page<TimelineEntry>, StoreError> {
+        self.timed("timeline", self.store.timeline(number, page))
+            .await
+    }
+
+    pub async fn events(
+        &self,
+        filter: &EventFilter,
+        page: PageRequest,
+    ) -> Result<Page<StoredEvent>, StoreError> {
+        self.timed("events", self.store.events(filter, page)).await
+    }
+
+    pub async fn change_events(
+        &self,
+        service: &ServiceId,
+        page: PageRequest,
+    ) -> Result<Page<ChangeEventRow>, StoreError> {
+        self.timed("change_events", self.store.change_events(service, page))
+            .await
+    }
+
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        self.timed("counts", self.store.counts()).await
+    }
+
+    /// Creates an API token and returns its secret (shown once, stored only as a hash).
+    pub async fn create_token(
+        &self,
+        name: &str,
+        scope: TokenScope,
+    ) -> Result<(String, ApiToken), StoreError> {
+        let secret = format!(
+            "{TOKEN_PREFIX}{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let token = self
+            .store
+            .create_api_token(name, scope, &hash_token(&secret), self.clock.now())
+            .await?;
+        Ok((secret, token))
+    }
+
+    /// The unrevoked token whose secret this is.
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<ApiToken>, StoreError> {
+        if !secret.starts_with(TOKEN_PREFIX) {
+            return Ok(None);
+        }
+        self.timed(
+            "api_token_by_hash",
+            self.store.api_token_by_hash(&hash_token(secret)),
+        )
+        .await
+    }
+
+    pub async fn tokens(&self, page: PageRequest) -> Result<Page<ApiToken>, StoreError> {
+        self.store.api_tokens(page).await
+    }
+
+    pub async fn revoke_token(&self, id: i64) -> Result<ApiToken, StoreError> {
+        self.store.revoke_api_token(id, self.clock.now()).await
+    }
+}
+
+/// Tokens carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+fn hash_token(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}

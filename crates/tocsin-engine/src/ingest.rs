@@ -1,0 +1,241 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tocsin_core::ServiceId;
+use tocsin_store::{Inbound, Store};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::{Catalog, Metrics};
+
+/// Sizes of the ingest path.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestSettings {
+    /// Events accepted but not yet committed, at most. Beyond it, submitters get
+    /// [`SubmitError::QueueFull`] (HTTP 429).
+    pub queue_capacity: usize,
+    /// Events per transaction, at most.
+    pub max_batch: usize,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            queue_capacity: 20_000,
+            max_batch: 2_048,
+        }
+    }
+}
+
+/// Why events were not committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the ingest queue is full; retry shortly")]
+    QueueFull,
+    #[error("more events in one request ({events}) than the ingest queue holds ({capacity})")]
+    TooLarge { events: usize, capacity: usize },
+    #[error("tocsin is shutting down")]
+    ShuttingDown,
+    #[error("the store could not commit the events: {0}")]
+    Store(String),
+}
+
+struct Job {
+    items: Vec<Inbound>,
+    reply: oneshot::Sender<Result<(), SubmitError>>,
+    permits: OwnedSemaphorePermit,
+}
+
+/// The handle request handlers use to submit events. Cheap to clone.
+#[derive(Clone)]
+pub struct Ingestor {
+    sender: mpsc::Sender<Job>,
+    slots: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for Ingestor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingestor")
+            .field("capacity", &self.capacity)
+            .field("depth", &self.queue_depth())
+            .finish()
+    }
+}
+
+impl Ingestor {
+    /// Starts the writer task. It runs until every `Ingestor` handle is dropped and the queue is
+    /// drained, so a graceful shutdown commits what was accepted.
+    pub fn start(
+        store: Arc<dyn Store>,
+        catalog: Arc<Catalog>,
+        metrics: Arc<Metrics>,
+        settings: IngestSettings,
+    ) -> (Ingestor, JoinHandle<()>) {
+        let capacity = settings.queue_capacity.max(1);
+        let (sender, receiver) = mpsc::channel(capacity);
+        metrics.queue_capacity.set(capacity as i64);
+        let writer = tokio::spawn(write_loop(
+            receiver,
+            store,
+            catalog,
+            metrics,
+            settings.max_batch.max(1),
+        ));
+        (
+            Ingestor {
+                sender,
+                slots: Arc::new(Semaphore::new(capacity)),
+                capacity,
+            },
+            writer,
+        )
+    }
+
+    /// Queues the events and waits until they are committed. Fails at once when the queue has
+    /// no room for all of them.
+    pub async fn submit(&self, items: Vec<Inbound>) -> Result<(), SubmitError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
+        if items.len() > self.capacity {
+            return Err(SubmitError::TooLarge {
+                events: items.len(),
+                capacity: self.capacity,
+            });
+        }
+        let permits = Arc::clone(&self.slots)
+            .try_acquire_many_owned(count)
+            .map_err(|error| match error {
+                tokio::sync::TryAcquireError::NoPermits => SubmitError::QueueFull,
+                tokio::sync::TryAcquireError::Closed => SubmitError::ShuttingDown,
+            })?;
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            items,
+            reply,
+            permits,
+        };
+        self.sender.try_send(job).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => SubmitError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => SubmitError::ShuttingDown,
+        })?;
+        answer.await.map_err(|_| SubmitError::ShuttingDown)?
+    }
+
+    /// Events accepted and not yet committed.
+    pub fn queue_depth(&self) -> usize {
+        self.capacity - self.slots.available_permits()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+async fn write_loop(
+    mut receiver: mpsc::Receiver<Job>,
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    metrics: Arc<Metrics>,
+    max_batch: usize,
+) {
+    let policy = move |service: &ServiceId| catalog.resolve_policy(service);
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut batch: Vec<Inbound> = Vec::with_capacity(max_batch);
+    while let Some(first) = receiver.recv().await {
+        let mut events = first.items.len();
+        jobs.push(first);
+        while events < max_batch {
+            match receiver.try_recv() {
+                Ok(job) => {
+                    events += job.items.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut replies = Vec::with_capacity(jobs.len());
+        for job in jobs.drain(..) {
+            batch.extend(job.items);
+            replies.push((job.reply, job.permits));
+        }
+        let result = commit(store.as_ref(), &batch, &policy, &metrics).await;
+        let outcome = match result {
+            Ok(()) => Ok(()),
+            Err(error) => Err(SubmitError::Store(error)),
+        };
+        batch.clear();
+        for (reply, permits) in replies {
+            // The slots free up once the outcome is known, not before: the queue bounds events
+            // accepted and not yet committed.
+            drop(permits);
+            // A waiter that went away (client disconnected) does not matter: the events are
+            // committed either way.
+            let _ = reply.send(outcome.clone());
+        }
+    }
+    tracing::info!("ingest writer stopped: queue closed and drained");
+}
+
+async fn commit(
+    store: &dyn Store,
+    batch: &[Inbound],
+    policy: &(dyn Fn(&ServiceId) -> tocsin_core::ResolvePolicy + Send + Sync),
+    metrics: &Metrics,
+) -> Result<(), String> {
+    let mut attempt = 0;
+    loop {
+        let started = Instant::now();
+        let result = store.ingest(batch, policy).await;
+        metrics.observe_store("ingest", started.elapsed().as_secs_f64());
+        match result {
+            Ok(report) => {
+                metrics.ingest_batches.inc();
+                metrics.ingest_batch_events.observe(batch.len() as f64);
+                metrics.alerts_opened.inc_by(report.alerts_opened as u64);
+                metrics
+                    .incidents_opened
+                    .inc_by(report.incidents_opened as u64);
+                let mut by_integration: HashMap<&'static str, u64> = HashMap::new();
+                for item in batch {
+                    let integration = match item {
+                        Inbound::Alert(event) => event.integration.as_str(),
+                        Inbound::Change(_) => "change",
+                    };
+                    *by_integration.entry(integration).or_default() += 1;
+                }
+                for (integration, count) in by_integration {
+                    metrics
+                        .events_accepted
+                        .get_or_create(&vec![("integration".to_owned(), integration.to_owned())])
+                        .inc_by(count);
+                }
+                return Ok(());
+            }
+            Err(error) if attempt < 2 => {
+                attempt += 1;
+                tracing::warn!(error = %error, attempt, events = batch.len(), "ingest commit failed; retrying");
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(error) => {
+                let chain = error_chain(&error);
+                tracing::error!(error = %chain, events = batch.len(), "ingest commit failed; events refused");
+                return Err(chain);
+            }
+        }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,20 @@
+//! Tocsin's engine: where requests become state changes.
+//!
+//! - [`Ingestor`]: group commit. Handlers hand validated events to one writer task through a
+//!   bounded queue; the writer commits whatever is queued in one transaction and only then
+//!   answers every waiter. A full queue is an immediate [`SubmitError::QueueFull`], never a wait
+//!   without bound.
+//! - [`Engine`]: incident commands and reads, with the clock passed in.
+//! - [`Catalog`]: the services declared in the config, looked up by id or integration key.
+
+mod catalog;
+mod clock;
+mod engine;
+mod ingest;
+mod metrics;
+
+pub use catalog::{Catalog, GrafanaSettings, ServiceEntry};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::Engine;
+pub use ingest::{IngestSettings, Ingestor, SubmitError};
+pub use metrics::Metrics;

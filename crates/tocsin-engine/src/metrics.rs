@@ -1,0 +1,140 @@
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms .. ~4 s
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
+}
+
+/// Tocsin's Prometheus metrics. Gauges that describe stored state (open incidents) are set
+/// when `/metrics` is scraped.
+pub struct Metrics {
+    pub registry: Registry,
+    pub events_accepted: Family<Labels, Counter>,
+    pub events_rejected: Family<Labels, Counter>,
+    pub alerts_opened: Counter,
+    pub incidents_opened: Counter,
+    pub ingest_batches: Counter,
+    pub ingest_batch_events: Histogram,
+    pub store_latency: Family<Labels, Histogram, fn() -> Histogram>,
+    pub queue_depth: Gauge,
+    pub queue_capacity: Gauge,
+    pub open_incidents: Gauge,
+    pub open_alerts: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tocsin");
+        let events_accepted = Family::<Labels, Counter>::default();
+        registry.register(
+            "events_accepted",
+            "Events committed to the store, by integration",
+            events_accepted.clone(),
+        );
+        let events_rejected = Family::<Labels, Counter>::default();
+        registry.register(
+            "events_rejected",
+            "Requests to ingestion endpoints that were refused, by integration and reason",
+            events_rejected.clone(),
+        );
+        let alerts_opened = Counter::default();
+        registry.register("alerts_opened", "Alerts opened", alerts_opened.clone());
+        let incidents_opened = Counter::default();
+        registry.register(
+            "incidents_opened",
+            "Incidents opened",
+            incidents_opened.clone(),
+        );
+        let ingest_batches = Counter::default();
+        registry.register(
+            "ingest_batches",
+            "Group commits of the ingest writer",
+            ingest_batches.clone(),
+        );
+        let ingest_batch_events = Histogram::new(exponential_buckets(1.0, 2.0, 17));
+        registry.register(
+            "ingest_batch_events",
+            "Events per group commit",
+            ingest_batch_events.clone(),
+        );
+        let store_latency =
+            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "store_latency_seconds",
+            "Time spent in store calls, by operation",
+            store_latency.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "ingest_queue_depth",
+            "Events waiting for the ingest writer",
+            queue_depth.clone(),
+        );
+        let queue_capacity = Gauge::default();
+        registry.register(
+            "ingest_queue_capacity",
+            "Events the ingest queue holds before answering 429",
+            queue_capacity.clone(),
+        );
+        let open_incidents = Gauge::default();
+        registry.register(
+            "open_incidents",
+            "Incidents not yet resolved",
+            open_incidents.clone(),
+        );
+        let open_alerts = Gauge::default();
+        registry.register(
+            "open_alerts",
+            "Alerts not yet resolved",
+            open_alerts.clone(),
+        );
+        Metrics {
+            registry,
+            events_accepted,
+            events_rejected,
+            alerts_opened,
+            incidents_opened,
+            ingest_batches,
+            ingest_batch_events,
+            store_latency,
+            queue_depth,
+            queue_capacity,
+            open_incidents,
+            open_alerts,
+        }
+    }
+
+    /// Records how long a store call took.
+    pub fn observe_store(&self, operation: &str, seconds: f64) {
+        self.store_latency
+            .get_or_create(&vec![("operation".to_owned(), operation.to_owned())])
+            .observe(seconds);
+    }
+
+    pub fn count_rejected(&self, integration: &str, reason: &str) {
+        self.events_rejected
+            .get_or_create(&vec![
+                ("integration".to_owned(), integration.to_owned()),
+                ("reason".to_owned(), reason.to_owned()),
+            ])
+            .inc();
+    }
+}

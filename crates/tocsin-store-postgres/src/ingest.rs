@@ -1,0 +1,524 @@
+//! The ingest transaction: lock what is open for the batch's keys, let
+//! `tocsin_core::fold_batch` decide, write the plan with as few statements as possible
+//! (multi-row inserts, one update per touched row).
+//!
+//! Several replicas may ingest into one database at once. The open incidents and alerts of the
+//! batch's keys are locked (`FOR UPDATE`, incidents before alerts, each in key order: the order
+//! the incident commands use too) before the fold reads them, so two batches touching the same
+//! key take turns. Two batches that both open the first alert of a key cannot see each other's
+//! rows; the second one fails on the unique open-alert index, or finds the first one's alert
+//! when it locks alerts, and starts again.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use tocsin_core::{
+    fold_batch, AlertId, AlertRef, ChangeEvent, DedupKey, Event, IncidentNumber, IncidentRef,
+    IncidentState, KeySnapshot, OpenAlert, OpenIncident, ServiceId,
+};
+use tocsin_store::{Inbound, IngestReport, ResolvePolicyOf, StoreError};
+
+use crate::parse_stored;
+use crate::rows::{db, micros, text, timestamp};
+
+/// Why an ingest transaction must not be committed.
+pub(crate) enum IngestFailure {
+    /// Another writer committed an alert for a key of the batch between this transaction's
+    /// locking statements; trying again from the start sees it.
+    Raced,
+    Store(StoreError),
+}
+
+impl From<StoreError> for IngestFailure {
+    fn from(error: StoreError) -> Self {
+        IngestFailure::Store(error)
+    }
+}
+
+/// PostgreSQL accepts 65535 bound parameters per statement; stay below.
+const MAX_BINDS: usize = 60_000;
+
+pub(crate) async fn ingest(
+    conn: &mut PgConnection,
+    batch: &[Inbound],
+    resolve_policy: ResolvePolicyOf<'_>,
+) -> Result<IngestReport, IngestFailure> {
+    let mut events = Vec::new();
+    let mut changes = Vec::new();
+    for inbound in batch {
+        match inbound {
+            Inbound::Alert(event) => events.push(event.clone()),
+            Inbound::Change(change) => changes.push(change),
+        }
+    }
+    let mut report = IngestReport {
+        events: events.len(),
+        change_events: changes.len(),
+        ..IngestReport::default()
+    };
+    insert_changes(conn, &changes).await?;
+    if events.is_empty() {
+        return Ok(report);
+    }
+
+    let Some(snapshots) = lock_snapshots(conn, &events).await? else {
+        return Err(IngestFailure::Raced);
+    };
+    let plan = fold_batch(&events, &snapshots, resolve_policy);
+
+    // Numbers for new rows come from the identity sequences, so replicas never hand out the
+    // same one; allocating them up front lets alerts and timeline entries refer to them.
+    let new_incident_count = plan
+        .incidents
+        .iter()
+        .filter(|record| matches!(record.incident, IncidentRef::New(_)))
+        .count();
+    let new_alert_count = plan
+        .alerts
+        .iter()
+        .filter(|record| matches!(record.alert, AlertRef::New(_)))
+        .count();
+    let mut next_incidents = allocate(conn, "incidents", "number", new_incident_count)
+        .await?
+        .into_iter();
+    let mut next_alerts = allocate(conn, "alerts", "id", new_alert_count)
+        .await?
+        .into_iter();
+
+    let mut incident_numbers = HashMap::new();
+    let mut new_incidents = Vec::new();
+    for record in &plan.incidents {
+        match (record.incident, &record.opened) {
+            (IncidentRef::New(n), Some(opened)) => {
+                let number = next_incidents.next().ok_or_else(|| {
+                    StoreError::Corrupt("fewer incident numbers than new incidents".to_owned())
+                })?;
+                incident_numbers.insert(n, number);
+                new_incidents.push((number, record, opened));
+                report.incidents_opened += 1;
+            }
+            (IncidentRef::Existing(number), _) => {
+                sqlx::query(
+                    "UPDATE incidents SET state = $1, open_alerts = $2, acknowledged_at = $3,
+                     resolved_at = $4, updated_at = $5 WHERE number = $6",
+                )
+                .bind(record.state.as_str())
+                .bind(record.open_alerts)
+                .bind(record.acknowledged_at.map(micros))
+                .bind(record.resolved_at.map(micros))
+                .bind(micros(
+                    record
+                        .resolved_at
+                        .or(record.acknowledged_at)
+                        .unwrap_or_else(|| events[events.len() - 1].received_at),
+                ))
+                .bind(number.0)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            }
+            (IncidentRef::New(_), None) => {
+                return Err(StoreError::Corrupt(
+                    "fold produced a new incident without its opening".to_owned(),
+                )
+                .into())
+            }
+        }
+        if record.state == IncidentState::Resolved {
+            report.incidents_resolved += 1;
+        }
+    }
+    for chunk in new_incidents.chunks(MAX_BINDS / 13) {
+        let mut query = QueryBuilder::<Postgres>::new(
+            "INSERT INTO incidents (number, service_id, dedup_key, title, severity, priority, state,
+             open_alerts, created_at, impact_started_at, acknowledged_at, resolved_at, updated_at) ",
+        );
+        query.push_values(chunk, |mut row, (number, record, opened)| {
+            row.push_bind(*number)
+                .push_bind(opened.service.as_str())
+                .push_bind(opened.dedup_key.as_str())
+                .push_bind(text(&opened.title))
+                .push_bind(opened.severity.as_str())
+                .push_bind(opened.priority.as_str())
+                .push_bind(record.state.as_str())
+                .push_bind(record.open_alerts)
+                .push_bind(micros(opened.created_at))
+                .push_bind(micros(opened.impact_started_at))
+                .push_bind(record.acknowledged_at.map(micros))
+                .push_bind(record.resolved_at.map(micros))
+                .push_bind(micros(opened.created_at));
+        });
+        query.build().execute(&mut *conn).await.map_err(db)?;
+    }
+    let incident_number = |incident: IncidentRef| -> Result<i64, StoreError> {
+        match incident {
+            IncidentRef::Existing(number) => Ok(number.0),
+            IncidentRef::New(n) => incident_numbers
+                .get(&n)
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown new incident {n}"))),
+        }
+    };
+
+    let mut alert_ids = HashMap::new();
+    let mut new_alerts = Vec::new();
+    for record in &plan.alerts {
+        let details = record.details.as_ref().map(|details| details.to_string());
+        match record.alert {
+            AlertRef::New(n) => {
+                let id = next_alerts.next().ok_or_else(|| {
+                    StoreError::Corrupt("fewer alert ids than new alerts".to_owned())
+                })?;
+                alert_ids.insert(n, id);
+                new_alerts.push((id, incident_number(record.incident)?, record, details));
+                report.alerts_opened += 1;
+            }
+            AlertRef::Existing(id) => {
+                sqlx::query(
+                    "UPDATE alerts SET state = $1, count = $2, last_seen = $3, severity = $4,
+                     summary = $5, source = $6, details = COALESCE($7, details),
+                     acknowledged_at = $8, resolved_at = $9
+                     WHERE id = $10",
+                )
+                .bind(record.state.as_str())
+                .bind(record.count)
+                .bind(micros(record.last_seen))
+                .bind(record.severity.as_str())
+                .bind(text(&record.summary))
+                .bind(text(&record.source))
+                .bind(details)
+                .bind(record.acknowledged_at.map(micros))
+                .bind(record.resolved_at.map(micros))
+                .bind(id.0)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            }
+        }
+    }
+    // Inserting in key order, as every writer does, means two batches that open alerts for the
+    // same keys wait on each other's unique-index entries in one direction only: the later one
+    // fails on the first shared key instead of both deadlocking.
+    new_alerts.sort_by(|a, b| (&a.2.service, &a.2.dedup_key).cmp(&(&b.2.service, &b.2.dedup_key)));
+    for chunk in new_alerts.chunks(MAX_BINDS / 14) {
+        let mut query = QueryBuilder::<Postgres>::new(
+            "INSERT INTO alerts (id, incident_number, service_id, dedup_key, state, count, first_seen,
+             last_seen, severity, summary, source, details, acknowledged_at, resolved_at) ",
+        );
+        query.push_values(chunk, |mut row, (id, incident, record, details)| {
+            row.push_bind(*id)
+                .push_bind(*incident)
+                .push_bind(record.service.as_str())
+                .push_bind(record.dedup_key.as_str())
+                .push_bind(record.state.as_str())
+                .push_bind(record.count)
+                .push_bind(micros(record.first_seen))
+                .push_bind(micros(record.last_seen))
+                .push_bind(record.severity.as_str())
+                .push_bind(text(&record.summary))
+                .push_bind(text(&record.source))
+                .push_bind(details.as_deref().unwrap_or("{}"))
+                .push_bind(record.acknowledged_at.map(micros))
+                .push_bind(record.resolved_at.map(micros));
+        });
+        query.build().execute(&mut *conn).await.map_err(db)?;
+    }
+    let timeline = plan
+        .timeline
+        .iter()
+        .map(|entry| {
+            Ok((
+                incident_number(entry.incident)?,
+                entry,
+                entry.data.to_string(),
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    for chunk in timeline.chunks(MAX_BINDS / 5) {
+        let mut query = QueryBuilder::<Postgres>::new(
+            "INSERT INTO timeline_entries (incident_number, at, actor, kind, data) ",
+        );
+        query.push_values(chunk, |mut row, (number, entry, data)| {
+            row.push_bind(*number)
+                .push_bind(micros(entry.at))
+                .push_bind(text(entry.actor.as_str()))
+                .push_bind(entry.kind.as_str())
+                .push_bind(data.as_str());
+        });
+        query.build().execute(&mut *conn).await.map_err(db)?;
+    }
+
+    let alert_id = |alert: Option<AlertRef>| -> Option<i64> {
+        match alert? {
+            AlertRef::Existing(id) => Some(id.0),
+            AlertRef::New(n) => alert_ids.get(&n).copied(),
+        }
+    };
+    insert_events(conn, &events, &plan.events, alert_id).await?;
+    Ok(report)
+}
+
+/// Takes `count` values from the identity sequence of `table.column`, in increasing order.
+async fn allocate(
+    conn: &mut PgConnection,
+    table: &str,
+    column: &str,
+    count: usize,
+) -> Result<Vec<i64>, StoreError> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let count = i64::try_from(count)
+        .map_err(|_| StoreError::Corrupt(format!("cannot allocate {count} ids")))?;
+    let mut values: Vec<i64> = sqlx::query_scalar(
+        "SELECT nextval(pg_get_serial_sequence($1, $2)) FROM generate_series(1, $3::bigint)",
+    )
+    .bind(table)
+    .bind(column)
+    .bind(count)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    values.sort_unstable();
+    Ok(values)
+}
+
+/// Every event of the batch in one statement, whatever the batch size: one array per column.
+async fn insert_events(
+    conn: &mut PgConnection,
+    events: &[Event],
+    records: &[tocsin_core::EventRecord],
+    alert_id: impl Fn(Option<AlertRef>) -> Option<i64>,
+) -> Result<(), StoreError> {
+    let mut service_ids = Vec::with_capacity(records.len());
+    let mut integrations = Vec::with_capacity(records.len());
+    let mut actions = Vec::with_capacity(records.len());
+    let mut dedup_keys = Vec::with_capacity(records.len());
+    let mut severities = Vec::with_capacity(records.len());
+    let mut summaries = Vec::with_capacity(records.len());
+    let mut sources = Vec::with_capacity(records.len());
+    let mut occurred = Vec::with_capacity(records.len());
+    let mut received = Vec::with_capacity(records.len());
+    let mut alerts = Vec::with_capacity(records.len());
+    let mut outcomes = Vec::with_capacity(records.len());
+    let mut details = Vec::with_capacity(records.len());
+    for record in records {
+        let event = &events[record.index];
+        service_ids.push(event.service.as_str());
+        integrations.push(event.integration.as_str());
+        actions.push(event.action.as_str());
+        dedup_keys.push(event.dedup_key.as_str());
+        severities.push(event.severity.as_str());
+        summaries.push(text(&event.summary).into_owned());
+        sources.push(text(&event.source).into_owned());
+        occurred.push(event.occurred_at.map(micros));
+        received.push(micros(event.received_at));
+        alerts.push(alert_id(record.alert));
+        outcomes.push(record.outcome.as_str());
+        details.push(event.details.to_string());
+    }
+    sqlx::query(
+        "INSERT INTO events (service_id, integration, action, dedup_key, severity, summary,
+         source, occurred_at, received_at, alert_id, outcome, details)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                              $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[],
+                              $11::text[], $12::text[])",
+    )
+    .bind(service_ids)
+    .bind(integrations)
+    .bind(actions)
+    .bind(dedup_keys)
+    .bind(severities)
+    .bind(summaries)
+    .bind(sources)
+    .bind(occurred)
+    .bind(received)
+    .bind(alerts)
+    .bind(outcomes)
+    .bind(details)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+async fn insert_changes(
+    conn: &mut PgConnection,
+    changes: &[&ChangeEvent],
+) -> Result<(), StoreError> {
+    for chunk in changes.chunks(MAX_BINDS / 7) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|change| {
+                let links: Vec<_> = change
+                    .links
+                    .iter()
+                    .map(|link| match &link.text {
+                        Some(text) => serde_json::json!({ "href": link.href, "text": text }),
+                        None => serde_json::json!({ "href": link.href }),
+                    })
+                    .collect();
+                (
+                    change,
+                    change.details.to_string(),
+                    serde_json::Value::Array(links).to_string(),
+                )
+            })
+            .collect();
+        let mut query = QueryBuilder::<Postgres>::new(
+            "INSERT INTO change_events (service_id, summary, source, occurred_at, received_at,
+             details, links) ",
+        );
+        query.push_values(&rows, |mut row, (change, details, links)| {
+            row.push_bind(change.service.as_str())
+                .push_bind(text(&change.summary))
+                .push_bind(change.source.as_deref().map(text))
+                .push_bind(change.occurred_at.map(micros))
+                .push_bind(micros(change.received_at))
+                .push_bind(details.as_str())
+                .push_bind(links.as_str());
+        });
+        query.build().execute(&mut *conn).await.map_err(db)?;
+    }
+    Ok(())
+}
+
+type Key = (ServiceId, DedupKey);
+
+/// Locks and loads, for every key of the batch, its open alert (with that alert's incident) or
+/// else its open incident. `None` when another writer committed an alert for one of the keys
+/// between the two locking statements.
+async fn lock_snapshots(
+    conn: &mut PgConnection,
+    events: &[Event],
+) -> Result<Option<HashMap<Key, KeySnapshot>>, StoreError> {
+    let keys: BTreeSet<(&ServiceId, &DedupKey)> = events
+        .iter()
+        .map(|event| (&event.service, &event.dedup_key))
+        .collect();
+    let services: Vec<&str> = keys.iter().map(|(service, _)| service.as_str()).collect();
+    let dedup_keys: Vec<&str> = keys.iter().map(|(_, key)| key.as_str()).collect();
+    let mut snapshots: HashMap<Key, KeySnapshot> = HashMap::new();
+
+    // The incidents first: the open ones of the keys, and those their open alerts belong to.
+    let rows = sqlx::query(
+        "SELECT number, service_id, dedup_key, state, open_alerts, acknowledged_at FROM incidents
+         WHERE number IN (
+             SELECT number FROM incidents
+             WHERE state <> 'resolved'
+               AND (service_id, dedup_key) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))
+             UNION
+             SELECT incident_number FROM alerts
+             WHERE state <> 'resolved'
+               AND (service_id, dedup_key) IN (SELECT * FROM UNNEST($1::text[], $2::text[])))
+         ORDER BY service_id, dedup_key, number
+         FOR UPDATE",
+    )
+    .bind(&services)
+    .bind(&dedup_keys)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    let mut locked = HashSet::new();
+    for row in rows {
+        let key = stored_key(&row)?;
+        let incident = open_incident(&row)?;
+        locked.insert(incident.number);
+        // Resolved while this transaction waited for its lock.
+        if incident.state == IncidentState::Resolved {
+            continue;
+        }
+        let snapshot = snapshots.entry(key).or_default();
+        // The newest open incident of a key wins.
+        if snapshot
+            .open_incident
+            .as_ref()
+            .is_none_or(|held| held.number < incident.number)
+        {
+            snapshot.open_incident = Some(incident);
+        }
+    }
+
+    let rows = sqlx::query(
+        "SELECT a.id, a.incident_number, a.service_id, a.dedup_key, a.state, a.count,
+                a.first_seen, a.last_seen, a.severity, a.summary, a.source, a.acknowledged_at,
+                i.number, i.state AS incident_state, i.open_alerts,
+                i.acknowledged_at AS incident_acknowledged_at
+         FROM alerts a JOIN incidents i ON i.number = a.incident_number
+         WHERE a.state <> 'resolved'
+           AND (a.service_id, a.dedup_key) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))
+         ORDER BY a.service_id, a.dedup_key, a.id
+         FOR UPDATE OF a",
+    )
+    .bind(&services)
+    .bind(&dedup_keys)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    for row in rows {
+        let incident = IncidentNumber(row.try_get("number").map_err(db)?);
+        if !locked.contains(&incident) {
+            // Its incident is not locked, and locking it now, after an alert, could deadlock
+            // with a writer that holds it and waits for that alert.
+            return Ok(None);
+        }
+        let key = stored_key(&row)?;
+        let snapshot = snapshots.entry(key).or_default();
+        snapshot.open_alert = Some(OpenAlert {
+            id: AlertId(row.try_get("id").map_err(db)?),
+            incident: IncidentNumber(row.try_get("incident_number").map_err(db)?),
+            state: parse_stored("state", &row.try_get::<String, _>("state").map_err(db)?)?,
+            count: row.try_get("count").map_err(db)?,
+            first_seen: timestamp("first_seen", row.try_get("first_seen").map_err(db)?)?,
+            last_seen: timestamp("last_seen", row.try_get("last_seen").map_err(db)?)?,
+            severity: parse_stored(
+                "severity",
+                &row.try_get::<String, _>("severity").map_err(db)?,
+            )?,
+            summary: row.try_get("summary").map_err(db)?,
+            source: row.try_get("source").map_err(db)?,
+            acknowledged_at: row
+                .try_get::<Option<i64>, _>("acknowledged_at")
+                .map_err(db)?
+                .map(|value| timestamp("acknowledged_at", value))
+                .transpose()?,
+        });
+        // The incident an open alert belongs to is the key's incident.
+        snapshot.open_incident = Some(OpenIncident {
+            number: incident,
+            state: parse_stored(
+                "state",
+                &row.try_get::<String, _>("incident_state").map_err(db)?,
+            )?,
+            open_alerts: row.try_get("open_alerts").map_err(db)?,
+            acknowledged_at: row
+                .try_get::<Option<i64>, _>("incident_acknowledged_at")
+                .map_err(db)?
+                .map(|value| timestamp("acknowledged_at", value))
+                .transpose()?,
+        });
+    }
+    Ok(Some(snapshots))
+}
+
+fn stored_key(row: &PgRow) -> Result<Key, StoreError> {
+    let service: String = row.try_get("service_id").map_err(db)?;
+    let value: String = row.try_get("dedup_key").map_err(db)?;
+    let key = DedupKey::parse(&value)
+        .map_err(|error| StoreError::Corrupt(format!("dedup_key {error}")))?;
+    Ok((ServiceId::new(service), key))
+}
+
+fn open_incident(row: &PgRow) -> Result<OpenIncident, StoreError> {
+    Ok(OpenIncident {
+        number: IncidentNumber(row.try_get("number").map_err(db)?),
+        state: parse_stored("state", &row.try_get::<String, _>("state").map_err(db)?)?,
+        open_alerts: row.try_get("open_alerts").map_err(db)?,
+        acknowledged_at: row
+            .try_get::<Option<i64>, _>("acknowledged_at")
+            .map_err(db)?
+            .map(|value| timestamp("acknowledged_at", value))
+            .transpose()?,
+    })
+}

@@ -1,0 +1,260 @@
+//! The shared conformance suite on PostgreSQL, each case in a database of its own, plus what
+//! only PostgreSQL does: several replicas writing to one database.
+
+mod support;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tocsin_core::{
+    Actor, AlertId, AlertState, EventAction, IncidentNumber, Priority, ResolvePolicy, ServiceId,
+    Timestamp,
+};
+use tocsin_store::conformance::event;
+use tocsin_store::{
+    AlertFilter, AlertRow, ApiToken, ChangeEventRow, CommandOutcome, Counts, EventFilter, Inbound,
+    IncidentFilter, IncidentRow, IngestReport, Page, PageRequest, ResolvePolicyOf, Store,
+    StoreError, StoredEvent, TimelineEntry, TokenScope,
+};
+use tocsin_store_postgres::PostgresStore;
+
+use crate::support::TestDatabase;
+
+async fn fresh_store() -> Option<Arc<dyn Store>> {
+    let database = TestDatabase::create().await?;
+    let store = PostgresStore::connect(database.url())
+        .await
+        .expect("connect store");
+    Some(Arc::new(TestStore {
+        store,
+        _database: database,
+    }))
+}
+
+tocsin_store::conformance_suite!(fresh_store);
+
+fn auto(_: &ServiceId) -> ResolvePolicy {
+    ResolvePolicy::Auto
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_ingesting_the_same_keys_fold_every_event_once() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let replicas = [
+        PostgresStore::connect(database.url())
+            .await
+            .expect("replica a"),
+        PostgresStore::connect(database.url())
+            .await
+            .expect("replica b"),
+    ];
+    const WRITERS: i64 = 4;
+    const BATCHES: i64 = 25;
+    const KEYS: i64 = 10;
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let store = replicas[(writer % 2) as usize].clone();
+        tasks.push(tokio::spawn(async move {
+            for batch in 0..BATCHES {
+                // Writers walk the keys in opposite orders, so their locks would cross if they
+                // were taken in batch order.
+                let events: Vec<_> = (0..KEYS)
+                    .map(|n| if writer % 2 == 0 { n } else { KEYS - 1 - n })
+                    .map(|key| {
+                        event(
+                            "api",
+                            EventAction::Trigger,
+                            &format!("key-{key}"),
+                            batch * 100 + writer,
+                        )
+                    })
+                    .collect();
+                store.ingest(&events, &auto).await.expect("ingest");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("writer");
+    }
+    let store = &replicas[0];
+    let alerts = store
+        .alerts(&AlertFilter::default(), PageRequest::first(500))
+        .await
+        .expect("alerts");
+    assert_eq!(alerts.items.len(), KEYS as usize, "one alert per key");
+    assert!(alerts
+        .items
+        .iter()
+        .all(|alert| alert.count == WRITERS * BATCHES && alert.state == AlertState::Triggered));
+    let incidents = store
+        .incidents(&IncidentFilter::default(), PageRequest::first(500))
+        .await
+        .expect("incidents");
+    assert_eq!(incidents.items.len(), KEYS as usize, "one incident per key");
+    assert!(incidents
+        .items
+        .iter()
+        .all(|incident| incident.open_alerts == 1));
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(counts.open_alerts, KEYS);
+    let mut stored = 0;
+    let mut page = PageRequest::first(500);
+    loop {
+        let events = store
+            .events(&EventFilter::default(), page)
+            .await
+            .expect("events");
+        stored += events.items.len() as i64;
+        match events.next {
+            Some(next) => page = PageRequest::new(Some(next), 500),
+            None => break,
+        }
+    }
+    assert_eq!(stored, WRITERS * BATCHES * KEYS);
+    for replica in &replicas {
+        replica.close().await;
+    }
+}
+
+/// The store of one test case; when the case drops it, its database goes too.
+struct TestStore {
+    store: PostgresStore,
+    _database: TestDatabase,
+}
+
+#[async_trait]
+impl Store for TestStore {
+    fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
+    async fn ingest(
+        &self,
+        batch: &[Inbound],
+        resolve_policy: ResolvePolicyOf<'_>,
+    ) -> Result<IngestReport, StoreError> {
+        self.store.ingest(batch, resolve_policy).await
+    }
+
+    async fn incident(&self, number: IncidentNumber) -> Result<IncidentRow, StoreError> {
+        self.store.incident(number).await
+    }
+
+    async fn incidents(
+        &self,
+        filter: &IncidentFilter,
+        page: PageRequest,
+    ) -> Result<Page<IncidentRow>, StoreError> {
+        self.store.incidents(filter, page).await
+    }
+
+    async fn alert(&self, id: AlertId) -> Result<AlertRow, StoreError> {
+        self.store.alert(id).await
+    }
+
+    async fn alerts(
+        &self,
+        filter: &AlertFilter,
+        page: PageRequest,
+    ) -> Result<Page<AlertRow>, StoreError> {
+        self.store.alerts(filter, page).await
+    }
+
+    async fn timeline(
+        &self,
+        number: IncidentNumber,
+        page: PageRequest,
+    ) -> Result<Page<TimelineEntry>, StoreError> {
+        self.store.timeline(number, page).await
+    }
+
+    async fn events(
+        &self,
+        filter: &EventFilter,
+        page: PageRequest,
+    ) -> Result<Page<StoredEvent>, StoreError> {
+        self.store.events(filter, page).await
+    }
+
+    async fn change_events(
+        &self,
+        service: &ServiceId,
+        page: PageRequest,
+    ) -> Result<Page<ChangeEventRow>, StoreError> {
+        self.store.change_events(service, page).await
+    }
+
+    async fn acknowledge_incident(
+        &self,
+        number: IncidentNumber,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<CommandOutcome, StoreError> {
+        self.store.acknowledge_incident(number, actor, now).await
+    }
+
+    async fn resolve_incident(
+        &self,
+        number: IncidentNumber,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<CommandOutcome, StoreError> {
+        self.store.resolve_incident(number, actor, now).await
+    }
+
+    async fn set_incident_priority(
+        &self,
+        number: IncidentNumber,
+        priority: Priority,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<CommandOutcome, StoreError> {
+        self.store
+            .set_incident_priority(number, priority, actor, now)
+            .await
+    }
+
+    async fn add_note(
+        &self,
+        number: IncidentNumber,
+        text: &str,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<TimelineEntry, StoreError> {
+        self.store.add_note(number, text, actor, now).await
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        self.store.counts().await
+    }
+
+    async fn create_api_token(
+        &self,
+        name: &str,
+        scope: TokenScope,
+        secret_hash: &str,
+        now: Timestamp,
+    ) -> Result<ApiToken, StoreError> {
+        self.store
+            .create_api_token(name, scope, secret_hash, now)
+            .await
+    }
+
+    async fn api_token_by_hash(&self, secret_hash: &str) -> Result<Option<ApiToken>, StoreError> {
+        self.store.api_token_by_hash(secret_hash).await
+    }
+
+    async fn api_tokens(&self, page: PageRequest) -> Result<Page<ApiToken>, StoreError> {
+        self.store.api_tokens(page).await
+    }
+
+    async fn revoke_api_token(&self, id: i64, now: Timestamp) -> Result<ApiToken, StoreError> {
+        self.store.revoke_api_token(id, now).await
+    }
+}

@@ -1,0 +1,155 @@
+//! Tocsin boots on a database that a newer version migrated (extra migrations, tables and
+//! columns), and refuses, naming what is wrong, one that lacks what this version needs.
+
+mod support;
+
+use sqlx::{Executor, Row};
+use tocsin_core::{EventAction, IncidentNumber, IncidentState, ResolvePolicy, ServiceId};
+use tocsin_store::conformance::event;
+use tocsin_store::{AlertFilter, PageRequest, Store, StoreError};
+use tocsin_store_postgres::PostgresStore;
+
+use crate::support::TestDatabase;
+
+fn auto(_: &ServiceId) -> ResolvePolicy {
+    ResolvePolicy::Auto
+}
+
+/// A migrated database, with the store that migrated it closed again.
+async fn migrated_database() -> Option<TestDatabase> {
+    let database = TestDatabase::create().await?;
+    let store = PostgresStore::connect(database.url())
+        .await
+        .expect("first connect");
+    store.close().await;
+    Some(database)
+}
+
+async fn change(database: &TestDatabase, statements: &str) {
+    let mut conn = database.connection().await;
+    conn.execute(statements).await.expect("change the database");
+}
+
+async fn refusal(database: &TestDatabase) -> String {
+    match PostgresStore::connect(database.url()).await {
+        Err(StoreError::Schema(message)) => message,
+        Err(other) => panic!("expected a schema error, got {other:?}"),
+        Ok(_) => panic!("expected a schema error, the store connected"),
+    }
+}
+
+#[tokio::test]
+async fn boots_on_a_database_migrated_by_a_newer_version() {
+    let Some(database) = migrated_database().await else {
+        return;
+    };
+    change(
+        &database,
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (9999, 'from a newer tocsin', TRUE, '\\x0123456789abcdef'::bytea, 1);
+         CREATE TABLE postmortems (id BIGINT PRIMARY KEY, body TEXT NOT NULL);
+         ALTER TABLE alerts ADD COLUMN runbook_url TEXT;",
+    )
+    .await;
+
+    let store = PostgresStore::connect(database.url())
+        .await
+        .expect("boots on the newer schema");
+    let report = store
+        .ingest(&[event("api", EventAction::Trigger, "disk", 0)], &auto)
+        .await
+        .expect("ingest");
+    assert_eq!(report.incidents_opened, 1);
+    let incident = store.incident(IncidentNumber(1)).await.expect("incident");
+    assert_eq!(incident.state, IncidentState::Triggered);
+    let alerts = store
+        .alerts(&AlertFilter::default(), PageRequest::default())
+        .await
+        .expect("alerts");
+    assert_eq!(alerts.items.len(), 1);
+    assert_eq!(alerts.items[0].summary, "disk is broken (0)");
+    store.close().await;
+
+    let mut conn = database.connection().await;
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY 1")
+        .fetch_all(&mut conn)
+        .await
+        .expect("versions");
+    assert_eq!(versions, vec![1, 9999]);
+}
+
+#[tokio::test]
+async fn refuses_a_database_missing_a_required_column() {
+    let Some(database) = migrated_database().await else {
+        return;
+    };
+    change(&database, "ALTER TABLE alerts DROP COLUMN summary").await;
+    let message = refusal(&database).await;
+    assert!(message.contains("alerts.summary"), "{message}");
+}
+
+#[tokio::test]
+async fn refuses_a_database_missing_a_required_table() {
+    let Some(database) = migrated_database().await else {
+        return;
+    };
+    change(&database, "DROP TABLE api_tokens").await;
+    let message = refusal(&database).await;
+    assert!(message.contains("table `api_tokens`"), "{message}");
+}
+
+#[tokio::test]
+async fn connecting_again_keeps_the_data_and_migrates_once() {
+    let Some(database) = migrated_database().await else {
+        return;
+    };
+    let store = PostgresStore::connect(database.url())
+        .await
+        .expect("second connect");
+    store
+        .ingest(&[event("api", EventAction::Trigger, "disk", 0)], &auto)
+        .await
+        .expect("ingest");
+    store.close().await;
+    let mut conn = database.connection().await;
+    let before = sqlx::query("SELECT version, installed_on::text FROM _sqlx_migrations")
+        .fetch_all(&mut conn)
+        .await
+        .expect("migrations");
+
+    let store = PostgresStore::connect(database.url())
+        .await
+        .expect("third connect");
+    let incident = store
+        .incident(IncidentNumber(1))
+        .await
+        .expect("incident kept");
+    assert_eq!(incident.title, "disk is broken (0)");
+    store.close().await;
+    let after = sqlx::query("SELECT version, installed_on::text FROM _sqlx_migrations")
+        .fetch_all(&mut conn)
+        .await
+        .expect("migrations");
+    assert_eq!(before.len(), 1);
+    assert_eq!(after.len(), 1);
+    assert_eq!(
+        before[0].get::<String, _>(1),
+        after[0].get::<String, _>(1),
+        "migration 1 ran once"
+    );
+}
+
+#[tokio::test]
+async fn refuses_a_database_whose_migration_differs() {
+    let Some(database) = migrated_database().await else {
+        return;
+    };
+    change(
+        &database,
+        "UPDATE _sqlx_migrations SET checksum = '\\xdeadbeef'::bytea WHERE version = 1",
+    )
+    .await;
+    let message = refusal(&database).await;
+    assert!(message.contains("migration 1"), "{message}");
+    assert!(message.contains("different build of tocsin"), "{message}");
+}

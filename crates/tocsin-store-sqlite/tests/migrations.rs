@@ -1,0 +1,150 @@
+//! Tocsin boots on a database that a newer version migrated (extra migrations, tables and
+//! columns), and refuses, naming what is wrong, one that lacks what this version needs.
+
+use std::path::{Path, PathBuf};
+
+use sqlx::{Connection, Executor, Row, SqliteConnection};
+use tocsin_core::{EventAction, IncidentNumber, IncidentState, ResolvePolicy, ServiceId};
+use tocsin_store::conformance::event;
+use tocsin_store::{AlertFilter, PageRequest, Store, StoreError};
+use tocsin_store_sqlite::{SqliteStore, DATABASE_FILE};
+
+fn auto(_: &ServiceId) -> ResolvePolicy {
+    ResolvePolicy::Auto
+}
+
+/// A data directory with a migrated database, the store that migrated it closed again.
+async fn migrated_data_dir() -> tempfile::TempDir {
+    // Under the target directory, so `cargo clean` removes what tests leave behind.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let store = SqliteStore::open(dir.path()).await.expect("first open");
+    store.close().await;
+    dir
+}
+
+fn database_file(dir: &Path) -> PathBuf {
+    dir.join(DATABASE_FILE)
+}
+
+async fn connection(dir: &Path) -> SqliteConnection {
+    let url = format!("sqlite://{}", database_file(dir).display());
+    SqliteConnection::connect(&url)
+        .await
+        .expect("connect to the database file")
+}
+
+async fn change(dir: &Path, statements: &str) {
+    let mut conn = connection(dir).await;
+    conn.execute(statements).await.expect("change the database");
+    conn.close().await.expect("close");
+}
+
+async fn refusal(dir: &Path) -> String {
+    match SqliteStore::open(dir).await {
+        Err(StoreError::Schema(message)) => message,
+        Err(other) => panic!("expected a schema error, got {other:?}"),
+        Ok(_) => panic!("expected a schema error, the store opened"),
+    }
+}
+
+#[tokio::test]
+async fn boots_on_a_database_migrated_by_a_newer_version() {
+    let dir = migrated_data_dir().await;
+    change(
+        dir.path(),
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (9999, 'from a newer tocsin', TRUE, X'0123456789abcdef', 1);
+         CREATE TABLE postmortems (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+         ALTER TABLE alerts ADD COLUMN runbook_url TEXT;",
+    )
+    .await;
+
+    let store = SqliteStore::open(dir.path())
+        .await
+        .expect("boots on the newer schema");
+    let report = store
+        .ingest(&[event("api", EventAction::Trigger, "disk", 0)], &auto)
+        .await
+        .expect("ingest");
+    assert_eq!(report.incidents_opened, 1);
+    let incident = store.incident(IncidentNumber(1)).await.expect("incident");
+    assert_eq!(incident.state, IncidentState::Triggered);
+    let alerts = store
+        .alerts(&AlertFilter::default(), PageRequest::default())
+        .await
+        .expect("alerts");
+    assert_eq!(alerts.items.len(), 1);
+    assert_eq!(alerts.items[0].summary, "disk is broken (0)");
+    store.close().await;
+
+    let mut conn = connection(dir.path()).await;
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY 1")
+        .fetch_all(&mut conn)
+        .await
+        .expect("versions");
+    assert_eq!(versions, vec![1, 9999]);
+}
+
+#[tokio::test]
+async fn refuses_a_database_missing_a_required_column() {
+    let dir = migrated_data_dir().await;
+    change(dir.path(), "ALTER TABLE alerts DROP COLUMN summary").await;
+    let message = refusal(dir.path()).await;
+    assert!(message.contains("alerts.summary"), "{message}");
+}
+
+#[tokio::test]
+async fn refuses_a_database_missing_a_required_table() {
+    let dir = migrated_data_dir().await;
+    change(dir.path(), "DROP TABLE api_tokens").await;
+    let message = refusal(dir.path()).await;
+    assert!(message.contains("table `api_tokens`"), "{message}");
+}
+
+#[tokio::test]
+async fn opening_again_keeps_the_data_and_migrates_once() {
+    let dir = migrated_data_dir().await;
+    let store = SqliteStore::open(dir.path()).await.expect("second open");
+    store
+        .ingest(&[event("api", EventAction::Trigger, "disk", 0)], &auto)
+        .await
+        .expect("ingest");
+    store.close().await;
+    let mut conn = connection(dir.path()).await;
+    let before = sqlx::query("SELECT version, installed_on FROM _sqlx_migrations")
+        .fetch_all(&mut conn)
+        .await
+        .expect("migrations");
+
+    let store = SqliteStore::open(dir.path()).await.expect("third open");
+    let incident = store
+        .incident(IncidentNumber(1))
+        .await
+        .expect("incident kept");
+    assert_eq!(incident.title, "disk is broken (0)");
+    store.close().await;
+    let after = sqlx::query("SELECT version, installed_on FROM _sqlx_migrations")
+        .fetch_all(&mut conn)
+        .await
+        .expect("migrations");
+    assert_eq!(before.len(), 1);
+    assert_eq!(after.len(), 1);
+    assert_eq!(
+        before[0].get::<String, _>(1),
+        after[0].get::<String, _>(1),
+        "migration 1 ran once"
+    );
+}
+
+#[tokio::test]
+async fn refuses_a_database_whose_migration_differs() {
+    let dir = migrated_data_dir().await;
+    change(
+        dir.path(),
+        "UPDATE _sqlx_migrations SET checksum = X'deadbeef' WHERE version = 1",
+    )
+    .await;
+    let message = refusal(dir.path()).await;
+    assert!(message.contains("migration 1"), "{message}");
+    assert!(message.contains("different build of tocsin"), "{message}");
+}

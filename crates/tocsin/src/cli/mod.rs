@@ -1,0 +1,79 @@
+mod client;
+mod config;
+mod serve;
+mod token;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Tocsin: alerts in, incidents out, people paged. Self-hosted incident response in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "tocsin", version, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Run a ready-made demo (its own config, demo data, a temporary directory) and print the
+    /// URLs to try.
+    Demo(serve::DemoArgs),
+    /// Validate or print configuration files.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Send an event to a running server (PagerDuty Events API v2).
+    #[command(subcommand)]
+    Event(client::EventCommand),
+    /// List, show and act on incidents of a running server.
+    #[command(subcommand, alias = "incident")]
+    Incidents(client::IncidentCommand),
+    /// Create, list and revoke API tokens (works on the database directly).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+}
+
+/// Where the database is, for commands that open it directly.
+#[derive(Debug, Args)]
+pub(crate) struct StoreArgs {
+    /// Config file (read for `server.database`).
+    #[arg(long, short = 'c', env = "TOCSIN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory of the embedded SQLite store.
+    #[arg(long, env = "TOCSIN_DATA", default_value = "./tocsin-data")]
+    data: PathBuf,
+    /// PostgreSQL URL (postgres://...); overrides `server.database`.
+    #[arg(long, env = "TOCSIN_DATABASE")]
+    database: Option<String>,
+}
+
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Demo(args) => serve::demo(args).await,
+        Command::Config(command) => config::run(command),
+        Command::Event(command) => client::event(command).await,
+        Command::Incidents(command) => client::incidents(command).await,
+        Command::Token(command) => token::run(command).await,
+    }
+}
+
+/// Writes to stdout; a closed pipe (`tocsin incidents list | head`) ends the command quietly.
+pub(crate) fn out(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")?;
+    Ok(())
+}
+
+pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

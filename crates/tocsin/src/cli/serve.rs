@@ -1,0 +1,240 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::json;
+use tocsin_config::{Config, LogFormat};
+use tocsin_core::{
+    ChangeEvent, DedupKey, Event, EventAction, EventLink, Integration, ServiceId, Severity,
+};
+use tocsin_store::{Inbound, TokenScope};
+
+use super::out;
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Config file.
+    #[arg(
+        long,
+        short = 'c',
+        env = "TOCSIN_CONFIG",
+        default_value = "tocsin.toml"
+    )]
+    config: PathBuf,
+    /// Data directory of the embedded SQLite store (ignored with a PostgreSQL database).
+    #[arg(long, env = "TOCSIN_DATA", default_value = "./tocsin-data")]
+    data: PathBuf,
+    /// PostgreSQL URL (postgres://...); overrides `server.database`.
+    #[arg(long, env = "TOCSIN_DATABASE")]
+    database: Option<String>,
+    /// Address to listen on; overrides `server.listen`.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Keep the demo's data in this directory instead of a temporary one.
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+fn bind(address: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(address).with_context(|| {
+        format!("cannot listen on {address}; is another process using it? (choose another with --listen)")
+    })
+}
+
+pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match tocsin_config::load(&args.config) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprint!("{errors}");
+            anyhow::bail!("the config {} is invalid", args.config.display());
+        }
+    };
+    if let Some(listen) = args.listen {
+        if config.server.public_url == format!("http://{}", config.server.listen) {
+            config.server.public_url = format!("http://{listen}");
+        }
+        config.server.listen = listen;
+    }
+    tocsin::init_tracing(config.server.log_format == LogFormat::Json);
+    let listener = bind(config.server.listen)?;
+    let settings = tocsin::Settings {
+        config,
+        data_dir: args.data,
+        database: args.database,
+    };
+    tocsin::launch(settings, listener, tocsin::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    tocsin::init_tracing(false);
+    let mut config = tocsin_config::parse(tocsin_config::DEMO, "demo.toml", &|_| None)
+        .map_err(|errors| anyhow::anyhow!("the built-in demo config is invalid:\n{errors}"))?;
+    config.server.listen = args.listen;
+    config.server.public_url = format!("http://{}", args.listen);
+    let temporary = match &args.data {
+        Some(_) => None,
+        None => Some(tempfile::Builder::new().prefix("tocsin-demo-").tempdir()?),
+    };
+    let data_dir = match (&args.data, &temporary) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(dir)) => dir.path().to_owned(),
+        (None, None) => unreachable!("a temporary directory exists when --data is absent"),
+    };
+    let listener = bind(args.listen)?;
+    let address = listener.local_addr()?;
+    let settings = tocsin::Settings {
+        config: config.clone(),
+        data_dir: data_dir.clone(),
+        database: None,
+    };
+    let app = tocsin::App::build(&settings).await?;
+    let (token, _) = app
+        .engine()
+        .create_token("demo", TokenScope::Write)
+        .await
+        .context("cannot create the demo token")?;
+    seed(app.engine(), &config).await?;
+    print_tour(&config, address, &token, &data_dir)?;
+    app.serve(listener, tocsin::shutdown_signal()).await?;
+    drop(temporary);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A few incidents in different states, an event storm folded into one alert, and a deploy.
+async fn seed(engine: &Arc<tocsin_engine::Engine>, config: &Config) -> anyhow::Result<()> {
+    let services: Vec<ServiceId> = config
+        .services
+        .iter()
+        .map(|service| ServiceId::new(service.id.clone()))
+        .collect();
+    let Some(first) = services.first().cloned() else {
+        return Ok(());
+    };
+    let second = services.get(1).cloned().unwrap_or_else(|| first.clone());
+    let now = engine.now();
+    let event = |service: &ServiceId, action, key: &str, severity, summary: &str| {
+        Inbound::Alert(Event {
+            service: service.clone(),
+            integration: Integration::EventsV2,
+            action,
+            dedup_key: DedupKey::parse(key).expect("demo keys are valid"),
+            severity,
+            summary: summary.to_owned(),
+            source: "demo-host-1".to_owned(),
+            occurred_at: Some(now),
+            received_at: now,
+            details: json!({ "custom_details": { "region": "eu-west-1", "demo": true } }),
+        })
+    };
+    let mut batch = vec![Inbound::Change(ChangeEvent {
+        service: first.clone(),
+        summary: "Deployed checkout v2.14.0".to_owned(),
+        source: Some("ci".to_owned()),
+        occurred_at: Some(now),
+        received_at: now,
+        details: json!({ "commit": "4f2a9c1" }),
+        links: vec![EventLink {
+            href: "https://ci.example/builds/1412".to_owned(),
+            text: Some("build 1412".to_owned()),
+        }],
+    })];
+    for _ in 0..250 {
+        batch.push(event(
+            &first,
+            EventAction::Trigger,
+            "http-5xx-rate",
+            Severity::Critical,
+            "HTTP 5xx rate above 5% on checkout",
+        ));
+    }
+    batch.push(event(
+        &second,
+        EventAction::Trigger,
+        "disk-db1",
+        Severity::Warning,
+        "Disk 91% full on db1",
+    ));
+    batch.push(event(
+        &second,
+        EventAction::Acknowledge,
+        "disk-db1",
+        Severity::Info,
+        "",
+    ));
+    batch.push(event(
+        &first,
+        EventAction::Trigger,
+        "cert-expiry",
+        Severity::Error,
+        "TLS certificate for api.example expires in 5 days",
+    ));
+    batch.push(event(
+        &first,
+        EventAction::Resolve,
+        "cert-expiry",
+        Severity::Info,
+        "",
+    ));
+    engine
+        .submit(batch)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot store the demo data: {error}"))?;
+    Ok(())
+}
+
+fn print_tour(
+    config: &Config,
+    address: SocketAddr,
+    token: &str,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let base = format!("http://{address}");
+    let routing_key = config
+        .services
+        .first()
+        .and_then(|service| service.integration_keys.first())
+        .map_or("<integration key>", |key| key.expose());
+    out(format!(
+        r#"
+Tocsin demo is running on {base} (data in {data})
+
+  Health and metrics
+    curl {base}/healthz
+    curl {base}/readyz
+    curl {base}/metrics
+
+  The API (OpenAPI document: {base}/api/v1/openapi.json)
+    export TOCSIN_SERVER={base}
+    export TOCSIN_TOKEN={token}
+    curl -H "Authorization: Bearer $TOCSIN_TOKEN" {base}/api/v1/incidents
+    curl -H "Authorization: Bearer $TOCSIN_TOKEN" {base}/api/v1/incidents/1/timeline
+
+  The CLI
+    tocsin incidents list
+    tocsin incidents show 1
+    tocsin incidents ack 1
+    tocsin incidents note 1 "rolled back to v2.13"
+    tocsin incidents resolve 1
+
+  Send an event (PagerDuty Events API v2; routing key of the first service)
+    tocsin event trigger --routing-key {routing_key} --summary "Queue depth above 10k" --dedup-key queue-depth
+    curl -X POST {base}/v2/enqueue -H 'Content-Type: application/json' \
+      -d '{{"routing_key":"{routing_key}","event_action":"trigger","payload":{{"summary":"Queue depth above 10k","source":"worker-3","severity":"error"}}}}'
+
+  Prometheus Alertmanager: webhook_configs url {base}/integrations/alertmanager/{routing_key}
+
+Press Ctrl-C to stop."#,
+        data = data_dir.display(),
+    ))
+}

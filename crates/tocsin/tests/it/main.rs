@@ -1,0 +1,12 @@
+//! Integration tests of the whole application: real SQLite files (or PostgreSQL when
+//! `TOCSIN_TEST_DATABASE_URL` is set, for the tests that say so), real HTTP on loopback, the
+//! real `tocsin` binary where a process matters (kill -9, the CLI).
+
+mod api;
+mod cli;
+mod durability;
+mod ingest;
+mod shedding;
+mod storm;
+mod support;
+mod tls;

@@ -1,0 +1,206 @@
+//! `spawn_app()`: a running Tocsin on a port-0 listener with a fresh database, and typed helpers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tocsin_engine::Engine;
+use tocsin_store::TokenScope;
+use tokio_util::sync::CancellationToken;
+
+/// Integration keys of the test config's services.
+pub const API_KEY: &str = "0123456789abcdef0123456789abcdef";
+pub const DB_KEY: &str = "fedcba9876543210fedcba9876543210";
+pub const MANUAL_KEY: &str = "manualmanualmanualmanualmanual12";
+pub const GRAFANA_KEY: &str = "grafanagrafanagrafanagrafana1234";
+pub const GRAFANA_SECRET: &str = "grafana-shared-secret";
+
+pub fn test_config(extra: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+{extra}
+
+[[services]]
+id = "checkout-api"
+name = "Checkout API"
+integration_keys = ["{API_KEY}"]
+
+[[services]]
+id = "checkout-db"
+name = "Checkout DB"
+integration_keys = ["{DB_KEY}"]
+
+[[services]]
+id = "batch"
+name = "Batch jobs"
+resolve = "manual"
+integration_keys = ["{MANUAL_KEY}"]
+
+[[services]]
+id = "dashboards"
+name = "Dashboards"
+integration_keys = ["{GRAFANA_KEY}"]
+grafana = {{ secret = "{GRAFANA_SECRET}" }}
+"#
+    )
+}
+
+/// A temporary directory under the target directory, kept when a test fails for inspection.
+pub fn temp_dir() -> PathBuf {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("temp dir")
+        .keep()
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub engine: Arc<Engine>,
+    pub client: reqwest::Client,
+    /// A token with scope `write`.
+    pub token: String,
+    /// A token with scope `read`.
+    pub read_token: String,
+    shutdown: CancellationToken,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with("").await
+}
+
+pub async fn spawn_app_with(extra_config: &str) -> TestApp {
+    let config = tocsin_config::parse(&test_config(extra_config), "test.toml", &|_| None)
+        .unwrap_or_else(|errors| panic!("test config is invalid:\n{errors}"));
+    let data_dir = temp_dir();
+    let settings = tocsin::Settings {
+        config,
+        data_dir,
+        database: None,
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let app = tocsin::App::build(&settings).await.expect("build app");
+    let engine = Arc::clone(app.engine());
+    let (token, _) = engine
+        .create_token("tester", TokenScope::Write)
+        .await
+        .expect("token");
+    let (read_token, _) = engine
+        .create_token("reader", TokenScope::Read)
+        .await
+        .expect("token");
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let server = tokio::spawn(app.serve(listener, async move { stop.cancelled().await }));
+    TestApp {
+        base,
+        engine,
+        client: reqwest::Client::new(),
+        token,
+        read_token,
+        shutdown,
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs raw bytes to an ingestion endpoint.
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.post_raw(path, body.to_string()).await
+    }
+
+    /// A PagerDuty Events API v2 event.
+    pub async fn enqueue(&self, body: &Value) -> (u16, Value) {
+        self.post_json("/v2/enqueue", body).await
+    }
+
+    pub async fn trigger(&self, routing_key: &str, dedup_key: &str, summary: &str) -> Value {
+        let (status, body) = self
+            .enqueue(&json!({
+                "routing_key": routing_key,
+                "event_action": "trigger",
+                "dedup_key": dedup_key,
+                "payload": {"summary": summary, "source": "web-1", "severity": "critical"}
+            }))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::GET, path, None, Some(&self.token))
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.request(reqwest::Method::POST, path, body, Some(&self.token))
+            .await
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Stops the server gracefully and waits for the ingest queue to drain (which needs every
+    /// handle on the engine gone, this one included).
+    pub async fn stop(self) {
+        let TestApp {
+            engine,
+            shutdown,
+            server,
+            ..
+        } = self;
+        drop(engine);
+        shutdown.cancel();
+        if let Some(server) = server {
+            tokio::time::timeout(std::time::Duration::from_secs(10), server)
+                .await
+                .expect("the server stops within 10 s")
+                .expect("server task")
+                .expect("server result");
+        }
+    }
+}
