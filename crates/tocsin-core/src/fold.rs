@@ -307,9 +307,13 @@ impl Working {
         let incident_slot = match existing_incident {
             Some(slot) => slot,
             None => {
+                // Kept to the microsecond, the precision the stores keep.
                 let impact_started_at = event
                     .occurred_at
                     .map_or(event.received_at, |at| at.min(event.received_at));
+                let impact_started_at =
+                    Timestamp::from_microsecond(impact_started_at.as_microsecond())
+                        .unwrap_or(impact_started_at);
                 let incident_ref = IncidentRef::New(self.new_incidents);
                 self.new_incidents += 1;
                 self.incidents.push((

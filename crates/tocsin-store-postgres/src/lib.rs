@@ -8,6 +8,7 @@
 
 mod ingest;
 mod rows;
+pub mod testing;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
