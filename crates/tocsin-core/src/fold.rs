@@ -14,6 +14,7 @@
 //!   unless the service's policy is manual.
 //! - Acknowledge and resolve with no open alert change nothing.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use jiff::Timestamp;
@@ -189,14 +190,15 @@ struct Working {
 ///
 /// `snapshots` must hold an entry for every (service, dedup key) in `events`; a missing entry is
 /// read as "nothing open". `policy` tells how each service resolves incidents.
-pub fn fold_batch(
-    events: &[Event],
+pub fn fold_batch<E: Borrow<Event>>(
+    events: &[E],
     snapshots: &HashMap<Key, KeySnapshot>,
     policy: &dyn Fn(&ServiceId) -> ResolvePolicy,
 ) -> BatchPlan {
     let mut working = Working::default();
     let mut records = Vec::with_capacity(events.len());
     for (index, event) in events.iter().enumerate() {
+        let event: &Event = event.borrow();
         let key = (event.service.clone(), event.dedup_key.clone());
         working.load(&key, snapshots);
         let (alert, outcome) = match event.action {

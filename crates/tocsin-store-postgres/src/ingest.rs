@@ -48,7 +48,7 @@ pub(crate) async fn ingest(
     let mut changes = Vec::new();
     for inbound in batch {
         match inbound {
-            Inbound::Alert(event) => events.push(event.clone()),
+            Inbound::Alert(event) => events.push(event),
             Inbound::Change(change) => changes.push(change),
         }
     }
@@ -287,7 +287,7 @@ async fn allocate(
 /// Every event of the batch in one statement, whatever the batch size: one array per column.
 async fn insert_events(
     conn: &mut PgConnection,
-    events: &[Event],
+    events: &[&Event],
     records: &[tocsin_core::EventRecord],
     alert_id: impl Fn(Option<AlertRef>) -> Option<i64>,
 ) -> Result<(), StoreError> {
@@ -391,7 +391,7 @@ type Key = (ServiceId, DedupKey);
 /// between the two locking statements.
 async fn lock_snapshots(
     conn: &mut PgConnection,
-    events: &[Event],
+    events: &[&Event],
 ) -> Result<Option<HashMap<Key, KeySnapshot>>, StoreError> {
     let keys: BTreeSet<(&ServiceId, &DedupKey)> = events
         .iter()

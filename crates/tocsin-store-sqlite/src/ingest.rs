@@ -28,7 +28,7 @@ pub(crate) async fn ingest(
     let mut changes = Vec::new();
     for inbound in batch {
         match inbound {
-            Inbound::Alert(event) => events.push(event.clone()),
+            Inbound::Alert(event) => events.push(event),
             Inbound::Change(change) => changes.push(change),
         }
     }
@@ -307,7 +307,7 @@ type Key = (ServiceId, DedupKey);
 /// open incident.
 async fn load_snapshots(
     conn: &mut SqliteConnection,
-    events: &[Event],
+    events: &[&Event],
 ) -> Result<HashMap<Key, KeySnapshot>, StoreError> {
     let mut keys_by_service: BTreeMap<&ServiceId, BTreeSet<&DedupKey>> = BTreeMap::new();
     for event in events {
