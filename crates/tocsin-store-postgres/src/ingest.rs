@@ -11,16 +11,15 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use tocsin_core::{
-    fold_batch, AlertId, AlertRef, ChangeEvent, DedupKey, Event, IncidentNumber, IncidentRef,
-    IncidentState, KeySnapshot, OpenAlert, OpenIncident, ServiceId,
+    fold_batch, AlertRef, ChangeEvent, DedupKey, Event, IncidentNumber, IncidentRef, IncidentState,
+    KeySnapshot, ServiceId,
 };
+use tocsin_store::decode::{self, StoredRow};
 use tocsin_store::{Inbound, IngestReport, ResolvePolicyOf, StoreError};
 
-use crate::parse_stored;
-use crate::rows::{db, micros, text, timestamp};
+use crate::rows::{db, micros, text, Stored};
 
 /// Why an ingest transaction must not be committed.
 pub(crate) enum IngestFailure {
@@ -422,8 +421,9 @@ async fn lock_snapshots(
     .map_err(db)?;
     let mut locked = HashSet::new();
     for row in rows {
+        let row = Stored(&row);
         let key = stored_key(&row)?;
-        let incident = open_incident(&row)?;
+        let incident = decode::open_incident(&row)?;
         locked.insert(incident.number);
         // Resolved while this transaction waited for its lock.
         if incident.state == IncidentState::Resolved {
@@ -457,7 +457,8 @@ async fn lock_snapshots(
     .await
     .map_err(db)?;
     for row in rows {
-        let incident = IncidentNumber(row.try_get("number").map_err(db)?);
+        let row = Stored(&row);
+        let incident = IncidentNumber(row.integer("number")?);
         if !locked.contains(&incident) {
             // Its incident is not locked, and locking it now, after an alert, could deadlock
             // with a writer that holds it and waits for that alert.
@@ -465,60 +466,14 @@ async fn lock_snapshots(
         }
         let key = stored_key(&row)?;
         let snapshot = snapshots.entry(key).or_default();
-        snapshot.open_alert = Some(OpenAlert {
-            id: AlertId(row.try_get("id").map_err(db)?),
-            incident: IncidentNumber(row.try_get("incident_number").map_err(db)?),
-            state: parse_stored("state", &row.try_get::<String, _>("state").map_err(db)?)?,
-            count: row.try_get("count").map_err(db)?,
-            first_seen: timestamp("first_seen", row.try_get("first_seen").map_err(db)?)?,
-            last_seen: timestamp("last_seen", row.try_get("last_seen").map_err(db)?)?,
-            severity: parse_stored(
-                "severity",
-                &row.try_get::<String, _>("severity").map_err(db)?,
-            )?,
-            summary: row.try_get("summary").map_err(db)?,
-            source: row.try_get("source").map_err(db)?,
-            acknowledged_at: row
-                .try_get::<Option<i64>, _>("acknowledged_at")
-                .map_err(db)?
-                .map(|value| timestamp("acknowledged_at", value))
-                .transpose()?,
-        });
+        snapshot.open_alert = Some(decode::open_alert(&row)?);
         // The incident an open alert belongs to is the key's incident.
-        snapshot.open_incident = Some(OpenIncident {
-            number: incident,
-            state: parse_stored(
-                "state",
-                &row.try_get::<String, _>("incident_state").map_err(db)?,
-            )?,
-            open_alerts: row.try_get("open_alerts").map_err(db)?,
-            acknowledged_at: row
-                .try_get::<Option<i64>, _>("incident_acknowledged_at")
-                .map_err(db)?
-                .map(|value| timestamp("acknowledged_at", value))
-                .transpose()?,
-        });
+        snapshot.open_incident = Some(decode::open_alert_incident(&row)?);
     }
     Ok(Some(snapshots))
 }
 
-fn stored_key(row: &PgRow) -> Result<Key, StoreError> {
-    let service: String = row.try_get("service_id").map_err(db)?;
-    let value: String = row.try_get("dedup_key").map_err(db)?;
-    let key = DedupKey::parse(&value)
-        .map_err(|error| StoreError::Corrupt(format!("dedup_key {error}")))?;
-    Ok((ServiceId::new(service), key))
-}
-
-fn open_incident(row: &PgRow) -> Result<OpenIncident, StoreError> {
-    Ok(OpenIncident {
-        number: IncidentNumber(row.try_get("number").map_err(db)?),
-        state: parse_stored("state", &row.try_get::<String, _>("state").map_err(db)?)?,
-        open_alerts: row.try_get("open_alerts").map_err(db)?,
-        acknowledged_at: row
-            .try_get::<Option<i64>, _>("acknowledged_at")
-            .map_err(db)?
-            .map(|value| timestamp("acknowledged_at", value))
-            .transpose()?,
-    })
+fn stored_key(row: &Stored<'_>) -> Result<Key, StoreError> {
+    let service = row.text("service_id")?;
+    Ok((ServiceId::new(service), decode::snapshot_key(row)?))
 }

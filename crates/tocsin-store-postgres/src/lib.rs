@@ -667,10 +667,3 @@ impl Store for PostgresStore {
         read_api_token(&row)
     }
 }
-
-/// Parses a stored enum value, reporting a corrupt row instead of panicking.
-pub(crate) fn parse_stored<T: FromStr>(column: &str, value: &str) -> Result<T, StoreError> {
-    value
-        .parse()
-        .map_err(|_| StoreError::Corrupt(format!("column {column} holds {value:?}")))
-}

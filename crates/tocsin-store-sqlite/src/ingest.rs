@@ -4,15 +4,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use tocsin_core::{
-    fold_batch, AlertId, AlertRef, ChangeEvent, DedupKey, Event, IncidentNumber, IncidentRef,
-    IncidentState, KeySnapshot, OpenAlert, OpenIncident, ServiceId,
+    fold_batch, AlertRef, ChangeEvent, DedupKey, Event, IncidentRef, IncidentState, KeySnapshot,
+    ServiceId,
 };
+use tocsin_store::decode;
 use tocsin_store::{Inbound, IngestReport, ResolvePolicyOf, StoreError};
 
-use crate::parse_stored;
-use crate::rows::{db, micros, timestamp};
+use crate::rows::{db, micros, Stored};
 
 /// SQLite accepts 32766 bound parameters per statement; stay well below.
 const MAX_BINDS: usize = 30_000;
@@ -333,9 +333,11 @@ async fn load_snapshots(
             }
             list.push_unseparated(") ORDER BY number");
             for row in query.build().fetch_all(&mut *conn).await.map_err(db)? {
-                let key = (service.clone(), stored_key(&row)?);
+                let row = Stored(&row);
+                let key = (service.clone(), decode::snapshot_key(&row)?);
                 // The newest open incident of a key wins.
-                snapshots.entry(key).or_default().open_incident = Some(open_incident(&row)?);
+                snapshots.entry(key).or_default().open_incident =
+                    Some(decode::open_incident(&row)?);
             }
 
             let mut query = QueryBuilder::<Sqlite>::new(
@@ -355,61 +357,14 @@ async fn load_snapshots(
             }
             list.push_unseparated(")");
             for row in query.build().fetch_all(&mut *conn).await.map_err(db)? {
-                let key = (service.clone(), stored_key(&row)?);
+                let row = Stored(&row);
+                let key = (service.clone(), decode::snapshot_key(&row)?);
                 let snapshot = snapshots.entry(key).or_default();
-                snapshot.open_alert = Some(OpenAlert {
-                    id: AlertId(row.try_get("id").map_err(db)?),
-                    incident: IncidentNumber(row.try_get("incident_number").map_err(db)?),
-                    state: parse_stored("state", &row.try_get::<String, _>("state").map_err(db)?)?,
-                    count: row.try_get("count").map_err(db)?,
-                    first_seen: timestamp("first_seen", row.try_get("first_seen").map_err(db)?)?,
-                    last_seen: timestamp("last_seen", row.try_get("last_seen").map_err(db)?)?,
-                    severity: parse_stored(
-                        "severity",
-                        &row.try_get::<String, _>("severity").map_err(db)?,
-                    )?,
-                    summary: row.try_get("summary").map_err(db)?,
-                    source: row.try_get("source").map_err(db)?,
-                    acknowledged_at: row
-                        .try_get::<Option<i64>, _>("acknowledged_at")
-                        .map_err(db)?
-                        .map(|value| timestamp("acknowledged_at", value))
-                        .transpose()?,
-                });
+                snapshot.open_alert = Some(decode::open_alert(&row)?);
                 // The incident an open alert belongs to is the key's incident.
-                snapshot.open_incident = Some(OpenIncident {
-                    number: IncidentNumber(row.try_get("number").map_err(db)?),
-                    state: parse_stored(
-                        "state",
-                        &row.try_get::<String, _>("incident_state").map_err(db)?,
-                    )?,
-                    open_alerts: row.try_get("open_alerts").map_err(db)?,
-                    acknowledged_at: row
-                        .try_get::<Option<i64>, _>("incident_acknowledged_at")
-                        .map_err(db)?
-                        .map(|value| timestamp("acknowledged_at", value))
-                        .transpose()?,
-                });
+                snapshot.open_incident = Some(decode::open_alert_incident(&row)?);
             }
         }
     }
     Ok(snapshots)
-}
-
-fn stored_key(row: &sqlx::sqlite::SqliteRow) -> Result<DedupKey, StoreError> {
-    let value: String = row.try_get("dedup_key").map_err(db)?;
-    DedupKey::parse(&value).map_err(|error| StoreError::Corrupt(format!("dedup_key {error}")))
-}
-
-fn open_incident(row: &sqlx::sqlite::SqliteRow) -> Result<OpenIncident, StoreError> {
-    Ok(OpenIncident {
-        number: IncidentNumber(row.try_get("number").map_err(db)?),
-        state: parse_stored("state", &row.try_get::<String, _>("state").map_err(db)?)?,
-        open_alerts: row.try_get("open_alerts").map_err(db)?,
-        acknowledged_at: row
-            .try_get::<Option<i64>, _>("acknowledged_at")
-            .map_err(db)?
-            .map(|value| timestamp("acknowledged_at", value))
-            .transpose()?,
-    })
 }

@@ -11,7 +11,6 @@ mod rows;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -644,11 +643,4 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(db)?;
         Ok(token)
     }
-}
-
-/// Parses a stored enum value, reporting a corrupt row instead of panicking.
-pub(crate) fn parse_stored<T: FromStr>(column: &str, value: &str) -> Result<T, StoreError> {
-    value
-        .parse()
-        .map_err(|_| StoreError::Corrupt(format!("column {column} holds {value:?}")))
 }

@@ -5,6 +5,7 @@
 //! transaction per call, executing what `tocsin-core` decides.
 
 pub mod conformance;
+pub mod decode;
 mod error;
 mod model;
 

@@ -342,13 +342,15 @@ impl From<CommandOutcome> for CommandResult {
 #[serde(deny_unknown_fields)]
 pub(crate) struct PriorityRequest {
     /// `P1` to `P5`.
+    #[schema(pattern = r"^[Pp][1-5]$")]
     priority: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NoteRequest {
-    /// The note, 1 to 10,000 characters.
+    /// The note, 1 to 10,000 characters, not all white space.
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     text: String,
 }
 
@@ -359,8 +361,10 @@ pub(crate) struct NoteRequest {
 #[into_params(parameter_in = Query)]
 pub(crate) struct PageParams {
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<i64>)]
     cursor: Option<String>,
     /// Items per page, 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
 }
 
@@ -368,7 +372,6 @@ impl PageParams {
     fn page(&self) -> Result<PageRequest, ApiError> {
         let after = match &self.cursor {
             None => None,
-            Some(cursor) if cursor.is_empty() => None,
             Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| {
                 ApiError::invalid(
                     "cursor",
@@ -401,14 +404,20 @@ impl PageParams {
 pub(crate) struct IncidentListParams {
     /// Comma-separated states: `triggered`, `acknowledged`, `resolved`, or `open` for the
     /// first two. Default: all.
+    #[param(
+        pattern = r"^(triggered|acknowledged|resolved|open)(,(triggered|acknowledged|resolved|open))*$"
+    )]
     state: Option<String>,
     /// A service id.
     service: Option<String>,
     /// `P1` to `P5`.
+    #[param(pattern = r"^[Pp][1-5]$")]
     priority: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<i64>)]
     cursor: Option<String>,
     /// Items per page, 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
 }
 
@@ -416,14 +425,18 @@ pub(crate) struct IncidentListParams {
 #[into_params(parameter_in = Query)]
 pub(crate) struct AlertListParams {
     /// `triggered`, `acknowledged` or `resolved`.
+    #[param(pattern = r"^(triggered|acknowledged|resolved)$")]
     state: Option<String>,
     /// A service id.
     service: Option<String>,
     /// An incident number.
+    #[param(value_type = Option<i64>, minimum = 1)]
     incident: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<i64>)]
     cursor: Option<String>,
     /// Items per page, 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
 }
 
@@ -458,11 +471,7 @@ fn alert_id(value: &str) -> Result<AlertId, ApiError> {
 
 fn incident_states(value: &str) -> Result<Vec<IncidentState>, ApiError> {
     let mut states = Vec::new();
-    for part in value
-        .split(',')
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-    {
+    for part in value.split(',') {
         if part == "open" {
             states.extend([IncidentState::Triggered, IncidentState::Acknowledged]);
         } else {
@@ -522,7 +531,7 @@ async fn list_incidents(
 
 /// Get one incident.
 #[utoipa::path(get, path = "/api/v1/incidents/{number}", tag = "incidents",
-    params(("number" = i64, Path, description = "Incident number")),
+    params(("number" = i64, Path, description = "Incident number", minimum = 1)),
     security(("api_token" = [])),
     responses(
         (status = 200, description = "The incident", body = Incident),
@@ -541,7 +550,7 @@ async fn get_incident(
 
 /// Acknowledge an incident and its triggered alerts. Idempotent; a resolved incident is a 409.
 #[utoipa::path(post, path = "/api/v1/incidents/{number}/acknowledge", tag = "incidents",
-    params(("number" = i64, Path, description = "Incident number")),
+    params(("number" = i64, Path, description = "Incident number", minimum = 1)),
     security(("api_token" = [])),
     responses(
         (status = 200, description = "The incident afterwards", body = CommandResult),
@@ -565,7 +574,7 @@ async fn acknowledge_incident(
 
 /// Resolve an incident and all of its open alerts. Idempotent.
 #[utoipa::path(post, path = "/api/v1/incidents/{number}/resolve", tag = "incidents",
-    params(("number" = i64, Path, description = "Incident number")),
+    params(("number" = i64, Path, description = "Incident number", minimum = 1)),
     security(("api_token" = [])),
     responses(
         (status = 200, description = "The incident afterwards", body = CommandResult),
@@ -588,7 +597,7 @@ async fn resolve_incident(
 
 /// Change an incident's priority.
 #[utoipa::path(put, path = "/api/v1/incidents/{number}/priority", tag = "incidents",
-    params(("number" = i64, Path, description = "Incident number")),
+    params(("number" = i64, Path, description = "Incident number", minimum = 1)),
     request_body = PriorityRequest,
     security(("api_token" = [])),
     responses(
@@ -616,7 +625,7 @@ async fn set_priority(
 
 /// Add a note to an incident's timeline.
 #[utoipa::path(post, path = "/api/v1/incidents/{number}/notes", tag = "incidents",
-    params(("number" = i64, Path, description = "Incident number")),
+    params(("number" = i64, Path, description = "Incident number", minimum = 1)),
     request_body = NoteRequest,
     security(("api_token" = [])),
     responses(
@@ -651,7 +660,7 @@ async fn add_note(
 
 /// An incident's timeline, oldest first.
 #[utoipa::path(get, path = "/api/v1/incidents/{number}/timeline", tag = "incidents",
-    params(("number" = i64, Path, description = "Incident number"), PageParams),
+    params(("number" = i64, Path, description = "Incident number", minimum = 1), PageParams),
     security(("api_token" = [])),
     responses(
         (status = 200, description = "A page of timeline entries", body = TimelinePage),
@@ -674,7 +683,7 @@ async fn incident_timeline(
 
 /// An incident's alerts, newest first.
 #[utoipa::path(get, path = "/api/v1/incidents/{number}/alerts", tag = "incidents",
-    params(("number" = i64, Path, description = "Incident number"), PageParams),
+    params(("number" = i64, Path, description = "Incident number", minimum = 1), PageParams),
     security(("api_token" = [])),
     responses(
         (status = 200, description = "A page of alerts", body = AlertPage),
@@ -744,7 +753,7 @@ async fn list_alerts(
 
 /// Get one alert.
 #[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts",
-    params(("id" = i64, Path, description = "Alert id")),
+    params(("id" = i64, Path, description = "Alert id", minimum = 1)),
     security(("api_token" = [])),
     responses(
         (status = 200, description = "The alert", body = Alert),
@@ -762,7 +771,7 @@ async fn get_alert(
 
 /// The events folded into an alert, newest first.
 #[utoipa::path(get, path = "/api/v1/alerts/{id}/events", tag = "alerts",
-    params(("id" = i64, Path, description = "Alert id"), PageParams),
+    params(("id" = i64, Path, description = "Alert id", minimum = 1), PageParams),
     security(("api_token" = [])),
     responses(
         (status = 200, description = "A page of events", body = EventPage),

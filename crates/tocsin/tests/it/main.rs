@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod durability;
 mod ingest;
+mod interop;
 mod postgres;
 mod shedding;
 mod storm;
