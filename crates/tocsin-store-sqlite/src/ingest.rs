@@ -64,6 +64,7 @@ pub(crate) async fn ingest(
 
     let mut incident_numbers = HashMap::new();
     let mut new_incidents = Vec::new();
+    let mut incident_updates = Vec::new();
     for record in &plan.incidents {
         match (record.incident, &record.opened) {
             (IncidentRef::New(n), Some(opened)) => {
@@ -74,24 +75,11 @@ pub(crate) async fn ingest(
                 report.incidents_opened += 1;
             }
             (IncidentRef::Existing(number), _) => {
-                sqlx::query(
-                    "UPDATE incidents SET state = ?, open_alerts = ?, acknowledged_at = ?,
-                     resolved_at = ?, updated_at = ? WHERE number = ?",
-                )
-                .bind(record.state.as_str())
-                .bind(record.open_alerts)
-                .bind(record.acknowledged_at.map(micros))
-                .bind(record.resolved_at.map(micros))
-                .bind(micros(
-                    record
-                        .resolved_at
-                        .or(record.acknowledged_at)
-                        .unwrap_or_else(|| events[events.len() - 1].received_at),
-                ))
-                .bind(number.0)
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
+                let updated_at = record
+                    .resolved_at
+                    .or(record.acknowledged_at)
+                    .unwrap_or_else(|| events[events.len() - 1].received_at);
+                incident_updates.push((number.0, record, micros(updated_at)));
             }
             (IncidentRef::New(_), None) => {
                 return Err(StoreError::Corrupt(
@@ -102,6 +90,24 @@ pub(crate) async fn ingest(
         if record.state == IncidentState::Resolved {
             report.incidents_resolved += 1;
         }
+    }
+    // One statement for every touched incident (and one below for every touched alert): the
+    // cost of a commit must not grow by a statement per key.
+    for chunk in incident_updates.chunks(MAX_BINDS / 6) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "UPDATE incidents SET state = v.column2, open_alerts = v.column3,
+             acknowledged_at = v.column4, resolved_at = v.column5, updated_at = v.column6 FROM (",
+        );
+        query.push_values(chunk, |mut row, (number, record, updated_at)| {
+            row.push_bind(*number)
+                .push_bind(record.state.as_str())
+                .push_bind(record.open_alerts)
+                .push_bind(record.acknowledged_at.map(micros))
+                .push_bind(record.resolved_at.map(micros))
+                .push_bind(*updated_at);
+        });
+        query.push(") AS v WHERE incidents.number = v.column1");
+        query.build().execute(&mut *conn).await.map_err(db)?;
     }
     for chunk in new_incidents.chunks(MAX_BINDS / 13) {
         let mut query = QueryBuilder::<Sqlite>::new(
@@ -137,6 +143,7 @@ pub(crate) async fn ingest(
 
     let mut alert_ids = HashMap::new();
     let mut new_alerts = Vec::new();
+    let mut alert_updates = Vec::new();
     for record in &plan.alerts {
         let details = record.details.as_ref().map(|details| details.to_string());
         match record.alert {
@@ -147,27 +154,30 @@ pub(crate) async fn ingest(
                 new_alerts.push((id, incident_number(record.incident)?, record, details));
                 report.alerts_opened += 1;
             }
-            AlertRef::Existing(id) => {
-                sqlx::query(
-                    "UPDATE alerts SET state = ?, count = ?, last_seen = ?, severity = ?, summary = ?,
-                     source = ?, details = COALESCE(?, details), acknowledged_at = ?, resolved_at = ?
-                     WHERE id = ?",
-                )
-                .bind(record.state.as_str())
-                .bind(record.count)
-                .bind(micros(record.last_seen))
-                .bind(record.severity.as_str())
-                .bind(record.summary.as_str())
-                .bind(record.source.as_str())
-                .bind(details)
-                .bind(record.acknowledged_at.map(micros))
-                .bind(record.resolved_at.map(micros))
-                .bind(id.0)
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
-            }
+            AlertRef::Existing(id) => alert_updates.push((id.0, record, details)),
         }
+    }
+    for chunk in alert_updates.chunks(MAX_BINDS / 10) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "UPDATE alerts SET state = v.column2, count = v.column3, last_seen = v.column4,
+             severity = v.column5, summary = v.column6, source = v.column7,
+             details = COALESCE(v.column8, alerts.details), acknowledged_at = v.column9,
+             resolved_at = v.column10 FROM (",
+        );
+        query.push_values(chunk, |mut row, (id, record, details)| {
+            row.push_bind(*id)
+                .push_bind(record.state.as_str())
+                .push_bind(record.count)
+                .push_bind(micros(record.last_seen))
+                .push_bind(record.severity.as_str())
+                .push_bind(record.summary.as_str())
+                .push_bind(record.source.as_str())
+                .push_bind(details.as_deref())
+                .push_bind(record.acknowledged_at.map(micros))
+                .push_bind(record.resolved_at.map(micros));
+        });
+        query.push(") AS v WHERE alerts.id = v.column1");
+        query.build().execute(&mut *conn).await.map_err(db)?;
     }
     for chunk in new_alerts.chunks(MAX_BINDS / 14) {
         let mut query = QueryBuilder::<Sqlite>::new(

@@ -11,6 +11,7 @@ mod rows;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,6 +29,7 @@ use tocsin_store::{
     IncidentFilter, IncidentRow, IngestReport, Page, PageRequest, ResolvePolicyOf, Store,
     StoreError, StoredEvent, TimelineEntry, TokenScope,
 };
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::rows::{
     db, micros, read_alert, read_api_token, read_change_event, read_event, read_incident,
@@ -62,7 +64,15 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     path: PathBuf,
+    /// Stops the checkpointer when the last clone of the store is dropped.
+    _checkpointer: Arc<DropGuard>,
 }
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+/// WAL pages (4 KiB) beyond which the checkpointer waits for readers and restarts the WAL
+/// rather than let it grow (256 MiB).
+const WAL_RESTART_PAGES: i64 = 65_536;
 
 impl SqliteStore {
     /// Opens (creating if needed) `tocsin.sqlite` in `data_dir`, migrates it and checks that it
@@ -90,7 +100,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(false)
             .pragma("cache_size", "-16000")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Checkpoints run on their own connection (see `checkpoint_loop`), not inside the
+            // writer's commits, so the serial ingest path does not pay for them.
+            .pragma("wal_autocheckpoint", "0");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -108,13 +121,22 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await
             .map_err(|error| open_error(path, error))?;
+        let checkpoint_pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|error| open_error(path, error))?;
+        let stop = CancellationToken::new();
+        tokio::spawn(checkpoint_loop(checkpoint_pool, stop.clone()));
         let store = SqliteStore {
             writer,
             reader,
             path: path.to_owned(),
+            _checkpointer: Arc::new(stop.drop_guard()),
         };
         store.check_schema().await?;
         Ok(store)
@@ -158,6 +180,39 @@ impl SqliteStore {
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
         self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
     }
+}
+
+/// Copies the WAL back into the database file in the background, on its own connection (and so
+/// on its own thread), until `stop` is cancelled.
+async fn checkpoint_loop(pool: SqlitePool, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(CHECKPOINT_INTERVAL) => {}
+        }
+        let result: Result<(i64, i64, i64), sqlx::Error> =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&pool)
+                .await;
+        match result {
+            Ok((_, wal_pages, _)) if wal_pages > WAL_RESTART_PAGES => {
+                tracing::info!(wal_pages, "restarting a large write-ahead log");
+                if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(error = %error, "checkpoint failed");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = %error, "checkpoint failed"),
+        }
+    }
+    // A last full checkpoint leaves a compact database behind on a clean shutdown.
+    let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await;
+    pool.close().await;
 }
 
 fn open_error(path: &Path, error: sqlx::Error) -> StoreError {
