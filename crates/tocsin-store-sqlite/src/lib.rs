@@ -99,7 +99,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(false)
-            .pragma("cache_size", "-16000")
+            .pragma("cache_size", "-65536")
+            .pragma("mmap_size", "268435456")
             .pragma("temp_store", "memory")
             // Checkpoints run on their own connection (see `checkpoint_loop`), not inside the
             // writer's commits, so the serial ingest path does not pay for them.
