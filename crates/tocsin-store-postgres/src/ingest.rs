@@ -87,6 +87,7 @@ pub(crate) async fn ingest(
 
     let mut incident_numbers = HashMap::new();
     let mut new_incidents = Vec::new();
+    let mut incident_updates = IncidentUpdates::default();
     for record in &plan.incidents {
         match (record.incident, &record.opened) {
             (IncidentRef::New(n), Some(opened)) => {
@@ -98,24 +99,20 @@ pub(crate) async fn ingest(
                 report.incidents_opened += 1;
             }
             (IncidentRef::Existing(number), _) => {
-                sqlx::query(
-                    "UPDATE incidents SET state = $1, open_alerts = $2, acknowledged_at = $3,
-                     resolved_at = $4, updated_at = $5 WHERE number = $6",
-                )
-                .bind(record.state.as_str())
-                .bind(record.open_alerts)
-                .bind(record.acknowledged_at.map(micros))
-                .bind(record.resolved_at.map(micros))
-                .bind(micros(
-                    record
-                        .resolved_at
-                        .or(record.acknowledged_at)
-                        .unwrap_or_else(|| events[events.len() - 1].received_at),
-                ))
-                .bind(number.0)
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
+                let updated_at = record
+                    .resolved_at
+                    .or(record.acknowledged_at)
+                    .unwrap_or_else(|| events[events.len() - 1].received_at);
+                incident_updates.number.push(number.0);
+                incident_updates.state.push(record.state.as_str());
+                incident_updates.open_alerts.push(record.open_alerts);
+                incident_updates
+                    .acknowledged_at
+                    .push(record.acknowledged_at.map(micros));
+                incident_updates
+                    .resolved_at
+                    .push(record.resolved_at.map(micros));
+                incident_updates.updated_at.push(micros(updated_at));
             }
             (IncidentRef::New(_), None) => {
                 return Err(StoreError::Corrupt(
@@ -127,6 +124,26 @@ pub(crate) async fn ingest(
         if record.state == IncidentState::Resolved {
             report.incidents_resolved += 1;
         }
+    }
+    if !incident_updates.number.is_empty() {
+        sqlx::query(
+            "UPDATE incidents AS i SET state = v.state, open_alerts = v.open_alerts,
+                 acknowledged_at = v.acknowledged_at, resolved_at = v.resolved_at,
+                 updated_at = v.updated_at
+             FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
+                         $6::bigint[])
+                  AS v(number, state, open_alerts, acknowledged_at, resolved_at, updated_at)
+             WHERE i.number = v.number",
+        )
+        .bind(&incident_updates.number)
+        .bind(&incident_updates.state)
+        .bind(&incident_updates.open_alerts)
+        .bind(&incident_updates.acknowledged_at)
+        .bind(&incident_updates.resolved_at)
+        .bind(&incident_updates.updated_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
     }
     for chunk in new_incidents.chunks(MAX_BINDS / 13) {
         let mut query = QueryBuilder::<Postgres>::new(
@@ -162,6 +179,7 @@ pub(crate) async fn ingest(
 
     let mut alert_ids = HashMap::new();
     let mut new_alerts = Vec::new();
+    let mut alert_updates = AlertUpdates::default();
     for record in &plan.alerts {
         let details = record.details.as_ref().map(|details| details.to_string());
         match record.alert {
@@ -174,27 +192,52 @@ pub(crate) async fn ingest(
                 report.alerts_opened += 1;
             }
             AlertRef::Existing(id) => {
-                sqlx::query(
-                    "UPDATE alerts SET state = $1, count = $2, last_seen = $3, severity = $4,
-                     summary = $5, source = $6, details = COALESCE($7, details),
-                     acknowledged_at = $8, resolved_at = $9
-                     WHERE id = $10",
-                )
-                .bind(record.state.as_str())
-                .bind(record.count)
-                .bind(micros(record.last_seen))
-                .bind(record.severity.as_str())
-                .bind(text(&record.summary))
-                .bind(text(&record.source))
-                .bind(details)
-                .bind(record.acknowledged_at.map(micros))
-                .bind(record.resolved_at.map(micros))
-                .bind(id.0)
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
+                alert_updates.id.push(id.0);
+                alert_updates.state.push(record.state.as_str());
+                alert_updates.count.push(record.count);
+                alert_updates.last_seen.push(micros(record.last_seen));
+                alert_updates.severity.push(record.severity.as_str());
+                alert_updates
+                    .summary
+                    .push(text(&record.summary).into_owned());
+                alert_updates.source.push(text(&record.source).into_owned());
+                alert_updates.details.push(details);
+                alert_updates
+                    .acknowledged_at
+                    .push(record.acknowledged_at.map(micros));
+                alert_updates
+                    .resolved_at
+                    .push(record.resolved_at.map(micros));
             }
         }
+    }
+    // One statement for every touched alert (and one for every touched incident): the cost of
+    // a commit must not grow by a round trip per key. The rows are already locked.
+    if !alert_updates.id.is_empty() {
+        sqlx::query(
+            "UPDATE alerts AS a SET state = v.state, count = v.count, last_seen = v.last_seen,
+                 severity = v.severity, summary = v.summary, source = v.source,
+                 details = COALESCE(v.details, a.details), acknowledged_at = v.acknowledged_at,
+                 resolved_at = v.resolved_at
+             FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[],
+                         $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[])
+                  AS v(id, state, count, last_seen, severity, summary, source, details,
+                       acknowledged_at, resolved_at)
+             WHERE a.id = v.id",
+        )
+        .bind(&alert_updates.id)
+        .bind(&alert_updates.state)
+        .bind(&alert_updates.count)
+        .bind(&alert_updates.last_seen)
+        .bind(&alert_updates.severity)
+        .bind(&alert_updates.summary)
+        .bind(&alert_updates.source)
+        .bind(&alert_updates.details)
+        .bind(&alert_updates.acknowledged_at)
+        .bind(&alert_updates.resolved_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
     }
     // Inserting in key order, as every writer does, means two batches that open alerts for the
     // same keys wait on each other's unique-index entries in one direction only: the later one
@@ -476,4 +519,30 @@ async fn lock_snapshots(
 fn stored_key(row: &Stored<'_>) -> Result<Key, StoreError> {
     let service = row.text("service_id")?;
     Ok((ServiceId::new(service), decode::snapshot_key(row)?))
+}
+
+/// Column arrays of the incidents one batch updates.
+#[derive(Default)]
+struct IncidentUpdates {
+    number: Vec<i64>,
+    state: Vec<&'static str>,
+    open_alerts: Vec<i64>,
+    acknowledged_at: Vec<Option<i64>>,
+    resolved_at: Vec<Option<i64>>,
+    updated_at: Vec<i64>,
+}
+
+/// Column arrays of the alerts one batch updates.
+#[derive(Default)]
+struct AlertUpdates {
+    id: Vec<i64>,
+    state: Vec<&'static str>,
+    count: Vec<i64>,
+    last_seen: Vec<i64>,
+    severity: Vec<&'static str>,
+    summary: Vec<String>,
+    source: Vec<String>,
+    details: Vec<Option<String>>,
+    acknowledged_at: Vec<Option<i64>>,
+    resolved_at: Vec<Option<i64>>,
 }
