@@ -14,8 +14,11 @@ use tocsin_store::{Inbound, IngestReport, ResolvePolicyOf, StoreError};
 
 use crate::rows::{db, micros, Stored};
 
-/// SQLite accepts 32766 bound parameters per statement; stay well below.
-const MAX_BINDS: usize = 30_000;
+/// Rows per multi-row statement, largest first. Batches are cut into these sizes only, so every
+/// statement's text is one of a few, prepared once per connection and reused, instead of a new
+/// (and, for hundreds of rows, costly) preparation for every batch size. 256 rows of the widest
+/// row (14 columns) stay far below SQLite's limit of 32,766 parameters.
+const ROWS_PER_STATEMENT: [usize; 5] = [256, 64, 16, 4, 1];
 /// Keys per `IN (...)` list when loading snapshots.
 const KEYS_PER_QUERY: usize = 500;
 
@@ -93,7 +96,7 @@ pub(crate) async fn ingest(
     }
     // One statement for every touched incident (and one below for every touched alert): the
     // cost of a commit must not grow by a statement per key.
-    for chunk in incident_updates.chunks(MAX_BINDS / 6) {
+    for chunk in statement_chunks(&incident_updates) {
         let mut query = QueryBuilder::<Sqlite>::new(
             "UPDATE incidents SET state = v.column2, open_alerts = v.column3,
              acknowledged_at = v.column4, resolved_at = v.column5, updated_at = v.column6 FROM (",
@@ -109,7 +112,7 @@ pub(crate) async fn ingest(
         query.push(") AS v WHERE incidents.number = v.column1");
         query.build().execute(&mut *conn).await.map_err(db)?;
     }
-    for chunk in new_incidents.chunks(MAX_BINDS / 13) {
+    for chunk in statement_chunks(&new_incidents) {
         let mut query = QueryBuilder::<Sqlite>::new(
             "INSERT INTO incidents (number, service_id, dedup_key, title, severity, priority, state,
              open_alerts, created_at, impact_started_at, acknowledged_at, resolved_at, updated_at) ",
@@ -157,7 +160,7 @@ pub(crate) async fn ingest(
             AlertRef::Existing(id) => alert_updates.push((id.0, record, details)),
         }
     }
-    for chunk in alert_updates.chunks(MAX_BINDS / 10) {
+    for chunk in statement_chunks(&alert_updates) {
         let mut query = QueryBuilder::<Sqlite>::new(
             "UPDATE alerts SET state = v.column2, count = v.column3, last_seen = v.column4,
              severity = v.column5, summary = v.column6, source = v.column7,
@@ -179,7 +182,7 @@ pub(crate) async fn ingest(
         query.push(") AS v WHERE alerts.id = v.column1");
         query.build().execute(&mut *conn).await.map_err(db)?;
     }
-    for chunk in new_alerts.chunks(MAX_BINDS / 14) {
+    for chunk in statement_chunks(&new_alerts) {
         let mut query = QueryBuilder::<Sqlite>::new(
             "INSERT INTO alerts (id, incident_number, service_id, dedup_key, state, count, first_seen,
              last_seen, severity, summary, source, details, acknowledged_at, resolved_at) ",
@@ -213,7 +216,7 @@ pub(crate) async fn ingest(
             ))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    for chunk in timeline.chunks(MAX_BINDS / 5) {
+    for chunk in statement_chunks(&timeline) {
         let mut query = QueryBuilder::<Sqlite>::new(
             "INSERT INTO timeline_entries (incident_number, at, actor, kind, data) ",
         );
@@ -246,7 +249,7 @@ pub(crate) async fn ingest(
             )
         })
         .collect();
-    for chunk in rows.chunks(MAX_BINDS / 12) {
+    for chunk in statement_chunks(&rows) {
         let mut query = QueryBuilder::<Sqlite>::new(
             "INSERT INTO events (service_id, integration, action, dedup_key, severity, summary,
              source, occurred_at, received_at, alert_id, outcome, details) ",
@@ -274,7 +277,7 @@ async fn insert_changes(
     conn: &mut SqliteConnection,
     changes: &[&ChangeEvent],
 ) -> Result<(), StoreError> {
-    for chunk in changes.chunks(MAX_BINDS / 7) {
+    for chunk in statement_chunks(changes) {
         let rows: Vec<_> = chunk
             .iter()
             .map(|change| {
@@ -377,4 +380,39 @@ async fn load_snapshots(
         }
     }
     Ok(snapshots)
+}
+
+/// Cuts `rows` into consecutive chunks whose lengths are all in [`ROWS_PER_STATEMENT`].
+fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        let size = ROWS_PER_STATEMENT
+            .iter()
+            .copied()
+            .find(|size| *size <= rest.len())?;
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statement_chunks;
+
+    #[test]
+    fn chunks_cover_every_row_in_order_with_few_sizes() {
+        for total in [0usize, 1, 3, 5, 63, 64, 65, 300, 2048, 2049] {
+            let rows: Vec<usize> = (0..total).collect();
+            let chunks: Vec<&[usize]> = statement_chunks(&rows).collect();
+            let joined: Vec<usize> = chunks
+                .iter()
+                .flat_map(|chunk| chunk.iter().copied())
+                .collect();
+            assert_eq!(joined, rows);
+            assert!(chunks
+                .iter()
+                .all(|chunk| [256, 64, 16, 4, 1].contains(&chunk.len())));
+        }
+    }
 }
