@@ -33,10 +33,7 @@ pub(crate) fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Err(errors) => {
-                eprint!("{errors}");
-                if !errors.to_string().ends_with('\n') {
-                    eprintln!();
-                }
+                eprintln!("{}", errors.to_string().trim_end());
                 Ok(ExitCode::FAILURE)
             }
         },

@@ -55,7 +55,8 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = match tocsin_config::load(&args.config) {
         Ok(config) => config,
         Err(errors) => {
-            eprint!("{errors}");
+            let report = errors.to_string();
+            eprintln!("{}", report.trim_end());
             anyhow::bail!("the config {} is invalid", args.config.display());
         }
     };
