@@ -334,7 +334,10 @@ async fn load_snapshots(
         let keys: Vec<_> = keys.into_iter().collect();
         for chunk in keys.chunks(KEYS_PER_QUERY) {
             let mut query = QueryBuilder::<Sqlite>::new(
-                "SELECT number, dedup_key, state, open_alerts, acknowledged_at FROM incidents
+                // Without the hint SQLite prefers `incidents_by_service` and reads every incident
+                // the service ever had; the partial index holds only the open ones.
+                "SELECT number, dedup_key, state, open_alerts, acknowledged_at
+                 FROM incidents INDEXED BY incidents_open_by_key
                  WHERE state <> 'resolved' AND service_id = ",
             );
             query
@@ -358,7 +361,8 @@ async fn load_snapshots(
                         a.last_seen, a.severity, a.summary, a.source, a.acknowledged_at,
                         i.number, i.state AS incident_state, i.open_alerts,
                         i.acknowledged_at AS incident_acknowledged_at
-                 FROM alerts a JOIN incidents i ON i.number = a.incident_number
+                 FROM alerts a INDEXED BY alerts_one_open_per_key
+                 JOIN incidents i ON i.number = a.incident_number
                  WHERE a.state <> 'resolved' AND a.service_id = ",
             );
             query
