@@ -1,0 +1,125 @@
+//! The engine over a real SQLite store, with a manual clock: times recorded by commands come from
+//! the clock that is passed in, so hours of an incident pass in microseconds.
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+use tocsin_core::{
+    Actor, DedupKey, Event, EventAction, IncidentNumber, IncidentState, Integration, ResolvePolicy,
+    ServiceId, Severity,
+};
+use tocsin_engine::{
+    Catalog, Clock, Engine, IngestSettings, Ingestor, ManualClock, Metrics, ServiceEntry,
+    SubmitError,
+};
+use tocsin_store::{Inbound, Store};
+use tocsin_store_sqlite::SqliteStore;
+
+async fn engine(clock: Arc<ManualClock>, settings: IngestSettings) -> Engine {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("temp dir")
+        .keep();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir).await.expect("store"));
+    let catalog = Arc::new(Catalog::new(vec![ServiceEntry {
+        id: ServiceId::new("api"),
+        name: "API".to_owned(),
+        integration_keys: vec!["0123456789abcdef0123456789abcdef".to_owned()],
+        resolve: ResolvePolicy::Auto,
+        grafana: None,
+    }]));
+    let metrics = Arc::new(Metrics::new());
+    let (ingestor, _writer) = Ingestor::start(
+        Arc::clone(&store),
+        Arc::clone(&catalog),
+        Arc::clone(&metrics),
+        settings,
+    );
+    Engine::new(store, catalog, ingestor, clock, metrics)
+}
+
+fn trigger(key: &str, at: Timestamp) -> Inbound {
+    Inbound::Alert(Event {
+        service: ServiceId::new("api"),
+        integration: Integration::EventsV2,
+        action: EventAction::Trigger,
+        dedup_key: DedupKey::parse(key).expect("key"),
+        severity: Severity::Critical,
+        summary: "checkout is down".to_owned(),
+        source: "probe".to_owned(),
+        occurred_at: Some(at),
+        received_at: at,
+        details: json!({}),
+    })
+}
+
+#[tokio::test]
+async fn commands_take_their_time_from_the_clock() {
+    let start: Timestamp = "2026-11-22T02:35:00Z".parse().expect("time");
+    let clock = Arc::new(ManualClock::new(start));
+    let engine = engine(Arc::clone(&clock), IngestSettings::default()).await;
+    engine
+        .submit(vec![trigger("db-down", clock.now())])
+        .await
+        .expect("submit");
+    let number = IncidentNumber(1);
+    let ana = Actor::token("ana");
+
+    clock.advance(SignedDuration::from_mins(4));
+    let acknowledged = engine.acknowledge(number, &ana).await.expect("ack");
+    assert_eq!(
+        acknowledged.incident.acknowledged_at,
+        Some("2026-11-22T02:39:00Z".parse().expect("time"))
+    );
+
+    clock.advance(SignedDuration::from_hours(4));
+    let resolved = engine.resolve(number, &ana).await.expect("resolve");
+    assert_eq!(resolved.incident.state, IncidentState::Resolved);
+    let times = resolved.incident.times();
+    assert_eq!(
+        times.time_to_acknowledge(),
+        Some(SignedDuration::from_mins(4))
+    );
+    assert_eq!(
+        times.time_to_resolve(),
+        Some(SignedDuration::from_mins(4 * 60 + 4))
+    );
+    let note = engine
+        .add_note(
+            number,
+            "the cleanup job ran while the database was down",
+            &ana,
+        )
+        .await
+        .expect("note");
+    assert_eq!(note.at, clock.now());
+}
+
+#[tokio::test]
+async fn a_request_larger_than_the_queue_is_refused_whole() {
+    let clock = Arc::new(ManualClock::new(Timestamp::UNIX_EPOCH));
+    let engine = engine(
+        Arc::clone(&clock),
+        IngestSettings {
+            queue_capacity: 10,
+            max_batch: 10,
+        },
+    )
+    .await;
+    let batch: Vec<Inbound> = (0..11)
+        .map(|n| trigger(&format!("k{n}"), clock.now()))
+        .collect();
+    assert_eq!(
+        engine.submit(batch).await,
+        Err(SubmitError::TooLarge {
+            events: 11,
+            capacity: 10
+        })
+    );
+    assert_eq!(engine.ingestor().queue_depth(), 0);
+    let counts = engine.counts().await.expect("counts");
+    assert_eq!(
+        counts.open_incidents, 0,
+        "nothing of the refused request was stored"
+    );
+}
