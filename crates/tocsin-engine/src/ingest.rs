@@ -221,21 +221,10 @@ async fn commit(
                 tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
             }
             Err(error) => {
-                let chain = error_chain(&error);
+                let chain = crate::error_chain(&error);
                 tracing::error!(error = %chain, events = batch.len(), "ingest commit failed; events refused");
                 return Err(chain);
             }
         }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

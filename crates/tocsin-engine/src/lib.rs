@@ -18,3 +18,15 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::Engine;
 pub use ingest::{IngestSettings, Ingestor, SubmitError};
 pub use metrics::Metrics;
+
+/// The whole cause chain of an error on one line (`outer: cause: root cause`), for logs.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

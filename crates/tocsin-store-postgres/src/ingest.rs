@@ -17,7 +17,7 @@ use tocsin_core::{
     KeySnapshot, ServiceId,
 };
 use tocsin_store::decode::{self, StoredRow};
-use tocsin_store::{Inbound, IngestReport, ResolvePolicyOf, StoreError};
+use tocsin_store::{AssignedIds, Inbound, IngestReport, ResolvePolicyOf, StoreError};
 
 use crate::rows::{db, micros, text, Stored};
 
@@ -85,7 +85,7 @@ pub(crate) async fn ingest(
         .await?
         .into_iter();
 
-    let mut incident_numbers = HashMap::new();
+    let mut ids = AssignedIds::default();
     let mut new_incidents = Vec::new();
     let mut incident_updates = IncidentUpdates::default();
     for record in &plan.incidents {
@@ -94,7 +94,7 @@ pub(crate) async fn ingest(
                 let number = next_incidents.next().ok_or_else(|| {
                     StoreError::Corrupt("fewer incident numbers than new incidents".to_owned())
                 })?;
-                incident_numbers.insert(n, number);
+                ids.assign_incident(n, number);
                 new_incidents.push((number, record, opened));
                 report.incidents_opened += 1;
             }
@@ -167,17 +167,7 @@ pub(crate) async fn ingest(
         });
         query.build().execute(&mut *conn).await.map_err(db)?;
     }
-    let incident_number = |incident: IncidentRef| -> Result<i64, StoreError> {
-        match incident {
-            IncidentRef::Existing(number) => Ok(number.0),
-            IncidentRef::New(n) => incident_numbers
-                .get(&n)
-                .copied()
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown new incident {n}"))),
-        }
-    };
 
-    let mut alert_ids = HashMap::new();
     let mut new_alerts = Vec::new();
     let mut alert_updates = AlertUpdates::default();
     for record in &plan.alerts {
@@ -187,8 +177,8 @@ pub(crate) async fn ingest(
                 let id = next_alerts.next().ok_or_else(|| {
                     StoreError::Corrupt("fewer alert ids than new alerts".to_owned())
                 })?;
-                alert_ids.insert(n, id);
-                new_alerts.push((id, incident_number(record.incident)?, record, details));
+                ids.assign_alert(n, id);
+                new_alerts.push((id, ids.incident(record.incident)?, record, details));
                 report.alerts_opened += 1;
             }
             AlertRef::Existing(id) => {
@@ -269,13 +259,7 @@ pub(crate) async fn ingest(
     let timeline = plan
         .timeline
         .iter()
-        .map(|entry| {
-            Ok((
-                incident_number(entry.incident)?,
-                entry,
-                entry.data.to_string(),
-            ))
-        })
+        .map(|entry| Ok((ids.incident(entry.incident)?, entry, entry.data.to_string())))
         .collect::<Result<Vec<_>, StoreError>>()?;
     for chunk in timeline.chunks(MAX_BINDS / 5) {
         let mut query = QueryBuilder::<Postgres>::new(
@@ -291,13 +275,7 @@ pub(crate) async fn ingest(
         query.build().execute(&mut *conn).await.map_err(db)?;
     }
 
-    let alert_id = |alert: Option<AlertRef>| -> Option<i64> {
-        match alert? {
-            AlertRef::Existing(id) => Some(id.0),
-            AlertRef::New(n) => alert_ids.get(&n).copied(),
-        }
-    };
-    insert_events(conn, &events, &plan.events, alert_id).await?;
+    insert_events(conn, &events, &plan.events, &ids).await?;
     Ok(report)
 }
 
@@ -331,7 +309,7 @@ async fn insert_events(
     conn: &mut PgConnection,
     events: &[&Event],
     records: &[tocsin_core::EventRecord],
-    alert_id: impl Fn(Option<AlertRef>) -> Option<i64>,
+    ids: &AssignedIds,
 ) -> Result<(), StoreError> {
     let mut service_ids = Vec::with_capacity(records.len());
     let mut integrations = Vec::with_capacity(records.len());
@@ -356,7 +334,7 @@ async fn insert_events(
         sources.push(text(&event.source).into_owned());
         occurred.push(event.occurred_at.map(micros));
         received.push(micros(event.received_at));
-        alerts.push(alert_id(record.alert));
+        alerts.push(ids.alert(record.alert));
         outcomes.push(record.outcome.as_str());
         details.push(event.details.to_string());
     }

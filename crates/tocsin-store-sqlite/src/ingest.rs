@@ -10,7 +10,7 @@ use tocsin_core::{
     ServiceId,
 };
 use tocsin_store::decode;
-use tocsin_store::{Inbound, IngestReport, ResolvePolicyOf, StoreError};
+use tocsin_store::{AssignedIds, Inbound, IngestReport, ResolvePolicyOf, StoreError};
 
 use crate::rows::{db, micros, Stored};
 
@@ -65,7 +65,7 @@ pub(crate) async fn ingest(
     .await
     .map_err(db)?;
 
-    let mut incident_numbers = HashMap::new();
+    let mut ids = AssignedIds::default();
     let mut new_incidents = Vec::new();
     let mut incident_updates = Vec::new();
     for record in &plan.incidents {
@@ -73,7 +73,7 @@ pub(crate) async fn ingest(
             (IncidentRef::New(n), Some(opened)) => {
                 let number = next_incident;
                 next_incident += 1;
-                incident_numbers.insert(n, number);
+                ids.assign_incident(n, number);
                 new_incidents.push((number, record, opened));
                 report.incidents_opened += 1;
             }
@@ -134,17 +134,7 @@ pub(crate) async fn ingest(
         });
         query.build().execute(&mut *conn).await.map_err(db)?;
     }
-    let incident_number = |incident: IncidentRef| -> Result<i64, StoreError> {
-        match incident {
-            IncidentRef::Existing(number) => Ok(number.0),
-            IncidentRef::New(n) => incident_numbers
-                .get(&n)
-                .copied()
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown new incident {n}"))),
-        }
-    };
 
-    let mut alert_ids = HashMap::new();
     let mut new_alerts = Vec::new();
     let mut alert_updates = Vec::new();
     for record in &plan.alerts {
@@ -153,8 +143,8 @@ pub(crate) async fn ingest(
             AlertRef::New(n) => {
                 let id = next_alert;
                 next_alert += 1;
-                alert_ids.insert(n, id);
-                new_alerts.push((id, incident_number(record.incident)?, record, details));
+                ids.assign_alert(n, id);
+                new_alerts.push((id, ids.incident(record.incident)?, record, details));
                 report.alerts_opened += 1;
             }
             AlertRef::Existing(id) => alert_updates.push((id.0, record, details)),
@@ -208,13 +198,7 @@ pub(crate) async fn ingest(
     let timeline = plan
         .timeline
         .iter()
-        .map(|entry| {
-            Ok((
-                incident_number(entry.incident)?,
-                entry,
-                entry.data.to_string(),
-            ))
-        })
+        .map(|entry| Ok((ids.incident(entry.incident)?, entry, entry.data.to_string())))
         .collect::<Result<Vec<_>, StoreError>>()?;
     for chunk in statement_chunks(&timeline) {
         let mut query = QueryBuilder::<Sqlite>::new(
@@ -230,12 +214,6 @@ pub(crate) async fn ingest(
         query.build().execute(&mut *conn).await.map_err(db)?;
     }
 
-    let alert_id = |alert: Option<AlertRef>| -> Option<i64> {
-        match alert? {
-            AlertRef::Existing(id) => Some(id.0),
-            AlertRef::New(n) => alert_ids.get(&n).copied(),
-        }
-    };
     let rows: Vec<_> = plan
         .events
         .iter()
@@ -243,7 +221,7 @@ pub(crate) async fn ingest(
             let event = &events[record.index];
             (
                 event,
-                alert_id(record.alert),
+                ids.alert(record.alert),
                 record.outcome.as_str(),
                 event.details.to_string(),
             )

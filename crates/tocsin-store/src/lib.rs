@@ -4,11 +4,13 @@
 //! Only the store crates touch SQL. Everything that changes state does so inside one
 //! transaction per call, executing what `tocsin-core` decides.
 
+mod assigned;
 pub mod conformance;
 pub mod decode;
 mod error;
 mod model;
 
+pub use assigned::AssignedIds;
 pub use error::StoreError;
 pub use model::{
     AlertFilter, AlertRow, ApiToken, ChangeEventRow, CommandOutcome, Counts, EventFilter, Inbound,

@@ -5,6 +5,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tocsin_store::StoreError;
 
+pub(crate) use tocsin_engine::error_chain;
+
 /// An error of the `/api/v1` API: a status and a JSON body telling the client what it did wrong
 /// (naming the field when there is one). Internal causes are logged, never sent.
 #[derive(Debug)]
@@ -112,18 +114,6 @@ impl IntoResponse for ApiError {
         }
         response
     }
-}
-
-/// The whole cause chain of an error, for logs.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 pub(crate) async fn not_found(uri: axum::http::Uri) -> ApiError {
