@@ -65,32 +65,33 @@ impl std::fmt::Debug for Ingestor {
 }
 
 impl Ingestor {
-    /// Starts the writer task. It runs until every `Ingestor` handle is dropped and the queue is
-    /// drained, so a graceful shutdown commits what was accepted.
+    /// Starts the writer (on its own thread). It runs until every `Ingestor` handle is dropped
+    /// and the queue is drained, so a graceful shutdown commits what was accepted. Fails only
+    /// when the operating system refuses a thread.
     pub fn start(
         store: Arc<dyn Store>,
         catalog: Arc<Catalog>,
         metrics: Arc<Metrics>,
         settings: IngestSettings,
-    ) -> (Ingestor, JoinHandle<()>) {
+    ) -> std::io::Result<(Ingestor, JoinHandle<()>)> {
         let capacity = settings.queue_capacity.max(1);
         let (sender, receiver) = mpsc::channel(capacity);
         metrics.queue_capacity.set(capacity as i64);
-        let writer = tokio::spawn(write_loop(
+        let writer = spawn_writer(write_loop(
             receiver,
             store,
             catalog,
             metrics,
             settings.max_batch.max(1),
-        ));
-        (
+        ))?;
+        Ok((
             Ingestor {
                 sender,
                 slots: Arc::new(Semaphore::new(capacity)),
                 capacity,
             },
             writer,
-        )
+        ))
     }
 
     /// Queues the events and waits until they are committed. Fails at once when the queue has
@@ -133,6 +134,28 @@ impl Ingestor {
     pub fn capacity(&self) -> usize {
         self.capacity
     }
+}
+
+/// Runs the writer on a thread of its own, with a single-threaded runtime: the commit path is
+/// serial, and every step of it (each statement a store runs, each reply) would otherwise wait
+/// its turn behind the request handlers on the shared runtime's workers. The returned handle
+/// finishes when the writer does.
+fn spawn_writer(
+    writer: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (done, finished) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("tocsin-ingest".to_owned())
+        .spawn(move || {
+            runtime.block_on(writer);
+            let _ = done.send(());
+        })?;
+    Ok(tokio::spawn(async move {
+        let _ = finished.await;
+    }))
 }
 
 async fn write_loop(

@@ -34,7 +34,8 @@ async fn engine(clock: Arc<ManualClock>, settings: IngestSettings) -> Engine {
         Arc::clone(&catalog),
         Arc::clone(&metrics),
         settings,
-    );
+    )
+    .expect("ingest writer starts");
     Engine::new(store, catalog, ingestor, clock, metrics)
 }
 

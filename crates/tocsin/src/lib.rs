@@ -108,7 +108,8 @@ impl App {
                 queue_capacity: settings.config.ingest.queue_capacity,
                 max_batch: settings.config.ingest.max_batch,
             },
-        );
+        )
+        .context("cannot start the ingest writer")?;
         let engine = Arc::new(Engine::new(
             store,
             catalog,
