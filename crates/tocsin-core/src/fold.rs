@@ -9,6 +9,12 @@
 //!   after its alerts resolve), otherwise it opens a new incident.
 //! - A trigger with an open alert folds into it: count + 1, last seen, latest payload. It does not
 //!   change the incident's state (an acknowledged incident is not paged again).
+//! - Folds reach the timeline as `alert.folded` entries that count them, at most one per alert
+//!   per [`FOLD_LOG_INTERVAL`]: a fold writes one when the alert's last entry is that old, and the
+//!   folds in between wait on the alert (`unlogged_folds`). They are written before the alert is
+//!   acknowledged or resolved, and the engine writes those that have waited a full interval
+//!   ([`UnloggedFolds`]), so a storm of a million events leaves a handful of entries, not one per
+//!   commit.
 //! - An acknowledge acknowledges a triggered alert, and its incident if that was triggered.
 //! - A resolve resolves the open alert; the incident resolves when its last open alert does,
 //!   unless the service's policy is manual.
@@ -17,7 +23,7 @@
 use std::borrow::Borrow;
 use std::collections::HashMap;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
 use crate::{
@@ -46,6 +52,64 @@ pub struct OpenAlert {
     pub summary: String,
     pub source: String,
     pub acknowledged_at: Option<Timestamp>,
+    /// Folds not yet counted by an `alert.folded` timeline entry.
+    pub unlogged_folds: i64,
+    /// When the alert's last `alert.folded` entry was written (its first event's time if none).
+    pub folds_logged_at: Timestamp,
+}
+
+/// An alert's folds wait at most this long for an `alert.folded` timeline entry.
+pub const FOLD_LOG_INTERVAL: SignedDuration = SignedDuration::from_secs(60);
+
+/// Folds of one open alert that no timeline entry counts yet, as a store reads them to write
+/// their entry (before an acknowledgement or resolution by hand, or once they have waited
+/// [`FOLD_LOG_INTERVAL`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnloggedFolds {
+    pub alert: AlertId,
+    pub incident: IncidentNumber,
+    pub dedup_key: DedupKey,
+    /// Folds since the last entry.
+    pub events: i64,
+    /// The alert's count.
+    pub count: i64,
+    pub last_summary: String,
+    pub last_seen: Timestamp,
+}
+
+impl UnloggedFolds {
+    /// The `alert.folded` entry that counts these folds, written at `at` by `actor`.
+    pub fn entry(&self, at: Timestamp, actor: Actor) -> TimelineRecord {
+        TimelineRecord {
+            incident: IncidentRef::Existing(self.incident),
+            at,
+            actor,
+            kind: TimelineKind::AlertFolded,
+            data: fold_entry_data(
+                &self.dedup_key,
+                self.events,
+                self.count,
+                &self.last_summary,
+                self.last_seen,
+            ),
+        }
+    }
+}
+
+fn fold_entry_data(
+    dedup_key: &DedupKey,
+    events: i64,
+    count: i64,
+    last_summary: &str,
+    last_seen: Timestamp,
+) -> serde_json::Value {
+    json!({
+        "dedup_key": dedup_key.as_str(),
+        "events": events,
+        "count": count,
+        "last_summary": last_summary,
+        "last_seen": last_seen.to_string(),
+    })
 }
 
 /// An open incident as the store holds it.
@@ -98,6 +162,11 @@ pub struct AlertRecord {
     pub details: Option<serde_json::Value>,
     pub acknowledged_at: Option<Timestamp>,
     pub resolved_at: Option<Timestamp>,
+    pub unlogged_folds: i64,
+    pub folds_logged_at: Timestamp,
+    /// Whether the batch acknowledged or resolved an existing alert (state and times to write),
+    /// rather than only folded events into it.
+    pub state_changed: bool,
 }
 
 /// What a new incident is created with.
@@ -183,7 +252,6 @@ struct Working {
     new_alerts: usize,
     keys: HashMap<Key, KeyState>,
     timeline: Vec<TimelineRecord>,
-    last_entry_of_incident: HashMap<IncidentRef, usize>,
 }
 
 /// Folds a batch of events, in order, over the snapshots of their keys.
@@ -275,6 +343,9 @@ impl Working {
                         details: None,
                         acknowledged_at: alert.acknowledged_at,
                         resolved_at: None,
+                        unlogged_folds: alert.unlogged_folds,
+                        folds_logged_at: alert.folds_logged_at,
+                        state_changed: false,
                     },
                     false,
                 ));
@@ -298,10 +369,11 @@ impl Working {
             alert.summary.clone_from(&event.summary);
             alert.source.clone_from(&event.source);
             alert.details = Some(event.details.clone());
+            alert.unlogged_folds += 1;
             let alert_ref = alert.alert;
-            let incident = alert.incident;
-            let count = alert.count;
-            self.append_fold(incident, event, count);
+            if event.received_at.duration_since(alert.folds_logged_at) >= FOLD_LOG_INTERVAL {
+                self.log_folds(slot, event);
+            }
             return (Some(alert_ref), EventOutcome::Folded);
         }
 
@@ -377,6 +449,9 @@ impl Working {
                 details: Some(event.details.clone()),
                 acknowledged_at: None,
                 resolved_at: None,
+                unlogged_folds: 0,
+                folds_logged_at: event.received_at,
+                state_changed: true,
             },
             true,
         ));
@@ -403,12 +478,15 @@ impl Working {
         else {
             return (None, EventOutcome::IgnoredNoOpenAlert);
         };
-        let (alert, dirty) = &mut self.alerts[alert_slot];
+        let (alert, _) = &self.alerts[alert_slot];
         let alert_ref = alert.alert;
         if alert.state != AlertState::Triggered {
             return (Some(alert_ref), EventOutcome::IgnoredAlreadyAcknowledged);
         }
+        self.log_folds(alert_slot, event);
+        let (alert, dirty) = &mut self.alerts[alert_slot];
         *dirty = true;
+        alert.state_changed = true;
         alert.state = AlertState::Acknowledged;
         alert.acknowledged_at = Some(event.received_at);
         let (incident, dirty) = &mut self.incidents[incident_slot];
@@ -448,8 +526,10 @@ impl Working {
             return (None, EventOutcome::IgnoredNoOpenAlert);
         };
         state.open_alert = None;
+        self.log_folds(alert_slot, event);
         let (alert, dirty) = &mut self.alerts[alert_slot];
         *dirty = true;
+        alert.state_changed = true;
         alert.state = AlertState::Resolved;
         alert.resolved_at = Some(event.received_at);
         let alert_ref = alert.alert;
@@ -502,36 +582,26 @@ impl Working {
             kind,
             data,
         });
-        self.last_entry_of_incident
-            .insert(incident, self.timeline.len() - 1);
     }
 
-    /// Consecutive folds into one alert share one timeline entry that counts them, so a storm
-    /// of a million events writes one entry per commit, not a million.
-    fn append_fold(&mut self, incident: IncidentRef, event: &Event, count: i64) {
-        if let Some(&last) = self.last_entry_of_incident.get(&incident) {
-            let entry = &mut self.timeline[last];
-            let same_alert = entry.kind == TimelineKind::AlertFolded
-                && entry.data["dedup_key"].as_str() == Some(event.dedup_key.as_str());
-            if same_alert {
-                let events = entry.data["events"].as_i64().unwrap_or(0) + 1;
-                entry.data["events"] = events.into();
-                entry.data["count"] = count.into();
-                entry.data["last_summary"] = event.summary.clone().into();
-                return;
-            }
+    /// Writes the alert's unlogged folds, if any, as one `alert.folded` entry at the event's time.
+    fn log_folds(&mut self, alert_slot: usize, event: &Event) {
+        let (alert, dirty) = &mut self.alerts[alert_slot];
+        if alert.unlogged_folds == 0 {
+            return;
         }
-        self.append(
-            incident,
-            event,
-            TimelineKind::AlertFolded,
-            json!({
-                "dedup_key": event.dedup_key.as_str(),
-                "events": 1,
-                "count": count,
-                "last_summary": event.summary,
-            }),
+        *dirty = true;
+        let data = fold_entry_data(
+            &alert.dedup_key,
+            alert.unlogged_folds,
+            alert.count,
+            &alert.summary,
+            alert.last_seen,
         );
+        alert.unlogged_folds = 0;
+        alert.folds_logged_at = event.received_at;
+        let incident = alert.incident;
+        self.append(incident, event, TimelineKind::AlertFolded, data);
     }
 }
 

@@ -16,7 +16,8 @@ pub use command::{acknowledge_incident, resolve_incident, set_priority, CommandE
 pub use event::{ChangeEvent, Event, EventAction, EventLink, Integration};
 pub use fold::{
     fold_batch, AlertRecord, AlertRef, BatchPlan, EventOutcome, EventRecord, IncidentRecord,
-    IncidentRef, KeySnapshot, OpenAlert, OpenIncident, ResolvePolicy,
+    IncidentRef, KeySnapshot, OpenAlert, OpenIncident, ResolvePolicy, UnloggedFolds,
+    FOLD_LOG_INTERVAL,
 };
 pub use ids::{AlertId, DedupKey, IdError, IncidentNumber, ServiceId};
 pub use jiff::Timestamp;

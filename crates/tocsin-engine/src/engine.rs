@@ -1,16 +1,24 @@
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tocsin_core::{Actor, AlertId, IncidentNumber, Priority, ServiceId};
+use tocsin_core::{Actor, AlertId, IncidentNumber, Priority, ServiceId, FOLD_LOG_INTERVAL};
 use tocsin_store::{
     AlertFilter, AlertRow, ApiToken, ChangeEventRow, CommandOutcome, Counts, EventFilter, Inbound,
     IncidentFilter, IncidentRow, Page, PageRequest, Store, StoreError, StoredEvent, TimelineEntry,
     TokenScope,
 };
 
+use tokio_util::sync::CancellationToken;
+
 use crate::{Catalog, Clock, Ingestor, Metrics, SubmitError};
+
+/// How often [`Engine::log_folds_until`] looks for folds that have waited long enough: an
+/// `alert.folded` entry comes at most this long after [`FOLD_LOG_INTERVAL`] has passed.
+pub const FOLD_LOG_CHECK: Duration = Duration::from_secs(15);
+/// Alerts per `Store::log_due_folds` call.
+const FOLD_LOG_BATCH: usize = 500;
 
 /// What request handlers and the CLI call: one function per action.
 pub struct Engine {
@@ -85,6 +93,44 @@ impl Engine {
         self.metrics
             .observe_store(operation, started.elapsed().as_secs_f64());
         result
+    }
+
+    /// Writes the `alert.folded` timeline entries of folds that have waited
+    /// [`FOLD_LOG_INTERVAL`] since their alert's last one, and returns how many it wrote.
+    pub async fn log_due_folds(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let due = now.checked_sub(FOLD_LOG_INTERVAL).unwrap_or(now);
+        let mut written = 0;
+        loop {
+            // Each call marks the alerts it logs, so the loop ends when none are left.
+            let logged = self
+                .timed(
+                    "log_due_folds",
+                    self.store.log_due_folds(due, now, FOLD_LOG_BATCH),
+                )
+                .await?;
+            written += logged;
+            if logged < FOLD_LOG_BATCH {
+                return Ok(written);
+            }
+        }
+    }
+
+    /// Calls [`Engine::log_due_folds`] every [`FOLD_LOG_CHECK`] until `stop` is cancelled.
+    pub async fn log_folds_until(&self, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(FOLD_LOG_CHECK) => {}
+            }
+            match self.log_due_folds().await {
+                Ok(0) => {}
+                Ok(written) => tracing::debug!(written, "logged waiting folds"),
+                Err(error) => {
+                    tracing::warn!(error = %crate::error_chain(&error), "cannot log waiting folds; will retry");
+                }
+            }
+        }
     }
 
     /// Whether the store answers.

@@ -15,7 +15,7 @@ mod metrics;
 
 pub use catalog::{Catalog, GrafanaSettings, ServiceEntry};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::Engine;
+pub use engine::{Engine, FOLD_LOG_CHECK};
 pub use ingest::{IngestSettings, Ingestor, SubmitError};
 pub use metrics::Metrics;
 

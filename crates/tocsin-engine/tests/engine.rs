@@ -124,3 +124,44 @@ async fn a_request_larger_than_the_queue_is_refused_whole() {
         "nothing of the refused request was stored"
     );
 }
+
+#[tokio::test]
+async fn waiting_folds_reach_the_timeline_once_their_minute_has_passed() {
+    let start: Timestamp = "2026-11-22T03:00:00Z".parse().expect("time");
+    let clock = Arc::new(ManualClock::new(start));
+    let engine = engine(Arc::clone(&clock), IngestSettings::default()).await;
+    let number = IncidentNumber(1);
+    engine
+        .submit(vec![trigger("db-down", clock.now())])
+        .await
+        .expect("submit");
+    for _ in 0..5 {
+        clock.advance(SignedDuration::from_secs(10));
+        engine
+            .submit(vec![trigger("db-down", clock.now())])
+            .await
+            .expect("submit");
+    }
+    // 50 s after the alert opened: the five folds wait.
+    assert_eq!(engine.log_due_folds().await.expect("log"), 0);
+    assert!(folded(&engine, number).await.is_empty());
+
+    clock.advance(SignedDuration::from_secs(10));
+    assert_eq!(engine.log_due_folds().await.expect("log"), 1);
+    let entries = folded(&engine, number).await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].at, clock.now());
+    assert_eq!(entries[0].data["events"], 5);
+    assert_eq!(engine.log_due_folds().await.expect("log"), 0);
+}
+
+async fn folded(engine: &Engine, number: IncidentNumber) -> Vec<tocsin_store::TimelineEntry> {
+    engine
+        .timeline(number, tocsin_store::PageRequest::default())
+        .await
+        .expect("timeline")
+        .items
+        .into_iter()
+        .filter(|entry| entry.kind == tocsin_core::TimelineKind::AlertFolded)
+        .collect()
+}

@@ -198,6 +198,10 @@ pub(crate) async fn ingest(
                 alert_updates
                     .resolved_at
                     .push(record.resolved_at.map(micros));
+                alert_updates.unlogged_folds.push(record.unlogged_folds);
+                alert_updates
+                    .folds_logged_at
+                    .push(micros(record.folds_logged_at));
             }
         }
     }
@@ -208,11 +212,13 @@ pub(crate) async fn ingest(
             "UPDATE alerts AS a SET state = v.state, count = v.count, last_seen = v.last_seen,
                  severity = v.severity, summary = v.summary, source = v.source,
                  details = COALESCE(v.details, a.details), acknowledged_at = v.acknowledged_at,
-                 resolved_at = v.resolved_at
+                 resolved_at = v.resolved_at, unlogged_folds = v.unlogged_folds,
+                 folds_logged_at = v.folds_logged_at
              FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[],
-                         $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[])
+                         $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[],
+                         $11::bigint[], $12::bigint[])
                   AS v(id, state, count, last_seen, severity, summary, source, details,
-                       acknowledged_at, resolved_at)
+                       acknowledged_at, resolved_at, unlogged_folds, folds_logged_at)
              WHERE a.id = v.id",
         )
         .bind(&alert_updates.id)
@@ -225,6 +231,8 @@ pub(crate) async fn ingest(
         .bind(&alert_updates.details)
         .bind(&alert_updates.acknowledged_at)
         .bind(&alert_updates.resolved_at)
+        .bind(&alert_updates.unlogged_folds)
+        .bind(&alert_updates.folds_logged_at)
         .execute(&mut *conn)
         .await
         .map_err(db)?;
@@ -233,10 +241,11 @@ pub(crate) async fn ingest(
     // same keys wait on each other's unique-index entries in one direction only: the later one
     // fails on the first shared key instead of both deadlocking.
     new_alerts.sort_by(|a, b| (&a.2.service, &a.2.dedup_key).cmp(&(&b.2.service, &b.2.dedup_key)));
-    for chunk in new_alerts.chunks(MAX_BINDS / 14) {
+    for chunk in new_alerts.chunks(MAX_BINDS / 16) {
         let mut query = QueryBuilder::<Postgres>::new(
             "INSERT INTO alerts (id, incident_number, service_id, dedup_key, state, count, first_seen,
-             last_seen, severity, summary, source, details, acknowledged_at, resolved_at) ",
+             last_seen, severity, summary, source, details, acknowledged_at, resolved_at,
+             unlogged_folds, folds_logged_at) ",
         );
         query.push_values(chunk, |mut row, (id, incident, record, details)| {
             row.push_bind(*id)
@@ -252,7 +261,9 @@ pub(crate) async fn ingest(
                 .push_bind(text(&record.source))
                 .push_bind(details.as_deref().unwrap_or("{}"))
                 .push_bind(record.acknowledged_at.map(micros))
-                .push_bind(record.resolved_at.map(micros));
+                .push_bind(record.resolved_at.map(micros))
+                .push_bind(record.unlogged_folds)
+                .push_bind(micros(record.folds_logged_at));
         });
         query.build().execute(&mut *conn).await.map_err(db)?;
     }
@@ -464,6 +475,7 @@ async fn lock_snapshots(
     let rows = sqlx::query(
         "SELECT a.id, a.incident_number, a.service_id, a.dedup_key, a.state, a.count,
                 a.first_seen, a.last_seen, a.severity, a.summary, a.source, a.acknowledged_at,
+                a.unlogged_folds, COALESCE(a.folds_logged_at, a.first_seen) AS folds_logged_at,
                 i.number, i.state AS incident_state, i.open_alerts,
                 i.acknowledged_at AS incident_acknowledged_at
          FROM alerts a JOIN incidents i ON i.number = a.incident_number
@@ -523,4 +535,6 @@ struct AlertUpdates {
     details: Vec<Option<String>>,
     acknowledged_at: Vec<Option<i64>>,
     resolved_at: Vec<Option<i64>>,
+    unlogged_folds: Vec<i64>,
+    folds_logged_at: Vec<i64>,
 }

@@ -2,9 +2,10 @@
 //!
 //! Nothing here assumes a single writer. Every change runs in one transaction that first locks
 //! the rows it decides on (`SELECT ... FOR UPDATE`): an incident command locks the incident, an
-//! ingest batch locks the open incidents and alerts of its keys. New numbers come from the
-//! identity sequences. Migrations take PostgreSQL's advisory lock, so replicas that start
-//! together migrate once.
+//! ingest batch locks the open incidents and alerts of its keys, logging due folds locks the
+//! alerts it logs. Incidents are locked before alerts, and alerts in (service, dedup key) order.
+//! New numbers come from the identity sequences. Migrations take PostgreSQL's advisory lock, so
+//! replicas that start together migrate once.
 
 mod ingest;
 mod rows;
@@ -22,7 +23,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use tocsin_core::{
     Actor, AlertId, IncidentNumber, Priority, ServiceId, TimelineKind, Timestamp, Transition,
+    UnloggedFolds,
 };
+use tocsin_store::decode;
 use tocsin_store::{
     AlertFilter, AlertRow, ApiToken, ChangeEventRow, CommandOutcome, Counts, EventFilter, Inbound,
     IncidentFilter, IncidentRow, IngestReport, Page, PageRequest, ResolvePolicyOf, Store,
@@ -32,7 +35,8 @@ use tocsin_store::{
 use crate::ingest::IngestFailure;
 use crate::rows::{
     db, micros, read_alert, read_api_token, read_change_event, read_event, read_incident,
-    read_timeline_entry, text, ALERT_COLUMNS, EVENT_COLUMNS, INCIDENT_COLUMNS,
+    read_timeline_entry, text, Stored, ALERT_COLUMNS, EVENT_COLUMNS, INCIDENT_COLUMNS,
+    UNLOGGED_FOLDS_COLUMNS,
 };
 
 /// Connections each replica keeps at most.
@@ -43,15 +47,28 @@ const MAX_CONNECTIONS: u32 = 10;
 /// locks deadlocked). Each try starts from scratch.
 const INGEST_ATTEMPTS: u32 = 5;
 
+/// How many times logging due folds is tried when its locks deadlock or its transaction fails
+/// to serialize.
+const LOG_FOLDS_ATTEMPTS: u32 = 3;
+
 /// The migrations this version knows, in order. Never edit one that has shipped: add one.
 fn migrator() -> Migrator {
-    let migrations = vec![Migration::new(
-        1,
-        Cow::Borrowed("core"),
-        MigrationType::Simple,
-        Cow::Borrowed(include_str!("../migrations/0001_core.sql")),
-        false,
-    )];
+    let migrations = vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("core"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0001_core.sql")),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("unlogged folds"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0002_unlogged_folds.sql")),
+            false,
+        ),
+    ];
     Migrator {
         migrations: Cow::Owned(migrations),
         // A newer tocsin may have applied migrations this one does not know: its changes are
@@ -207,6 +224,106 @@ async fn append_timeline(
     })
 }
 
+/// Locks and reads the folds that no timeline entry counts yet of the incident's open alerts.
+/// The caller holds the incident's lock.
+async fn unlogged_folds_of(
+    conn: &mut PgConnection,
+    number: IncidentNumber,
+) -> Result<Vec<UnloggedFolds>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {UNLOGGED_FOLDS_COLUMNS} FROM alerts
+         WHERE incident_number = $1 AND state <> 'resolved' AND unlogged_folds > 0
+         ORDER BY service_id, dedup_key, id
+         FOR UPDATE"
+    ))
+    .bind(number.0)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|row| decode::unlogged_folds(&Stored(row)))
+        .collect()
+}
+
+/// Writes the `alert.folded` entries of `folds` (at `now`, by the system), in order, and marks
+/// their alerts logged. The alerts must be locked.
+async fn log_folds(
+    conn: &mut PgConnection,
+    folds: &[UnloggedFolds],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if folds.is_empty() {
+        return Ok(());
+    }
+    let mut incidents = Vec::with_capacity(folds.len());
+    let mut actors = Vec::with_capacity(folds.len());
+    let mut kinds = Vec::with_capacity(folds.len());
+    let mut data = Vec::with_capacity(folds.len());
+    let mut alerts = Vec::with_capacity(folds.len());
+    for fold in folds {
+        let entry = fold.entry(now, Actor::system());
+        incidents.push(fold.incident.0);
+        actors.push(text(entry.actor.as_str()).into_owned());
+        kinds.push(entry.kind.as_str());
+        data.push(entry.data.to_string());
+        alerts.push(fold.alert.0);
+    }
+    sqlx::query(
+        "INSERT INTO timeline_entries (incident_number, at, actor, kind, data)
+         SELECT v.incident_number, $2, v.actor, v.kind, v.data
+         FROM UNNEST($1::bigint[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY
+              AS v(incident_number, actor, kind, data, position)
+         ORDER BY v.position",
+    )
+    .bind(&incidents)
+    .bind(micros(now))
+    .bind(&actors)
+    .bind(&kinds)
+    .bind(&data)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    sqlx::query("UPDATE alerts SET unlogged_folds = 0, folds_logged_at = $1 WHERE id = ANY($2)")
+        .bind(micros(now))
+        .bind(&alerts)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// One try of [`Store::log_due_folds`]: locks the due alerts, in the order ingest locks alerts,
+/// and logs their folds.
+async fn log_due_folds_in(
+    conn: &mut PgConnection,
+    due: Timestamp,
+    now: Timestamp,
+    limit: usize,
+) -> Result<usize, StoreError> {
+    // The open alerts are the short list to read (the partial index `alerts_one_open_per_key`,
+    // in lock order). A row another writer changed while this one waited for its lock is
+    // checked again, and skipped when it is no longer due.
+    let rows = sqlx::query(&format!(
+        "SELECT {UNLOGGED_FOLDS_COLUMNS} FROM alerts
+         WHERE state <> 'resolved' AND unlogged_folds > 0
+           AND COALESCE(folds_logged_at, first_seen) <= $1
+         ORDER BY service_id, dedup_key, id
+         LIMIT $2
+         FOR UPDATE"
+    ))
+    .bind(micros(due))
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    let folds = rows
+        .iter()
+        .map(|row| decode::unlogged_folds(&Stored(row)))
+        .collect::<Result<Vec<_>, _>>()?;
+    log_folds(conn, &folds, now).await?;
+    Ok(folds.len())
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
@@ -261,6 +378,41 @@ impl Store for PostgresStore {
                         .into(),
                     ))
                 }
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(limit = limit), err)]
+    async fn log_due_folds(
+        &self,
+        due: Timestamp,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let mut attempt = 1;
+        loop {
+            let mut tx = self.begin().await?;
+            let error = match log_due_folds_in(&mut tx, due, now, limit).await {
+                Ok(logged) => {
+                    tx.commit().await.map_err(db)?;
+                    return Ok(logged);
+                }
+                Err(error) => error,
+            };
+            let _ = tx.rollback().await;
+            match lost_race(&error) {
+                Some(race) if attempt < LOG_FOLDS_ATTEMPTS => {
+                    tracing::warn!(
+                        attempt,
+                        race,
+                        "logging due folds raced another writer, trying again"
+                    );
+                    attempt += 1;
+                }
+                _ => return Err(error),
             }
         }
     }
@@ -430,6 +582,8 @@ impl Store for PostgresStore {
         let transition = tocsin_core::acknowledge_incident(number, incident.state)
             .map_err(|error| StoreError::Conflict(error.to_string()))?;
         if transition == Transition::Changed {
+            let folds = unlogged_folds_of(&mut tx, number).await?;
+            log_folds(&mut tx, &folds, now).await?;
             sqlx::query(
                 "UPDATE incidents SET state = 'acknowledged', acknowledged_at = $1, updated_at = $2
                  WHERE number = $3",
@@ -479,6 +633,8 @@ impl Store for PostgresStore {
         let incident = incident_in(&mut tx, number, true).await?;
         let transition = tocsin_core::resolve_incident(incident.state);
         if transition == Transition::Changed {
+            let folds = unlogged_folds_of(&mut tx, number).await?;
+            log_folds(&mut tx, &folds, now).await?;
             sqlx::query(
                 "UPDATE incidents SET state = 'resolved', open_alerts = 0, resolved_at = $1,
                  updated_at = $2 WHERE number = $3",

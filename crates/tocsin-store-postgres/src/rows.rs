@@ -18,6 +18,10 @@ pub(crate) const INCIDENT_COLUMNS: &str = "number, service_id, dedup_key, title,
 pub(crate) const ALERT_COLUMNS: &str = "id, incident_number, service_id, dedup_key, state, count, \
     first_seen, last_seen, severity, summary, source, details, acknowledged_at, resolved_at";
 
+/// What `tocsin_store::decode::unlogged_folds` reads of an alert.
+pub(crate) const UNLOGGED_FOLDS_COLUMNS: &str =
+    "id, incident_number, dedup_key, unlogged_folds, count, summary, last_seen";
+
 pub(crate) const EVENT_COLUMNS: &str = "id, service_id, integration, action, dedup_key, severity, \
     summary, source, occurred_at, received_at, alert_id, outcome, details";
 

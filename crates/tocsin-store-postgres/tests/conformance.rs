@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tocsin_core::{
     Actor, AlertId, AlertState, EventAction, IncidentNumber, Priority, ResolvePolicy, ServiceId,
-    Timestamp,
+    TimelineKind, Timestamp,
 };
 use tocsin_store::conformance::event;
 use tocsin_store::{
@@ -118,6 +118,116 @@ async fn replicas_ingesting_the_same_keys_fold_every_event_once() {
     }
 }
 
+/// Replicas folding events into alerts while others log due folds and acknowledge the incidents:
+/// every fold is counted once, by an `alert.folded` entry or as still unlogged on its alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_logging_folds_while_others_fold_count_every_fold_once() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let replicas = [
+        PostgresStore::connect(database.url())
+            .await
+            .expect("replica a"),
+        PostgresStore::connect(database.url())
+            .await
+            .expect("replica b"),
+    ];
+    const WRITERS: i64 = 2;
+    const BATCHES: i64 = 40;
+    const KEYS: i64 = 6;
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let store = replicas[(writer % 2) as usize].clone();
+        tasks.push(tokio::spawn(async move {
+            for batch in 0..BATCHES {
+                // Ten seconds apart, so ingest logs folds of its own once a minute of them.
+                let events: Vec<_> = (0..KEYS)
+                    .map(|n| if writer % 2 == 0 { n } else { KEYS - 1 - n })
+                    .map(|key| {
+                        event(
+                            "api",
+                            EventAction::Trigger,
+                            &format!("key-{key}"),
+                            batch * 10 + writer,
+                        )
+                    })
+                    .collect();
+                store.ingest(&events, &auto).await.expect("ingest");
+            }
+        }));
+    }
+    for logger in 0..2_i64 {
+        let store = replicas[(logger % 2) as usize].clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..BATCHES {
+                let now = second(round * 10);
+                store
+                    .log_due_folds(second(1_000_000), now, 2)
+                    .await
+                    .expect("log due folds");
+            }
+        }));
+    }
+    {
+        let store = replicas[1].clone();
+        tasks.push(tokio::spawn(async move {
+            for number in 1..=KEYS {
+                match store
+                    .acknowledge_incident(IncidentNumber(number), &Actor::system(), second(200))
+                    .await
+                {
+                    Ok(_) | Err(StoreError::NotFound { .. }) => {}
+                    Err(error) => panic!("acknowledge: {error}"),
+                }
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+
+    let store = &replicas[0];
+    let mut conn = database.connection().await;
+    let alerts = store
+        .alerts(&AlertFilter::default(), PageRequest::first(500))
+        .await
+        .expect("alerts");
+    assert_eq!(alerts.items.len(), KEYS as usize, "one alert per key");
+    for alert in &alerts.items {
+        assert_eq!(alert.count, WRITERS * BATCHES);
+        let unlogged: i64 = sqlx::query_scalar("SELECT unlogged_folds FROM alerts WHERE id = $1")
+            .bind(alert.id.0)
+            .fetch_one(&mut conn)
+            .await
+            .expect("unlogged folds");
+        let timeline = store
+            .timeline(alert.incident, PageRequest::first(500))
+            .await
+            .expect("timeline");
+        let logged: i64 = timeline
+            .items
+            .iter()
+            .filter(|entry| entry.kind == TimelineKind::AlertFolded)
+            .map(|entry| entry.data["events"].as_i64().expect("events"))
+            .sum();
+        assert_eq!(
+            logged + unlogged,
+            alert.count - 1,
+            "alert {} counts every fold once",
+            alert.id
+        );
+    }
+    for replica in &replicas {
+        replica.close().await;
+    }
+}
+
+fn second(second: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + second).expect("valid timestamp")
+}
+
 /// The store of one test case; when the case drops it, its database goes too.
 struct TestStore {
     store: PostgresStore,
@@ -188,6 +298,15 @@ impl Store for TestStore {
         page: PageRequest,
     ) -> Result<Page<ChangeEventRow>, StoreError> {
         self.store.change_events(service, page).await
+    }
+
+    async fn log_due_folds(
+        &self,
+        due: Timestamp,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        self.store.log_due_folds(due, now, limit).await
     }
 
     async fn acknowledge_incident(

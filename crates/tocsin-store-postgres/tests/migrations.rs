@@ -4,7 +4,9 @@
 mod support;
 
 use sqlx::{Executor, Row};
-use tocsin_core::{EventAction, IncidentNumber, IncidentState, ResolvePolicy, ServiceId};
+use tocsin_core::{
+    AlertId, EventAction, IncidentNumber, IncidentState, ResolvePolicy, ServiceId, TimelineKind,
+};
 use tocsin_store::conformance::event;
 use tocsin_store::{AlertFilter, PageRequest, Store, StoreError};
 use tocsin_store_postgres::PostgresStore;
@@ -75,7 +77,7 @@ async fn boots_on_a_database_migrated_by_a_newer_version() {
         .fetch_all(&mut conn)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![1, 9999]);
+    assert_eq!(versions, vec![1, 2, 9999]);
 }
 
 #[tokio::test]
@@ -86,6 +88,86 @@ async fn refuses_a_database_missing_a_required_column() {
     change(&database, "ALTER TABLE alerts DROP COLUMN summary").await;
     let message = refusal(&database).await;
     assert!(message.contains("alerts.summary"), "{message}");
+}
+
+#[tokio::test]
+async fn refuses_a_database_missing_a_column_of_a_later_migration() {
+    let Some(database) = migrated_database().await else {
+        return;
+    };
+    change(&database, "ALTER TABLE alerts DROP COLUMN folds_logged_at").await;
+    let message = refusal(&database).await;
+    assert!(message.contains("alerts.folds_logged_at"), "{message}");
+}
+
+/// An alert opened and folded into before migration 2 has no `folds_logged_at`: its folds count
+/// from its first event, and log like any other.
+#[tokio::test]
+async fn alerts_from_before_the_unlogged_folds_migration_fold_and_log() {
+    let Some(database) = migrated_database().await else {
+        return;
+    };
+    let store = PostgresStore::connect(database.url())
+        .await
+        .expect("connect");
+    store
+        .ingest(&[event("api", EventAction::Trigger, "disk", 0)], &auto)
+        .await
+        .expect("ingest");
+    store.close().await;
+    // Back to the schema of migration 1, with the alert in it.
+    change(
+        &database,
+        "ALTER TABLE alerts DROP COLUMN unlogged_folds, DROP COLUMN folds_logged_at;
+         DELETE FROM _sqlx_migrations WHERE version = 2;",
+    )
+    .await;
+
+    let store = PostgresStore::connect(database.url())
+        .await
+        .expect("migrates again");
+    let mut conn = database.connection().await;
+    let row = sqlx::query("SELECT unlogged_folds, folds_logged_at FROM alerts")
+        .fetch_one(&mut conn)
+        .await
+        .expect("alert");
+    assert_eq!(row.get::<i64, _>(0), 0);
+    assert_eq!(row.get::<Option<i64>, _>(1), None);
+
+    let fold = event("api", EventAction::Trigger, "disk", 1);
+    let first_seen = store.alert(AlertId(1)).await.expect("alert").first_seen;
+    store.ingest(&[fold], &auto).await.expect("fold");
+    let alert = store.alert(AlertId(1)).await.expect("alert");
+    assert_eq!(alert.count, 2);
+    let row = sqlx::query("SELECT unlogged_folds, folds_logged_at FROM alerts")
+        .fetch_one(&mut conn)
+        .await
+        .expect("alert");
+    assert_eq!(row.get::<i64, _>(0), 1);
+    assert_eq!(
+        row.get::<Option<i64>, _>(1),
+        Some(first_seen.as_microsecond())
+    );
+
+    let now = alert.last_seen;
+    let logged = store
+        .log_due_folds(first_seen, now, 10)
+        .await
+        .expect("log due folds");
+    assert_eq!(logged, 1);
+    let timeline = store
+        .timeline(IncidentNumber(1), PageRequest::default())
+        .await
+        .expect("timeline");
+    let folded: Vec<_> = timeline
+        .items
+        .iter()
+        .filter(|entry| entry.kind == TimelineKind::AlertFolded)
+        .collect();
+    assert_eq!(folded.len(), 1);
+    assert_eq!(folded[0].data["events"], 1);
+    assert_eq!(folded[0].data["count"], 2);
+    store.close().await;
 }
 
 #[tokio::test]
@@ -130,13 +212,16 @@ async fn connecting_again_keeps_the_data_and_migrates_once() {
         .fetch_all(&mut conn)
         .await
         .expect("migrations");
-    assert_eq!(before.len(), 1);
-    assert_eq!(after.len(), 1);
-    assert_eq!(
-        before[0].get::<String, _>(1),
-        after[0].get::<String, _>(1),
-        "migration 1 ran once"
-    );
+    assert_eq!(before.len(), 2);
+    assert_eq!(after.len(), 2);
+    for (before, after) in before.iter().zip(&after) {
+        assert_eq!(
+            before.get::<String, _>(1),
+            after.get::<String, _>(1),
+            "migration {} ran once",
+            before.get::<i64, _>(0)
+        );
+    }
 }
 
 #[tokio::test]

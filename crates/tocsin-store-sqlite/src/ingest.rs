@@ -17,7 +17,7 @@ use crate::rows::{db, micros, Stored};
 /// Rows per multi-row statement, largest first. Batches are cut into these sizes only, so every
 /// statement's text is one of a few, prepared once per connection and reused, instead of a new
 /// (and, for hundreds of rows, costly) preparation for every batch size. 256 rows of the widest
-/// row (14 columns) stay far below SQLite's limit of 32,766 parameters.
+/// row (16 columns) stay far below SQLite's limit of 32,766 parameters.
 const ROWS_PER_STATEMENT: [usize; 5] = [256, 64, 16, 4, 1];
 /// Keys per `IN (...)` list when loading snapshots.
 const KEYS_PER_QUERY: usize = 500;
@@ -136,7 +136,8 @@ pub(crate) async fn ingest(
     }
 
     let mut new_alerts = Vec::new();
-    let mut alert_updates = Vec::new();
+    let mut alert_changes = Vec::new();
+    let mut alert_folds = Vec::new();
     for record in &plan.alerts {
         let details = record.details.as_ref().map(|details| details.to_string());
         match record.alert {
@@ -147,15 +148,42 @@ pub(crate) async fn ingest(
                 new_alerts.push((id, ids.incident(record.incident)?, record, details));
                 report.alerts_opened += 1;
             }
-            AlertRef::Existing(id) => alert_updates.push((id.0, record, details)),
+            AlertRef::Existing(id) if record.state_changed => {
+                alert_changes.push((id.0, record, details));
+            }
+            AlertRef::Existing(id) => alert_folds.push((id.0, record, details)),
         }
     }
-    for chunk in statement_chunks(&alert_updates) {
+    // Alerts that only folded events keep their state: leaving `state` out of the statement
+    // spares SQLite the upkeep of the partial index that depends on it.
+    for chunk in statement_chunks(&alert_folds) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "UPDATE alerts SET count = v.column2, last_seen = v.column3, severity = v.column4,
+             summary = v.column5, source = v.column6,
+             details = COALESCE(v.column7, alerts.details), unlogged_folds = v.column8,
+             folds_logged_at = v.column9 FROM (",
+        );
+        query.push_values(chunk, |mut row, (id, record, details)| {
+            row.push_bind(*id)
+                .push_bind(record.count)
+                .push_bind(micros(record.last_seen))
+                .push_bind(record.severity.as_str())
+                .push_bind(record.summary.as_str())
+                .push_bind(record.source.as_str())
+                .push_bind(details.as_deref())
+                .push_bind(record.unlogged_folds)
+                .push_bind(micros(record.folds_logged_at));
+        });
+        query.push(") AS v WHERE alerts.id = v.column1");
+        query.build().execute(&mut *conn).await.map_err(db)?;
+    }
+    for chunk in statement_chunks(&alert_changes) {
         let mut query = QueryBuilder::<Sqlite>::new(
             "UPDATE alerts SET state = v.column2, count = v.column3, last_seen = v.column4,
              severity = v.column5, summary = v.column6, source = v.column7,
              details = COALESCE(v.column8, alerts.details), acknowledged_at = v.column9,
-             resolved_at = v.column10 FROM (",
+             resolved_at = v.column10, unlogged_folds = v.column11, folds_logged_at = v.column12
+             FROM (",
         );
         query.push_values(chunk, |mut row, (id, record, details)| {
             row.push_bind(*id)
@@ -167,7 +195,9 @@ pub(crate) async fn ingest(
                 .push_bind(record.source.as_str())
                 .push_bind(details.as_deref())
                 .push_bind(record.acknowledged_at.map(micros))
-                .push_bind(record.resolved_at.map(micros));
+                .push_bind(record.resolved_at.map(micros))
+                .push_bind(record.unlogged_folds)
+                .push_bind(micros(record.folds_logged_at));
         });
         query.push(") AS v WHERE alerts.id = v.column1");
         query.build().execute(&mut *conn).await.map_err(db)?;
@@ -175,7 +205,8 @@ pub(crate) async fn ingest(
     for chunk in statement_chunks(&new_alerts) {
         let mut query = QueryBuilder::<Sqlite>::new(
             "INSERT INTO alerts (id, incident_number, service_id, dedup_key, state, count, first_seen,
-             last_seen, severity, summary, source, details, acknowledged_at, resolved_at) ",
+             last_seen, severity, summary, source, details, acknowledged_at, resolved_at,
+             unlogged_folds, folds_logged_at) ",
         );
         query.push_values(chunk, |mut row, (id, incident, record, details)| {
             row.push_bind(*id)
@@ -191,7 +222,9 @@ pub(crate) async fn ingest(
                 .push_bind(record.source.as_str())
                 .push_bind(details.as_deref().unwrap_or("{}"))
                 .push_bind(record.acknowledged_at.map(micros))
-                .push_bind(record.resolved_at.map(micros));
+                .push_bind(record.resolved_at.map(micros))
+                .push_bind(record.unlogged_folds)
+                .push_bind(micros(record.folds_logged_at));
         });
         query.build().execute(&mut *conn).await.map_err(db)?;
     }
@@ -337,7 +370,8 @@ async fn load_snapshots(
             let mut query = QueryBuilder::<Sqlite>::new(
                 "SELECT a.id, a.incident_number, a.dedup_key, a.state, a.count, a.first_seen,
                         a.last_seen, a.severity, a.summary, a.source, a.acknowledged_at,
-                        i.number, i.state AS incident_state, i.open_alerts,
+                        a.unlogged_folds,
+                        COALESCE(a.folds_logged_at, a.first_seen) AS folds_logged_at, i.number, i.state AS incident_state, i.open_alerts,
                         i.acknowledged_at AS incident_acknowledged_at
                  FROM alerts a INDEXED BY alerts_one_open_per_key
                  JOIN incidents i ON i.number = a.incident_number

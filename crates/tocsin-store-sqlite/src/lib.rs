@@ -23,7 +23,9 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use tocsin_core::{
     Actor, AlertId, IncidentNumber, Priority, ServiceId, TimelineKind, Timestamp, Transition,
+    UnloggedFolds,
 };
+use tocsin_store::decode;
 use tocsin_store::{
     AlertFilter, AlertRow, ApiToken, ChangeEventRow, CommandOutcome, Counts, EventFilter, Inbound,
     IncidentFilter, IncidentRow, IngestReport, Page, PageRequest, ResolvePolicyOf, Store,
@@ -33,7 +35,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::rows::{
     db, micros, read_alert, read_api_token, read_change_event, read_event, read_incident,
-    read_timeline_entry, ALERT_COLUMNS, EVENT_COLUMNS, INCIDENT_COLUMNS,
+    read_timeline_entry, Stored, ALERT_COLUMNS, EVENT_COLUMNS, INCIDENT_COLUMNS,
 };
 
 /// The file name inside the data directory.
@@ -41,13 +43,22 @@ pub const DATABASE_FILE: &str = "tocsin.sqlite";
 
 /// The migrations this version knows, in order. Never edit one that has shipped: add one.
 fn migrator() -> Migrator {
-    let migrations = vec![Migration::new(
-        1,
-        Cow::Borrowed("core"),
-        MigrationType::Simple,
-        Cow::Borrowed(include_str!("../migrations/0001_core.sql")),
-        false,
-    )];
+    let migrations = vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("core"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0001_core.sql")),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("unlogged folds"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0002_unlogged_folds.sql")),
+            false,
+        ),
+    ];
     Migrator {
         migrations: Cow::Owned(migrations),
         // A newer tocsin may have applied migrations this one does not know: its changes are
@@ -270,6 +281,55 @@ async fn append_timeline(
     })
 }
 
+/// Writes the `alert.folded` entries of `folds` (at `now`, by the system) and marks those alerts
+/// logged.
+async fn log_folds(
+    conn: &mut SqliteConnection,
+    folds: &[UnloggedFolds],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    for fold in folds {
+        let entry = fold.entry(now, Actor::system());
+        append_timeline(
+            conn,
+            fold.incident,
+            now,
+            &entry.actor,
+            entry.kind,
+            &entry.data,
+        )
+        .await?;
+        sqlx::query("UPDATE alerts SET unlogged_folds = 0, folds_logged_at = ? WHERE id = ?")
+            .bind(micros(now))
+            .bind(fold.alert.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+/// The unlogged folds of an incident's open alerts.
+async fn unlogged_folds_of(
+    conn: &mut SqliteConnection,
+    number: IncidentNumber,
+) -> Result<Vec<UnloggedFolds>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {UNLOGGED_FOLDS_COLUMNS} FROM alerts
+         WHERE incident_number = ? AND state <> 'resolved' AND unlogged_folds > 0 ORDER BY id"
+    ))
+    .bind(number.0)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|row| decode::unlogged_folds(&Stored(row)))
+        .collect()
+}
+
+const UNLOGGED_FOLDS_COLUMNS: &str =
+    "id, incident_number, dedup_key, unlogged_folds, count, summary, last_seen";
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -294,6 +354,35 @@ impl Store for SqliteStore {
         let report = ingest::ingest(&mut tx, batch, resolve_policy).await?;
         tx.commit().await.map_err(db)?;
         Ok(report)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn log_due_folds(
+        &self,
+        due: Timestamp,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // Only open alerts hold unlogged folds: their partial index is the short list to read.
+        let rows = sqlx::query(&format!(
+            "SELECT {UNLOGGED_FOLDS_COLUMNS} FROM alerts INDEXED BY alerts_one_open_per_key
+             WHERE state <> 'resolved' AND unlogged_folds > 0
+               AND COALESCE(folds_logged_at, first_seen) <= ?
+             ORDER BY id LIMIT ?"
+        ))
+        .bind(micros(due))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let folds = rows
+            .iter()
+            .map(|row| decode::unlogged_folds(&Stored(row)))
+            .collect::<Result<Vec<_>, _>>()?;
+        log_folds(&mut tx, &folds, now).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(folds.len())
     }
 
     async fn incident(&self, number: IncidentNumber) -> Result<IncidentRow, StoreError> {
@@ -459,6 +548,8 @@ impl Store for SqliteStore {
         let transition = tocsin_core::acknowledge_incident(number, incident.state)
             .map_err(|error| StoreError::Conflict(error.to_string()))?;
         if transition == Transition::Changed {
+            let folds = unlogged_folds_of(&mut tx, number).await?;
+            log_folds(&mut tx, &folds, now).await?;
             sqlx::query(
                 "UPDATE incidents SET state = 'acknowledged', acknowledged_at = ?, updated_at = ? WHERE number = ?",
             )
@@ -506,6 +597,8 @@ impl Store for SqliteStore {
         let incident = incident_in(&mut tx, number).await?;
         let transition = tocsin_core::resolve_incident(incident.state);
         if transition == Transition::Changed {
+            let folds = unlogged_folds_of(&mut tx, number).await?;
+            log_folds(&mut tx, &folds, now).await?;
             sqlx::query(
                 "UPDATE incidents SET state = 'resolved', open_alerts = 0, resolved_at = ?, updated_at = ? WHERE number = ?",
             )

@@ -82,7 +82,7 @@ async fn boots_on_a_database_migrated_by_a_newer_version() {
         .fetch_all(&mut conn)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![1, 9999]);
+    assert_eq!(versions, vec![1, 2, 9999]);
 }
 
 #[tokio::test]
@@ -127,13 +127,65 @@ async fn opening_again_keeps_the_data_and_migrates_once() {
         .fetch_all(&mut conn)
         .await
         .expect("migrations");
-    assert_eq!(before.len(), 1);
-    assert_eq!(after.len(), 1);
+    assert_eq!(before.len(), 2);
+    assert_eq!(after.len(), 2);
+    for (before, after) in before.iter().zip(&after) {
+        assert_eq!(
+            before.get::<String, _>(1),
+            after.get::<String, _>(1),
+            "migration {} ran once",
+            before.get::<i64, _>(0)
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_alert_opened_before_migration_2_keeps_folding_and_logs_its_folds() {
+    // The database as the version before migration 2 left it, with an open alert.
+    let dir = migrated_data_dir().await;
+    change(
+        dir.path(),
+        "DELETE FROM _sqlx_migrations WHERE version = 2;
+         ALTER TABLE alerts DROP COLUMN unlogged_folds;
+         ALTER TABLE alerts DROP COLUMN folds_logged_at;
+         INSERT INTO incidents (number, service_id, dedup_key, title, severity, priority, state,
+             open_alerts, created_at, impact_started_at, updated_at)
+             VALUES (1, 'api', 'disk', 'disk is broken', 'error', 'P2', 'triggered', 1,
+                     1800000000000000, 1800000000000000, 1800000000000000);
+         INSERT INTO alerts (id, incident_number, service_id, dedup_key, state, count, first_seen,
+             last_seen, severity, summary, source, details)
+             VALUES (1, 1, 'api', 'disk', 'triggered', 3, 1800000000000000, 1800000000000000,
+                     'error', 'disk is broken', 'db-1', '{}');",
+    )
+    .await;
+
+    let store = SqliteStore::open(dir.path()).await.expect("migrates to 2");
+    store
+        .ingest(&[event("api", EventAction::Trigger, "disk", 10)], &auto)
+        .await
+        .expect("fold");
+    let alert = store.alert(tocsin_core::AlertId(1)).await.expect("alert");
+    assert_eq!(alert.count, 4, "the trigger folded into the old alert");
+    // Its folds wait from its first event (second 0): due at second 60.
+    let at = |second: i64| {
+        tocsin_core::Timestamp::from_second(1_800_000_000 + second).expect("timestamp")
+    };
     assert_eq!(
-        before[0].get::<String, _>(1),
-        after[0].get::<String, _>(1),
-        "migration 1 ran once"
+        store.log_due_folds(at(-1), at(59), 10).await.expect("log"),
+        0
     );
+    assert_eq!(
+        store.log_due_folds(at(0), at(60), 10).await.expect("log"),
+        1
+    );
+    let timeline = store
+        .timeline(IncidentNumber(1), PageRequest::default())
+        .await
+        .expect("timeline");
+    assert_eq!(timeline.items.len(), 1);
+    assert_eq!(timeline.items[0].data["events"], 1);
+    assert_eq!(timeline.items[0].data["count"], 4);
+    store.close().await;
 }
 
 #[tokio::test]

@@ -24,6 +24,7 @@ macro_rules! conformance_suite {
     ($make:path) => {
         $crate::conformance_suite!(@cases $make;
             storm_folds_into_one_alert_and_one_incident,
+            folds_reach_the_timeline_once_a_minute_and_before_commands,
             lifecycle_trigger_acknowledge_resolve_reopen,
             acknowledge_and_resolve_without_alert_are_stored_and_change_nothing,
             manual_policy_keeps_incident_open,
@@ -119,12 +120,39 @@ pub async fn storm_folds_into_one_alert_and_one_incident(store: Arc<dyn Store>) 
     assert_eq!(alert.last_seen, at(1999));
     assert_eq!(alert.details["second"], 1999);
     assert_eq!(alert.summary, "storm is broken (1999)");
-    let kinds = timeline_kinds(store.as_ref(), incidents.items[0].number).await;
-    assert_eq!(kinds[0], TimelineKind::IncidentTriggered);
-    assert!(kinds[1..]
+    // One event a second for 2,000 seconds: an `alert.folded` entry a minute (33), whatever
+    // the commits, and the 19 folds after the last one wait for the next.
+    let number = incidents.items[0].number;
+    let timeline = store
+        .timeline(number, PageRequest::first(500))
+        .await
+        .expect("timeline")
+        .items;
+    assert_eq!(timeline[0].kind, TimelineKind::IncidentTriggered);
+    assert_eq!(timeline.len(), 34);
+    assert!(timeline[1..]
         .iter()
-        .all(|kind| *kind == TimelineKind::AlertFolded));
-    assert!(kinds.len() <= 5, "folds are counted per commit: {kinds:?}");
+        .all(|entry| entry.kind == TimelineKind::AlertFolded));
+    let logged = |timeline: &[crate::TimelineEntry]| -> i64 {
+        timeline
+            .iter()
+            .filter_map(|entry| entry.data["events"].as_i64())
+            .sum()
+    };
+    assert_eq!(logged(&timeline), 1980);
+    assert_eq!(timeline[33].at, at(1980));
+    assert_eq!(timeline[33].data["count"], 1981);
+    let written = store
+        .log_due_folds(at(1980), at(2040), 100)
+        .await
+        .expect("log due folds");
+    assert_eq!(written, 1);
+    let timeline = store
+        .timeline(number, PageRequest::first(500))
+        .await
+        .expect("timeline")
+        .items;
+    assert_eq!(logged(&timeline), 1999, "every fold is counted once");
     let events = store
         .events(
             &EventFilter {
@@ -137,6 +165,116 @@ pub async fn storm_folds_into_one_alert_and_one_incident(store: Arc<dyn Store>) 
         .expect("events");
     assert_eq!(events.items.len(), 500);
     assert!(events.next.is_some());
+}
+
+pub async fn folds_reach_the_timeline_once_a_minute_and_before_commands(store: Arc<dyn Store>) {
+    store
+        .ingest(
+            &[
+                event("api", EventAction::Trigger, "disk", 0),
+                event("api", EventAction::Trigger, "cpu", 0),
+            ],
+            &auto,
+        )
+        .await
+        .expect("open");
+    let folds: Vec<_> = (1..=10)
+        .flat_map(|second| {
+            [
+                event("api", EventAction::Trigger, "disk", second),
+                event("api", EventAction::Trigger, "cpu", second),
+            ]
+        })
+        .collect();
+    store.ingest(&folds, &auto).await.expect("fold");
+    let number = IncidentNumber(1);
+    let folded_entries = |store: Arc<dyn Store>, number| async move {
+        store
+            .timeline(number, PageRequest::first(500))
+            .await
+            .expect("timeline")
+            .items
+            .into_iter()
+            .filter(|entry| entry.kind == TimelineKind::AlertFolded)
+            .collect::<Vec<_>>()
+    };
+    assert!(folded_entries(Arc::clone(&store), number).await.is_empty());
+
+    // Not due yet: the alert opened at 0 and the interval is a minute.
+    let written = store
+        .log_due_folds(at(-50), at(10), 100)
+        .await
+        .expect("log");
+    assert_eq!(written, 0);
+    // Due: one entry per alert, by the system, counting the ten folds.
+    let written = store.log_due_folds(at(0), at(61), 1).await.expect("log");
+    assert_eq!(written, 1, "the limit holds");
+    let written = store.log_due_folds(at(0), at(61), 100).await.expect("log");
+    assert_eq!(written, 1);
+    let written = store.log_due_folds(at(0), at(61), 100).await.expect("log");
+    assert_eq!(written, 0, "logged folds are not logged twice");
+    for number in [IncidentNumber(1), IncidentNumber(2)] {
+        let entries = folded_entries(Arc::clone(&store), number).await;
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].at, at(61));
+        assert_eq!(entries[0].actor, Actor::system());
+        assert_eq!(entries[0].data["events"], 10);
+        assert_eq!(entries[0].data["count"], 11);
+    }
+
+    // Three more folds, then an acknowledgement by hand: the folds come first.
+    let folds: Vec<_> = (62..=64)
+        .map(|second| event("api", EventAction::Trigger, "disk", second))
+        .collect();
+    store.ingest(&folds, &auto).await.expect("fold");
+    store
+        .acknowledge_incident(number, &actor(), at(70))
+        .await
+        .expect("acknowledge");
+    let timeline = store
+        .timeline(number, PageRequest::first(500))
+        .await
+        .expect("timeline")
+        .items;
+    let kinds: Vec<_> = timeline.iter().map(|entry| entry.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            TimelineKind::IncidentTriggered,
+            TimelineKind::AlertFolded,
+            TimelineKind::AlertFolded,
+            TimelineKind::IncidentAcknowledged,
+        ]
+    );
+    assert_eq!(timeline[2].data["events"], 3);
+    assert_eq!(timeline[2].data["count"], 14);
+    assert_eq!(timeline[2].at, at(70));
+
+    // The other incident: two folds after its entry, resolved by hand.
+    let folds: Vec<_> = (65..=66)
+        .map(|second| event("api", EventAction::Trigger, "cpu", second))
+        .collect();
+    store.ingest(&folds, &auto).await.expect("fold");
+    store
+        .resolve_incident(IncidentNumber(2), &actor(), at(80))
+        .await
+        .expect("resolve");
+    let kinds = timeline_kinds(store.as_ref(), IncidentNumber(2)).await;
+    assert_eq!(
+        kinds,
+        vec![
+            TimelineKind::IncidentTriggered,
+            TimelineKind::AlertFolded,
+            TimelineKind::AlertFolded,
+            TimelineKind::IncidentResolved,
+        ]
+    );
+    // Resolved alerts have nothing left to log.
+    let written = store
+        .log_due_folds(at(1000), at(1000), 100)
+        .await
+        .expect("log");
+    assert_eq!(written, 0);
 }
 
 pub async fn lifecycle_trigger_acknowledge_resolve_reopen(store: Arc<dyn Store>) {

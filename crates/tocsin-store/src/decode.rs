@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use tocsin_core::{
     Actor, AlertId, DedupKey, EventAction, IncidentNumber, Integration, OpenAlert, OpenIncident,
-    ServiceId, TimelineKind, Timestamp,
+    ServiceId, TimelineKind, Timestamp, UnloggedFolds,
 };
 
 use crate::{
@@ -201,7 +201,8 @@ pub fn open_incident(row: &impl StoredRow) -> Result<OpenIncident, StoreError> {
 }
 
 /// An open alert for the fold, from its `id, incident_number, state, count, first_seen,
-/// last_seen, severity, summary, source, acknowledged_at` columns.
+/// last_seen, severity, summary, source, acknowledged_at, unlogged_folds` columns and
+/// `folds_logged_at` (which the query must give as the first event's time when it is NULL).
 pub fn open_alert(row: &impl StoredRow) -> Result<OpenAlert, StoreError> {
     Ok(OpenAlert {
         id: AlertId(row.integer("id")?),
@@ -214,6 +215,22 @@ pub fn open_alert(row: &impl StoredRow) -> Result<OpenAlert, StoreError> {
         summary: row.text("summary")?,
         source: row.text("source")?,
         acknowledged_at: optional_time_column(row, "acknowledged_at")?,
+        unlogged_folds: row.integer("unlogged_folds")?,
+        folds_logged_at: time_column(row, "folds_logged_at")?,
+    })
+}
+
+/// Unlogged folds of an open alert: `id`, `incident_number`, `dedup_key`, `unlogged_folds`,
+/// `count`, `summary` and `last_seen`.
+pub fn unlogged_folds(row: &impl StoredRow) -> Result<UnloggedFolds, StoreError> {
+    Ok(UnloggedFolds {
+        alert: AlertId(row.integer("id")?),
+        incident: IncidentNumber(row.integer("incident_number")?),
+        dedup_key: snapshot_key(row)?,
+        events: row.integer("unlogged_folds")?,
+        count: row.integer("count")?,
+        last_summary: row.text("summary")?,
+        last_seen: time_column(row, "last_seen")?,
     })
 }
 

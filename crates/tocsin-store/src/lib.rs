@@ -83,8 +83,20 @@ pub trait Store: Send + Sync + 'static {
         page: PageRequest,
     ) -> Result<Page<ChangeEventRow>, StoreError>;
 
+    /// Writes one `alert.folded` timeline entry (by [`Actor::system`], at `now`) for each open
+    /// alert whose unlogged folds have waited since `due` or longer (see
+    /// `tocsin_core::FOLD_LOG_INTERVAL`), at most `limit` alerts per call. Returns how many
+    /// entries it wrote.
+    async fn log_due_folds(
+        &self,
+        due: Timestamp,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<usize, StoreError>;
+
     /// Acknowledges the incident and its triggered alerts. Acknowledging an acknowledged
-    /// incident changes nothing; a resolved one is a `Conflict`.
+    /// incident changes nothing; a resolved one is a `Conflict`. Folds that no timeline entry
+    /// counts yet are written first, by [`Actor::system`].
     async fn acknowledge_incident(
         &self,
         number: IncidentNumber,
@@ -93,7 +105,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<CommandOutcome, StoreError>;
 
     /// Resolves the incident and all of its open alerts. Resolving a resolved incident changes
-    /// nothing.
+    /// nothing. Folds that no timeline entry counts yet are written first.
     async fn resolve_incident(
         &self,
         number: IncidentNumber,
@@ -177,6 +189,8 @@ pub const REQUIRED_SCHEMA: &[(&str, &[&str])] = &[
             "details",
             "acknowledged_at",
             "resolved_at",
+            "unlogged_folds",
+            "folds_logged_at",
         ],
     ),
     (

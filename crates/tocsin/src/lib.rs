@@ -146,7 +146,11 @@ impl App {
             .context("cannot configure the listener")?;
         let address = listener.local_addr().context("listener has no address")?;
         let router = tocsin_web::router(Arc::clone(&engine));
-        drop(engine);
+        let stop_fold_log = tokio_util::sync::CancellationToken::new();
+        let fold_log = tokio::spawn({
+            let stop = stop_fold_log.clone();
+            async move { engine.log_folds_until(stop).await }
+        });
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(%address, scheme, "tocsin is listening");
         let served = match tls {
@@ -173,6 +177,8 @@ impl App {
                     .await
             }
         };
+        stop_fold_log.cancel();
+        let _ = fold_log.await;
         served.context("the HTTP server failed")?;
         tracing::info!("http server stopped; draining the ingest queue");
         match tokio::time::timeout(Duration::from_secs(30), writer).await {

@@ -55,21 +55,96 @@ fn first_trigger_opens_alert_and_incident_with_priority_from_severity() {
 }
 
 #[test]
-fn repeated_triggers_fold_into_one_alert_and_one_timeline_entry() {
+fn a_burst_of_triggers_folds_into_one_alert_and_waits_for_its_timeline_entry() {
     let events: Vec<_> = (0..1000)
-        .map(|n| event(EventAction::Trigger, "disk", n))
+        .map(|_| event(EventAction::Trigger, "disk", 5))
         .collect();
     let plan = fold_batch(&events, &HashMap::new(), &auto);
     assert_eq!(plan.alerts.len(), 1);
     assert_eq!(plan.alerts[0].count, 1000);
-    assert_eq!(plan.alerts[0].last_seen, at(999));
+    assert_eq!(plan.alerts[0].last_seen, at(5));
+    assert_eq!(plan.alerts[0].unlogged_folds, 999);
+    assert_eq!(plan.alerts[0].folds_logged_at, at(5));
     assert_eq!(plan.incidents.len(), 1);
+    assert_eq!(kinds(&plan), vec![TimelineKind::IncidentTriggered]);
+}
+
+#[test]
+fn folds_reach_the_timeline_at_most_once_a_minute_and_every_fold_is_counted() {
+    // One trigger a second for 1,000 seconds.
+    let events: Vec<_> = (0..1000)
+        .map(|n| event(EventAction::Trigger, "disk", n))
+        .collect();
+    let plan = fold_batch(&events, &HashMap::new(), &auto);
+    assert_eq!(plan.alerts[0].count, 1000);
+    let folded: Vec<_> = plan
+        .timeline
+        .iter()
+        .filter(|entry| entry.kind == TimelineKind::AlertFolded)
+        .collect();
+    // At 60, 120, ... 960 seconds.
+    assert_eq!(folded.len(), 16);
+    for pair in folded.windows(2) {
+        assert!(pair[1].at.duration_since(pair[0].at) >= FOLD_LOG_INTERVAL);
+    }
+    assert_eq!(folded[0].at, at(60));
+    assert_eq!(folded[0].data["events"], 60);
+    assert_eq!(folded[0].data["count"], 61);
+    assert_eq!(folded[0].data["last_summary"], "trigger disk");
+    let logged: i64 = folded
+        .iter()
+        .map(|entry| entry.data["events"].as_i64().expect("events"))
+        .sum();
+    assert_eq!(logged + plan.alerts[0].unlogged_folds, 999);
+    assert_eq!(plan.alerts[0].folds_logged_at, at(960));
+}
+
+#[test]
+fn unlogged_folds_are_written_before_an_acknowledgement() {
+    let plan = fold_batch(
+        &[
+            event(EventAction::Trigger, "disk", 0),
+            event(EventAction::Trigger, "disk", 1),
+            event(EventAction::Trigger, "disk", 2),
+            event(EventAction::Acknowledge, "disk", 3),
+        ],
+        &HashMap::new(),
+        &auto,
+    );
     assert_eq!(
         kinds(&plan),
-        vec![TimelineKind::IncidentTriggered, TimelineKind::AlertFolded]
+        vec![
+            TimelineKind::IncidentTriggered,
+            TimelineKind::AlertFolded,
+            TimelineKind::AlertAcknowledged,
+            TimelineKind::IncidentAcknowledged,
+        ]
     );
-    assert_eq!(plan.timeline[1].data["events"], 999);
-    assert_eq!(plan.timeline[1].data["count"], 1000);
+    assert_eq!(plan.timeline[1].data["events"], 2);
+    assert_eq!(plan.timeline[1].at, at(3));
+    assert_eq!(plan.alerts[0].unlogged_folds, 0);
+    assert_eq!(plan.alerts[0].folds_logged_at, at(3));
+}
+
+#[test]
+fn unlogged_folds_entry_counts_what_waited() {
+    let folds = UnloggedFolds {
+        alert: AlertId(4),
+        incident: IncidentNumber(9),
+        dedup_key: DedupKey::parse("disk").expect("key"),
+        events: 12,
+        count: 13,
+        last_summary: "disk full".to_owned(),
+        last_seen: at(30),
+    };
+    let entry = folds.entry(at(90), Actor::system());
+    assert_eq!(entry.incident, IncidentRef::Existing(IncidentNumber(9)));
+    assert_eq!(entry.kind, TimelineKind::AlertFolded);
+    assert_eq!(entry.at, at(90));
+    assert_eq!(entry.data["events"], 12);
+    assert_eq!(entry.data["count"], 13);
+    assert_eq!(entry.data["dedup_key"], "disk");
+    assert_eq!(entry.data["last_summary"], "disk full");
 }
 
 #[test]
@@ -165,6 +240,8 @@ fn existing_open_alert_from_snapshot_is_folded_not_reopened() {
             summary: "old".to_owned(),
             source: "host-0".to_owned(),
             acknowledged_at: Some(at(-50)),
+            unlogged_folds: 5,
+            folds_logged_at: at(-30),
         }),
         open_incident: Some(OpenIncident {
             number: IncidentNumber(3),
@@ -186,6 +263,10 @@ fn existing_open_alert_from_snapshot_is_folded_not_reopened() {
     assert_eq!(plan.alerts[0].alert, AlertRef::Existing(AlertId(7)));
     assert_eq!(plan.alerts[0].count, 42);
     assert_eq!(plan.alerts[0].state, AlertState::Acknowledged);
+    // A fold only: 30 s after the last entry, the fold waits with the five before it.
+    assert_eq!(plan.alerts[0].unlogged_folds, 6);
+    assert!(!plan.alerts[0].state_changed);
+    assert!(plan.timeline.is_empty());
     // The incident was not touched: nothing to write.
     assert!(plan.incidents.is_empty());
     assert_eq!(
@@ -220,6 +301,17 @@ proptest! {
         let triggers = events.iter().filter(|e| e.action == EventAction::Trigger).count() as i64;
         prop_assert_eq!(plan.alerts.iter().map(|a| a.count).sum::<i64>(), triggers);
         prop_assert_eq!(plan.events.len(), events.len());
+        // Every fold is counted once: by an `alert.folded` entry or as still unlogged.
+        let folds = plan.events.iter().filter(|e| e.outcome == EventOutcome::Folded).count() as i64;
+        let logged: i64 = plan
+            .timeline
+            .iter()
+            .filter(|entry| entry.kind == TimelineKind::AlertFolded)
+            .map(|entry| entry.data["events"].as_i64().unwrap_or(0))
+            .sum();
+        prop_assert_eq!(logged + plan.alerts.iter().map(|a| a.unlogged_folds).sum::<i64>(), folds);
+        // A resolved alert has nothing left to log.
+        prop_assert!(plan.alerts.iter().all(|a| a.state.is_open() || a.unlogged_folds == 0));
         for incident in &plan.incidents {
             let open = plan
                 .alerts
