@@ -1,88 +1,330 @@
-//! The ingest transaction: load what is open for the batch's keys, let `tocsin_core::fold_batch`
-//! decide, write the plan with as few statements as possible (multi-row inserts, one update per
-//! touched row).
+//! The ingest transaction, on a thread of its own.
+//!
+//! Ingest is the one write that must be fast: a batch is hundreds of statements (a lookup per
+//! key, a write per touched row and per event). Through sqlx every statement is a round trip to
+//! its worker thread; here the whole transaction is one blocking call on a dedicated thread that
+//! owns a `rusqlite` connection and keeps its statements prepared. The rest of the store (reads,
+//! commands, migrations) stays on sqlx; SQLite's write lock orders the two writers.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tocsin_core::{
     fold_batch, AlertRef, ChangeEvent, DedupKey, Event, IncidentRef, IncidentState, KeySnapshot,
-    ServiceId,
+    ResolvePolicy, ServiceId,
 };
-use tocsin_store::decode;
+use tocsin_store::decode::{self, StoredRow};
 use tocsin_store::{AssignedIds, Inbound, IngestReport, ResolvePolicyOf, StoreError};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::rows::{db, micros, Stored};
+use crate::rows::micros;
 
-/// Rows per multi-row statement, largest first. Batches are cut into these sizes only, so every
-/// statement's text is one of a few, prepared once per connection and reused, instead of a new
-/// (and, for hundreds of rows, costly) preparation for every batch size. 256 rows of the widest
-/// row (16 columns) stay far below SQLite's limit of 32,766 parameters.
-const ROWS_PER_STATEMENT: [usize; 5] = [256, 64, 16, 4, 1];
-/// Keys per `IN (...)` list when loading snapshots.
-const KEYS_PER_QUERY: usize = 500;
+/// Batches waiting for the writer thread, at most. The engine has one batch in flight at a time;
+/// the room is for other callers (tests, tools), which wait their turn.
+const WAITING_BATCHES: usize = 4;
 
-pub(crate) async fn ingest(
-    conn: &mut SqliteConnection,
+struct Job {
+    batch: Vec<Inbound>,
+    policies: HashMap<ServiceId, ResolvePolicy>,
+    reply: oneshot::Sender<Result<IngestReport, StoreError>>,
+}
+
+/// The handle to the ingest thread. The thread stops when the handle is closed or dropped.
+#[derive(Debug)]
+pub(crate) struct IngestWriter {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+impl IngestWriter {
+    /// Opens a connection to the (already migrated) database at `path` and starts the thread.
+    pub(crate) fn start(path: &Path) -> Result<IngestWriter, StoreError> {
+        let conn = open(path).map_err(|error| {
+            StoreError::Database(
+                format!(
+                    "cannot open the SQLite database {} for ingest: {error}",
+                    path.display()
+                )
+                .into(),
+            )
+        })?;
+        let (jobs, queue) = mpsc::channel::<Job>(WAITING_BATCHES);
+        std::thread::Builder::new()
+            .name("tocsin-sqlite-ingest".to_owned())
+            .spawn(move || run(conn, queue))
+            .map_err(|error| {
+                StoreError::Database(
+                    format!("cannot start the SQLite ingest thread: {error}").into(),
+                )
+            })?;
+        Ok(IngestWriter {
+            jobs: Mutex::new(Some(jobs)),
+        })
+    }
+
+    /// Runs the batch in one transaction on the ingest thread and waits for its outcome.
+    pub(crate) async fn ingest(
+        &self,
+        batch: &[Inbound],
+        resolve_policy: ResolvePolicyOf<'_>,
+    ) -> Result<IngestReport, StoreError> {
+        // The thread needs the batch and the policies of its services for itself.
+        let mut policies = HashMap::new();
+        for inbound in batch {
+            if let Inbound::Alert(event) = inbound {
+                if !policies.contains_key(&event.service) {
+                    policies.insert(event.service.clone(), resolve_policy(&event.service));
+                }
+            }
+        }
+        let (reply, outcome) = oneshot::channel();
+        let job = Job {
+            batch: batch.to_vec(),
+            policies,
+            reply,
+        };
+        let sender = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+            .ok_or_else(closed)?;
+        // Waits only when other callers fill the room; the engine never does.
+        sender.send(job).await.map_err(|_| closed())?;
+        outcome.await.map_err(|_| closed())?
+    }
+
+    /// Stops the thread once the batches already handed to it are done.
+    pub(crate) fn close(&self) {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Database("the SQLite store is closed".into())
+}
+
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // The same settings as the store's other connections (see `SqliteStore::open_file`).
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = OFF;
+         PRAGMA cache_size = -65536;
+         PRAGMA mmap_size = 268435456;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA wal_autocheckpoint = 0;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
+    while let Some(job) = queue.blocking_recv() {
+        let policy = |service: &ServiceId| job.policies.get(service).copied().unwrap_or_default();
+        let outcome = ingest(&mut conn, &job.batch, &policy);
+        // A caller that went away does not matter: the outcome is what it is either way.
+        let _ = job.reply.send(outcome);
+    }
+}
+
+fn db(error: rusqlite::Error) -> StoreError {
+    StoreError::database(error)
+}
+
+/// Loads what is open for the batch's keys, lets `tocsin_core::fold_batch` decide, writes the
+/// plan, commits. On any error the transaction rolls back whole.
+fn ingest(
+    conn: &mut Connection,
     batch: &[Inbound],
-    resolve_policy: ResolvePolicyOf<'_>,
+    resolve_policy: &dyn Fn(&ServiceId) -> ResolvePolicy,
 ) -> Result<IngestReport, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
     let mut events = Vec::new();
-    let mut changes = Vec::new();
+    let mut report = IngestReport::default();
     for inbound in batch {
         match inbound {
             Inbound::Alert(event) => events.push(event),
-            Inbound::Change(change) => changes.push(change),
+            Inbound::Change(change) => {
+                insert_change(&tx, change)?;
+                report.change_events += 1;
+            }
         }
     }
-    let mut report = IngestReport {
-        events: events.len(),
-        change_events: changes.len(),
-        ..IngestReport::default()
-    };
-    insert_changes(conn, &changes).await?;
-    if events.is_empty() {
-        return Ok(report);
+    report.events = events.len();
+    if !events.is_empty() {
+        let snapshots = load_snapshots(&tx, &events)?;
+        let plan = fold_batch(&events, &snapshots, resolve_policy);
+        write_plan(&tx, &events, &plan, &mut report)?;
     }
+    tx.commit().map_err(db)?;
+    Ok(report)
+}
 
-    let snapshots = load_snapshots(conn, &events).await?;
-    let plan = fold_batch(&events, &snapshots, resolve_policy);
-
-    // Ids for new rows are allocated here: the transaction holds SQLite's write lock, so nobody
-    // else can take them.
-    let mut next_incident: i64 = sqlx::query_scalar(
-        "SELECT MAX(COALESCE((SELECT MAX(number) FROM incidents), 0),
-                    COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'incidents'), 0)) + 1",
+fn insert_change(conn: &Connection, change: &ChangeEvent) -> Result<(), StoreError> {
+    let links: Vec<_> = change
+        .links
+        .iter()
+        .map(|link| match &link.text {
+            Some(text) => serde_json::json!({ "href": link.href, "text": text }),
+            None => serde_json::json!({ "href": link.href }),
+        })
+        .collect();
+    conn.prepare_cached(
+        "INSERT INTO change_events (service_id, summary, source, occurred_at, received_at,
+         details, links) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
-    .fetch_one(&mut *conn)
-    .await
+    .and_then(|mut statement| {
+        statement.execute(params![
+            change.service.as_str(),
+            change.summary,
+            change.source,
+            change.occurred_at.map(micros),
+            micros(change.received_at),
+            change.details.to_string(),
+            serde_json::Value::Array(links).to_string(),
+        ])
+    })
     .map_err(db)?;
-    let mut next_alert: i64 = sqlx::query_scalar(
-        "SELECT MAX(COALESCE((SELECT MAX(id) FROM alerts), 0),
-                    COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'alerts'), 0)) + 1",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db)?;
+    Ok(())
+}
 
+type Key = (ServiceId, DedupKey);
+
+/// For every key of the batch: its open alert (with that alert's incident), or else its newest
+/// open incident.
+fn load_snapshots(
+    conn: &Connection,
+    events: &[&Event],
+) -> Result<HashMap<Key, KeySnapshot>, StoreError> {
+    let mut alert_query = conn
+        .prepare_cached(
+            // The hints keep SQLite on the partial indexes of open rows, rather than on indexes
+            // that hold every alert or incident the service ever had.
+            "SELECT a.id, a.incident_number, a.state, a.count, a.first_seen, a.last_seen,
+                    a.severity, a.summary, a.source, a.acknowledged_at, a.unlogged_folds,
+                    COALESCE(a.folds_logged_at, a.first_seen) AS folds_logged_at,
+                    i.number, i.state AS incident_state, i.open_alerts,
+                    i.acknowledged_at AS incident_acknowledged_at
+             FROM alerts a INDEXED BY alerts_one_open_per_key
+             JOIN incidents i ON i.number = a.incident_number
+             WHERE a.state <> 'resolved' AND a.service_id = ?1 AND a.dedup_key = ?2",
+        )
+        .map_err(db)?;
+    let mut incident_query = conn
+        .prepare_cached(
+            "SELECT number, state, open_alerts, acknowledged_at
+             FROM incidents INDEXED BY incidents_open_by_key
+             WHERE state <> 'resolved' AND service_id = ?1 AND dedup_key = ?2
+             ORDER BY number DESC LIMIT 1",
+        )
+        .map_err(db)?;
+    let mut seen: HashSet<(&ServiceId, &DedupKey)> = HashSet::new();
+    let mut snapshots = HashMap::new();
+    for event in events {
+        if !seen.insert((&event.service, &event.dedup_key)) {
+            continue;
+        }
+        let key = [event.service.as_str(), event.dedup_key.as_str()];
+        let open_alert = alert_query
+            .query_row(key, |row| {
+                let row = Row(row);
+                Ok(decode::open_alert(&row)
+                    .and_then(|alert| Ok((alert, decode::open_alert_incident(&row)?))))
+            })
+            .optional()
+            .map_err(db)?
+            .transpose()?;
+        let snapshot = match open_alert {
+            Some((alert, incident)) => KeySnapshot {
+                open_alert: Some(alert),
+                open_incident: Some(incident),
+            },
+            None => KeySnapshot {
+                open_alert: None,
+                open_incident: incident_query
+                    .query_row(key, |row| Ok(decode::open_incident(&Row(row))))
+                    .optional()
+                    .map_err(db)?
+                    .transpose()?,
+            },
+        };
+        if snapshot.open_incident.is_some() {
+            snapshots.insert((event.service.clone(), event.dedup_key.clone()), snapshot);
+        }
+    }
+    Ok(snapshots)
+}
+
+fn write_plan(
+    conn: &Connection,
+    events: &[&Event],
+    plan: &tocsin_core::BatchPlan,
+    report: &mut IngestReport,
+) -> Result<(), StoreError> {
     let mut ids = AssignedIds::default();
-    let mut new_incidents = Vec::new();
-    let mut incident_updates = Vec::new();
+    let received_last = events[events.len() - 1].received_at;
     for record in &plan.incidents {
         match (record.incident, &record.opened) {
             (IncidentRef::New(n), Some(opened)) => {
-                let number = next_incident;
-                next_incident += 1;
-                ids.assign_incident(n, number);
-                new_incidents.push((number, record, opened));
+                conn.prepare_cached(
+                    "INSERT INTO incidents (service_id, dedup_key, title, severity, priority,
+                     state, open_alerts, created_at, impact_started_at, acknowledged_at,
+                     resolved_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        opened.service.as_str(),
+                        opened.dedup_key.as_str(),
+                        opened.title,
+                        opened.severity.as_str(),
+                        opened.priority.as_str(),
+                        record.state.as_str(),
+                        record.open_alerts,
+                        micros(opened.created_at),
+                        micros(opened.impact_started_at),
+                        record.acknowledged_at.map(micros),
+                        record.resolved_at.map(micros),
+                        micros(opened.created_at),
+                    ])
+                })
+                .map_err(db)?;
+                ids.assign_incident(n, conn.last_insert_rowid());
                 report.incidents_opened += 1;
             }
             (IncidentRef::Existing(number), _) => {
                 let updated_at = record
                     .resolved_at
                     .or(record.acknowledged_at)
-                    .unwrap_or_else(|| events[events.len() - 1].received_at);
-                incident_updates.push((number.0, record, micros(updated_at)));
+                    .unwrap_or(received_last);
+                conn.prepare_cached(
+                    "UPDATE incidents SET state = ?2, open_alerts = ?3, acknowledged_at = ?4,
+                     resolved_at = ?5, updated_at = ?6 WHERE number = ?1",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        number.0,
+                        record.state.as_str(),
+                        record.open_alerts,
+                        record.acknowledged_at.map(micros),
+                        record.resolved_at.map(micros),
+                        micros(updated_at),
+                    ])
+                })
+                .map_err(db)?;
             }
             (IncidentRef::New(_), None) => {
                 return Err(StoreError::Corrupt(
@@ -94,341 +336,158 @@ pub(crate) async fn ingest(
             report.incidents_resolved += 1;
         }
     }
-    // One statement for every touched incident (and one below for every touched alert): the
-    // cost of a commit must not grow by a statement per key.
-    for chunk in statement_chunks(&incident_updates) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "UPDATE incidents SET state = v.column2, open_alerts = v.column3,
-             acknowledged_at = v.column4, resolved_at = v.column5, updated_at = v.column6 FROM (",
-        );
-        query.push_values(chunk, |mut row, (number, record, updated_at)| {
-            row.push_bind(*number)
-                .push_bind(record.state.as_str())
-                .push_bind(record.open_alerts)
-                .push_bind(record.acknowledged_at.map(micros))
-                .push_bind(record.resolved_at.map(micros))
-                .push_bind(*updated_at);
-        });
-        query.push(") AS v WHERE incidents.number = v.column1");
-        query.build().execute(&mut *conn).await.map_err(db)?;
-    }
-    for chunk in statement_chunks(&new_incidents) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO incidents (number, service_id, dedup_key, title, severity, priority, state,
-             open_alerts, created_at, impact_started_at, acknowledged_at, resolved_at, updated_at) ",
-        );
-        query.push_values(chunk, |mut row, (number, record, opened)| {
-            row.push_bind(*number)
-                .push_bind(opened.service.as_str())
-                .push_bind(opened.dedup_key.as_str())
-                .push_bind(opened.title.as_str())
-                .push_bind(opened.severity.as_str())
-                .push_bind(opened.priority.as_str())
-                .push_bind(record.state.as_str())
-                .push_bind(record.open_alerts)
-                .push_bind(micros(opened.created_at))
-                .push_bind(micros(opened.impact_started_at))
-                .push_bind(record.acknowledged_at.map(micros))
-                .push_bind(record.resolved_at.map(micros))
-                .push_bind(micros(opened.created_at));
-        });
-        query.build().execute(&mut *conn).await.map_err(db)?;
-    }
 
-    let mut new_alerts = Vec::new();
-    let mut alert_changes = Vec::new();
-    let mut alert_folds = Vec::new();
     for record in &plan.alerts {
         let details = record.details.as_ref().map(|details| details.to_string());
         match record.alert {
             AlertRef::New(n) => {
-                let id = next_alert;
-                next_alert += 1;
-                ids.assign_alert(n, id);
-                new_alerts.push((id, ids.incident(record.incident)?, record, details));
+                let incident = ids.incident(record.incident)?;
+                conn.prepare_cached(
+                    "INSERT INTO alerts (incident_number, service_id, dedup_key, state, count,
+                     first_seen, last_seen, severity, summary, source, details, acknowledged_at,
+                     resolved_at, unlogged_folds, folds_logged_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        incident,
+                        record.service.as_str(),
+                        record.dedup_key.as_str(),
+                        record.state.as_str(),
+                        record.count,
+                        micros(record.first_seen),
+                        micros(record.last_seen),
+                        record.severity.as_str(),
+                        record.summary,
+                        record.source,
+                        details.as_deref().unwrap_or("{}"),
+                        record.acknowledged_at.map(micros),
+                        record.resolved_at.map(micros),
+                        record.unlogged_folds,
+                        micros(record.folds_logged_at),
+                    ])
+                })
+                .map_err(db)?;
+                ids.assign_alert(n, conn.last_insert_rowid());
                 report.alerts_opened += 1;
             }
             AlertRef::Existing(id) if record.state_changed => {
-                alert_changes.push((id.0, record, details));
+                conn.prepare_cached(
+                    "UPDATE alerts SET state = ?2, count = ?3, last_seen = ?4, severity = ?5,
+                     summary = ?6, source = ?7, details = COALESCE(?8, details),
+                     acknowledged_at = ?9, resolved_at = ?10, unlogged_folds = ?11,
+                     folds_logged_at = ?12 WHERE id = ?1",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        id.0,
+                        record.state.as_str(),
+                        record.count,
+                        micros(record.last_seen),
+                        record.severity.as_str(),
+                        record.summary,
+                        record.source,
+                        details,
+                        record.acknowledged_at.map(micros),
+                        record.resolved_at.map(micros),
+                        record.unlogged_folds,
+                        micros(record.folds_logged_at),
+                    ])
+                })
+                .map_err(db)?;
             }
-            AlertRef::Existing(id) => alert_folds.push((id.0, record, details)),
+            AlertRef::Existing(id) => {
+                // Only folds: the state stays, and leaving it out of the statement spares
+                // SQLite the upkeep of the partial index that depends on it.
+                conn.prepare_cached(
+                    "UPDATE alerts SET count = ?2, last_seen = ?3, severity = ?4, summary = ?5,
+                     source = ?6, details = COALESCE(?7, details), unlogged_folds = ?8,
+                     folds_logged_at = ?9 WHERE id = ?1",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        id.0,
+                        record.count,
+                        micros(record.last_seen),
+                        record.severity.as_str(),
+                        record.summary,
+                        record.source,
+                        details,
+                        record.unlogged_folds,
+                        micros(record.folds_logged_at),
+                    ])
+                })
+                .map_err(db)?;
+            }
         }
     }
-    // Alerts that only folded events keep their state: leaving `state` out of the statement
-    // spares SQLite the upkeep of the partial index that depends on it.
-    for chunk in statement_chunks(&alert_folds) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "UPDATE alerts SET count = v.column2, last_seen = v.column3, severity = v.column4,
-             summary = v.column5, source = v.column6,
-             details = COALESCE(v.column7, alerts.details), unlogged_folds = v.column8,
-             folds_logged_at = v.column9 FROM (",
-        );
-        query.push_values(chunk, |mut row, (id, record, details)| {
-            row.push_bind(*id)
-                .push_bind(record.count)
-                .push_bind(micros(record.last_seen))
-                .push_bind(record.severity.as_str())
-                .push_bind(record.summary.as_str())
-                .push_bind(record.source.as_str())
-                .push_bind(details.as_deref())
-                .push_bind(record.unlogged_folds)
-                .push_bind(micros(record.folds_logged_at));
-        });
-        query.push(") AS v WHERE alerts.id = v.column1");
-        query.build().execute(&mut *conn).await.map_err(db)?;
-    }
-    for chunk in statement_chunks(&alert_changes) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "UPDATE alerts SET state = v.column2, count = v.column3, last_seen = v.column4,
-             severity = v.column5, summary = v.column6, source = v.column7,
-             details = COALESCE(v.column8, alerts.details), acknowledged_at = v.column9,
-             resolved_at = v.column10, unlogged_folds = v.column11, folds_logged_at = v.column12
-             FROM (",
-        );
-        query.push_values(chunk, |mut row, (id, record, details)| {
-            row.push_bind(*id)
-                .push_bind(record.state.as_str())
-                .push_bind(record.count)
-                .push_bind(micros(record.last_seen))
-                .push_bind(record.severity.as_str())
-                .push_bind(record.summary.as_str())
-                .push_bind(record.source.as_str())
-                .push_bind(details.as_deref())
-                .push_bind(record.acknowledged_at.map(micros))
-                .push_bind(record.resolved_at.map(micros))
-                .push_bind(record.unlogged_folds)
-                .push_bind(micros(record.folds_logged_at));
-        });
-        query.push(") AS v WHERE alerts.id = v.column1");
-        query.build().execute(&mut *conn).await.map_err(db)?;
-    }
-    for chunk in statement_chunks(&new_alerts) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO alerts (id, incident_number, service_id, dedup_key, state, count, first_seen,
-             last_seen, severity, summary, source, details, acknowledged_at, resolved_at,
-             unlogged_folds, folds_logged_at) ",
-        );
-        query.push_values(chunk, |mut row, (id, incident, record, details)| {
-            row.push_bind(*id)
-                .push_bind(*incident)
-                .push_bind(record.service.as_str())
-                .push_bind(record.dedup_key.as_str())
-                .push_bind(record.state.as_str())
-                .push_bind(record.count)
-                .push_bind(micros(record.first_seen))
-                .push_bind(micros(record.last_seen))
-                .push_bind(record.severity.as_str())
-                .push_bind(record.summary.as_str())
-                .push_bind(record.source.as_str())
-                .push_bind(details.as_deref().unwrap_or("{}"))
-                .push_bind(record.acknowledged_at.map(micros))
-                .push_bind(record.resolved_at.map(micros))
-                .push_bind(record.unlogged_folds)
-                .push_bind(micros(record.folds_logged_at));
-        });
-        query.build().execute(&mut *conn).await.map_err(db)?;
-    }
-    let timeline = plan
-        .timeline
-        .iter()
-        .map(|entry| Ok((ids.incident(entry.incident)?, entry, entry.data.to_string())))
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    for chunk in statement_chunks(&timeline) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO timeline_entries (incident_number, at, actor, kind, data) ",
-        );
-        query.push_values(chunk, |mut row, (number, entry, data)| {
-            row.push_bind(*number)
-                .push_bind(micros(entry.at))
-                .push_bind(entry.actor.as_str())
-                .push_bind(entry.kind.as_str())
-                .push_bind(data.as_str());
-        });
-        query.build().execute(&mut *conn).await.map_err(db)?;
+
+    {
+        let mut insert = conn
+            .prepare_cached(
+                "INSERT INTO timeline_entries (incident_number, at, actor, kind, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(db)?;
+        for entry in &plan.timeline {
+            insert
+                .execute(params![
+                    ids.incident(entry.incident)?,
+                    micros(entry.at),
+                    entry.actor.as_str(),
+                    entry.kind.as_str(),
+                    entry.data.to_string(),
+                ])
+                .map_err(db)?;
+        }
     }
 
-    let rows: Vec<_> = plan
-        .events
-        .iter()
-        .map(|record| {
-            let event = &events[record.index];
-            (
-                event,
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO events (service_id, integration, action, dedup_key, severity, summary,
+             source, occurred_at, received_at, alert_id, outcome, details)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )
+        .map_err(db)?;
+    for record in &plan.events {
+        let event = events[record.index];
+        insert
+            .execute(params![
+                event.service.as_str(),
+                event.integration.as_str(),
+                event.action.as_str(),
+                event.dedup_key.as_str(),
+                event.severity.as_str(),
+                event.summary,
+                event.source,
+                event.occurred_at.map(micros),
+                micros(event.received_at),
                 ids.alert(record.alert),
                 record.outcome.as_str(),
                 event.details.to_string(),
-            )
-        })
-        .collect();
-    for chunk in statement_chunks(&rows) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (service_id, integration, action, dedup_key, severity, summary,
-             source, occurred_at, received_at, alert_id, outcome, details) ",
-        );
-        query.push_values(chunk, |mut row, (event, alert, outcome, details)| {
-            row.push_bind(event.service.as_str())
-                .push_bind(event.integration.as_str())
-                .push_bind(event.action.as_str())
-                .push_bind(event.dedup_key.as_str())
-                .push_bind(event.severity.as_str())
-                .push_bind(event.summary.as_str())
-                .push_bind(event.source.as_str())
-                .push_bind(event.occurred_at.map(micros))
-                .push_bind(micros(event.received_at))
-                .push_bind(*alert)
-                .push_bind(*outcome)
-                .push_bind(details.as_str());
-        });
-        query.build().execute(&mut *conn).await.map_err(db)?;
-    }
-    Ok(report)
-}
-
-async fn insert_changes(
-    conn: &mut SqliteConnection,
-    changes: &[&ChangeEvent],
-) -> Result<(), StoreError> {
-    for chunk in statement_chunks(changes) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|change| {
-                let links: Vec<_> = change
-                    .links
-                    .iter()
-                    .map(|link| match &link.text {
-                        Some(text) => serde_json::json!({ "href": link.href, "text": text }),
-                        None => serde_json::json!({ "href": link.href }),
-                    })
-                    .collect();
-                (
-                    change,
-                    change.details.to_string(),
-                    serde_json::Value::Array(links).to_string(),
-                )
-            })
-            .collect();
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO change_events (service_id, summary, source, occurred_at, received_at,
-             details, links) ",
-        );
-        query.push_values(&rows, |mut row, (change, details, links)| {
-            row.push_bind(change.service.as_str())
-                .push_bind(change.summary.as_str())
-                .push_bind(change.source.as_deref())
-                .push_bind(change.occurred_at.map(micros))
-                .push_bind(micros(change.received_at))
-                .push_bind(details.as_str())
-                .push_bind(links.as_str());
-        });
-        query.build().execute(&mut *conn).await.map_err(db)?;
+            ])
+            .map_err(db)?;
     }
     Ok(())
 }
 
-type Key = (ServiceId, DedupKey);
+/// A rusqlite row as `tocsin_store::decode` reads it.
+struct Row<'a, 'r>(&'a rusqlite::Row<'r>);
 
-/// Loads, for every key of the batch, its open alert (with that alert's incident) or else its
-/// open incident.
-async fn load_snapshots(
-    conn: &mut SqliteConnection,
-    events: &[&Event],
-) -> Result<HashMap<Key, KeySnapshot>, StoreError> {
-    let mut keys_by_service: BTreeMap<&ServiceId, BTreeSet<&DedupKey>> = BTreeMap::new();
-    for event in events {
-        keys_by_service
-            .entry(&event.service)
-            .or_default()
-            .insert(&event.dedup_key);
+impl StoredRow for Row<'_, '_> {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        self.0.get(column).map_err(db)
     }
-    let mut snapshots: HashMap<Key, KeySnapshot> = HashMap::new();
-    for (service, keys) in keys_by_service {
-        let keys: Vec<_> = keys.into_iter().collect();
-        for chunk in keys.chunks(KEYS_PER_QUERY) {
-            let mut query = QueryBuilder::<Sqlite>::new(
-                // Without the hint SQLite prefers `incidents_by_service` and reads every incident
-                // the service ever had; the partial index holds only the open ones.
-                "SELECT number, dedup_key, state, open_alerts, acknowledged_at
-                 FROM incidents INDEXED BY incidents_open_by_key
-                 WHERE state <> 'resolved' AND service_id = ",
-            );
-            query
-                .push_bind(service.as_str())
-                .push(" AND dedup_key IN (");
-            let mut list = query.separated(", ");
-            for key in chunk {
-                list.push_bind(key.as_str());
-            }
-            list.push_unseparated(") ORDER BY number");
-            for row in query.build().fetch_all(&mut *conn).await.map_err(db)? {
-                let row = Stored(&row);
-                let key = (service.clone(), decode::snapshot_key(&row)?);
-                // The newest open incident of a key wins.
-                snapshots.entry(key).or_default().open_incident =
-                    Some(decode::open_incident(&row)?);
-            }
 
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "SELECT a.id, a.incident_number, a.dedup_key, a.state, a.count, a.first_seen,
-                        a.last_seen, a.severity, a.summary, a.source, a.acknowledged_at,
-                        a.unlogged_folds,
-                        COALESCE(a.folds_logged_at, a.first_seen) AS folds_logged_at, i.number, i.state AS incident_state, i.open_alerts,
-                        i.acknowledged_at AS incident_acknowledged_at
-                 FROM alerts a INDEXED BY alerts_one_open_per_key
-                 JOIN incidents i ON i.number = a.incident_number
-                 WHERE a.state <> 'resolved' AND a.service_id = ",
-            );
-            query
-                .push_bind(service.as_str())
-                .push(" AND a.dedup_key IN (");
-            let mut list = query.separated(", ");
-            for key in chunk {
-                list.push_bind(key.as_str());
-            }
-            list.push_unseparated(")");
-            for row in query.build().fetch_all(&mut *conn).await.map_err(db)? {
-                let row = Stored(&row);
-                let key = (service.clone(), decode::snapshot_key(&row)?);
-                let snapshot = snapshots.entry(key).or_default();
-                snapshot.open_alert = Some(decode::open_alert(&row)?);
-                // The incident an open alert belongs to is the key's incident.
-                snapshot.open_incident = Some(decode::open_alert_incident(&row)?);
-            }
-        }
+    fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        self.0.get(column).map_err(db)
     }
-    Ok(snapshots)
-}
 
-/// Cuts `rows` into consecutive chunks whose lengths are all in [`ROWS_PER_STATEMENT`].
-fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
-    let mut rest = rows;
-    std::iter::from_fn(move || {
-        let size = ROWS_PER_STATEMENT
-            .iter()
-            .copied()
-            .find(|size| *size <= rest.len())?;
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
-        Some(chunk)
-    })
-}
+    fn integer(&self, column: &str) -> Result<i64, StoreError> {
+        self.0.get(column).map_err(db)
+    }
 
-#[cfg(test)]
-mod tests {
-    use super::statement_chunks;
-
-    #[test]
-    fn chunks_cover_every_row_in_order_with_few_sizes() {
-        for total in [0usize, 1, 3, 5, 63, 64, 65, 300, 2048, 2049] {
-            let rows: Vec<usize> = (0..total).collect();
-            let chunks: Vec<&[usize]> = statement_chunks(&rows).collect();
-            let joined: Vec<usize> = chunks
-                .iter()
-                .flat_map(|chunk| chunk.iter().copied())
-                .collect();
-            assert_eq!(joined, rows);
-            assert!(chunks
-                .iter()
-                .all(|chunk| [256, 64, 16, 4, 1].contains(&chunk.len())));
-        }
+    fn optional_integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        self.0.get(column).map_err(db)
     }
 }

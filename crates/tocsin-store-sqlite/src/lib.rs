@@ -8,6 +8,8 @@
 mod ingest;
 mod rows;
 
+use ingest::IngestWriter;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -74,7 +76,10 @@ fn migrator() -> Migrator {
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    ingest: Arc<IngestWriter>,
     path: PathBuf,
+    /// Stops the checkpointer (on `close`).
+    stop_checkpointer: CancellationToken,
     /// Stops the checkpointer when the last clone of the store is dropped.
     _checkpointer: Arc<DropGuard>,
 }
@@ -142,12 +147,15 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|error| open_error(path, error))?;
+        let ingest = Arc::new(IngestWriter::start(path)?);
         let stop = CancellationToken::new();
         tokio::spawn(checkpoint_loop(checkpoint_pool, stop.clone()));
         let store = SqliteStore {
             writer,
             reader,
+            ingest,
             path: path.to_owned(),
+            stop_checkpointer: stop.clone(),
             _checkpointer: Arc::new(stop.drop_guard()),
         };
         store.check_schema().await?;
@@ -159,8 +167,11 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Closes both pools, waiting for connections in use.
+    /// Stops the ingest thread and the checkpointer and closes the pools, waiting for
+    /// connections in use. Calls made after it fail.
     pub async fn close(&self) {
+        self.ingest.close();
+        self.stop_checkpointer.cancel();
         self.reader.close().await;
         self.writer.close().await;
     }
@@ -350,10 +361,7 @@ impl Store for SqliteStore {
         batch: &[Inbound],
         resolve_policy: ResolvePolicyOf<'_>,
     ) -> Result<IngestReport, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let report = ingest::ingest(&mut tx, batch, resolve_policy).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(report)
+        self.ingest.ingest(batch, resolve_policy).await
     }
 
     #[tracing::instrument(skip_all, err)]
