@@ -276,17 +276,48 @@ fn write_plan(
 ) -> Result<(), StoreError> {
     let mut ids = AssignedIds::default();
     let received_last = events[events.len() - 1].received_at;
+    let mut insert_incident = conn
+        .prepare_cached(
+            "INSERT INTO incidents (service_id, dedup_key, title, severity, priority,
+             state, open_alerts, created_at, impact_started_at, acknowledged_at,
+             resolved_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )
+        .map_err(db)?;
+    let mut update_incident = conn
+        .prepare_cached(
+            "UPDATE incidents SET state = ?2, open_alerts = ?3, acknowledged_at = ?4,
+             resolved_at = ?5, updated_at = ?6 WHERE number = ?1",
+        )
+        .map_err(db)?;
+    let mut insert_alert = conn
+        .prepare_cached(
+            "INSERT INTO alerts (incident_number, service_id, dedup_key, state, count,
+             first_seen, last_seen, severity, summary, source, details, acknowledged_at,
+             resolved_at, unlogged_folds, folds_logged_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )
+        .map_err(db)?;
+    let mut change_alert = conn
+        .prepare_cached(
+            "UPDATE alerts SET state = ?2, count = ?3, last_seen = ?4, severity = ?5,
+             summary = ?6, source = ?7, details = COALESCE(?8, details),
+             acknowledged_at = ?9, resolved_at = ?10, unlogged_folds = ?11,
+             folds_logged_at = ?12 WHERE id = ?1",
+        )
+        .map_err(db)?;
+    let mut fold_alert = conn
+        .prepare_cached(
+            "UPDATE alerts SET count = ?2, last_seen = ?3, severity = ?4, summary = ?5,
+             source = ?6, details = COALESCE(?7, details), unlogged_folds = ?8,
+             folds_logged_at = ?9 WHERE id = ?1",
+        )
+        .map_err(db)?;
     for record in &plan.incidents {
         match (record.incident, &record.opened) {
             (IncidentRef::New(n), Some(opened)) => {
-                conn.prepare_cached(
-                    "INSERT INTO incidents (service_id, dedup_key, title, severity, priority,
-                     state, open_alerts, created_at, impact_started_at, acknowledged_at,
-                     resolved_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )
-                .and_then(|mut statement| {
-                    statement.execute(params![
+                insert_incident
+                    .execute(params![
                         opened.service.as_str(),
                         opened.dedup_key.as_str(),
                         opened.title,
@@ -300,8 +331,7 @@ fn write_plan(
                         record.resolved_at.map(micros),
                         micros(opened.created_at),
                     ])
-                })
-                .map_err(db)?;
+                    .map_err(db)?;
                 ids.assign_incident(n, conn.last_insert_rowid());
                 report.incidents_opened += 1;
             }
@@ -310,12 +340,8 @@ fn write_plan(
                     .resolved_at
                     .or(record.acknowledged_at)
                     .unwrap_or(received_last);
-                conn.prepare_cached(
-                    "UPDATE incidents SET state = ?2, open_alerts = ?3, acknowledged_at = ?4,
-                     resolved_at = ?5, updated_at = ?6 WHERE number = ?1",
-                )
-                .and_then(|mut statement| {
-                    statement.execute(params![
+                update_incident
+                    .execute(params![
                         number.0,
                         record.state.as_str(),
                         record.open_alerts,
@@ -323,8 +349,7 @@ fn write_plan(
                         record.resolved_at.map(micros),
                         micros(updated_at),
                     ])
-                })
-                .map_err(db)?;
+                    .map_err(db)?;
             }
             (IncidentRef::New(_), None) => {
                 return Err(StoreError::Corrupt(
@@ -342,14 +367,8 @@ fn write_plan(
         match record.alert {
             AlertRef::New(n) => {
                 let incident = ids.incident(record.incident)?;
-                conn.prepare_cached(
-                    "INSERT INTO alerts (incident_number, service_id, dedup_key, state, count,
-                     first_seen, last_seen, severity, summary, source, details, acknowledged_at,
-                     resolved_at, unlogged_folds, folds_logged_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                )
-                .and_then(|mut statement| {
-                    statement.execute(params![
+                insert_alert
+                    .execute(params![
                         incident,
                         record.service.as_str(),
                         record.dedup_key.as_str(),
@@ -366,20 +385,13 @@ fn write_plan(
                         record.unlogged_folds,
                         micros(record.folds_logged_at),
                     ])
-                })
-                .map_err(db)?;
+                    .map_err(db)?;
                 ids.assign_alert(n, conn.last_insert_rowid());
                 report.alerts_opened += 1;
             }
             AlertRef::Existing(id) if record.state_changed => {
-                conn.prepare_cached(
-                    "UPDATE alerts SET state = ?2, count = ?3, last_seen = ?4, severity = ?5,
-                     summary = ?6, source = ?7, details = COALESCE(?8, details),
-                     acknowledged_at = ?9, resolved_at = ?10, unlogged_folds = ?11,
-                     folds_logged_at = ?12 WHERE id = ?1",
-                )
-                .and_then(|mut statement| {
-                    statement.execute(params![
+                change_alert
+                    .execute(params![
                         id.0,
                         record.state.as_str(),
                         record.count,
@@ -393,19 +405,13 @@ fn write_plan(
                         record.unlogged_folds,
                         micros(record.folds_logged_at),
                     ])
-                })
-                .map_err(db)?;
+                    .map_err(db)?;
             }
             AlertRef::Existing(id) => {
                 // Only folds: the state stays, and leaving it out of the statement spares
                 // SQLite the upkeep of the partial index that depends on it.
-                conn.prepare_cached(
-                    "UPDATE alerts SET count = ?2, last_seen = ?3, severity = ?4, summary = ?5,
-                     source = ?6, details = COALESCE(?7, details), unlogged_folds = ?8,
-                     folds_logged_at = ?9 WHERE id = ?1",
-                )
-                .and_then(|mut statement| {
-                    statement.execute(params![
+                fold_alert
+                    .execute(params![
                         id.0,
                         record.count,
                         micros(record.last_seen),
@@ -416,8 +422,7 @@ fn write_plan(
                         record.unlogged_folds,
                         micros(record.folds_logged_at),
                     ])
-                })
-                .map_err(db)?;
+                    .map_err(db)?;
             }
         }
     }
