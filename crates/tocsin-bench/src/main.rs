@@ -118,7 +118,7 @@ struct RunArgs {
     /// storm[:EVENTS].
     #[arg(
         long,
-        default_value = "closed:16,closed:64,closed:128,closed:256,closed:64:keys=0,closed:512:keys=1,open:5000,storm"
+        default_value = "closed:16,closed:64,closed:128,closed:256,closed:512,closed:256:keys=100,closed:256:keys=1,closed:512:keys=1,closed:64:keys=0,open:5000,storm"
     )]
     scenarios: String,
     /// Measured time of each closed- and open-loop scenario.
