@@ -2,7 +2,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use tocsin_core::{Actor, AlertId, IncidentNumber, Priority, ServiceId, FOLD_LOG_INTERVAL};
 use tocsin_store::{
     AlertFilter, AlertRow, ApiToken, ChangeEventRow, CommandOutcome, Counts, EventFilter, Inbound,
@@ -37,9 +36,6 @@ impl std::fmt::Debug for Engine {
             .finish_non_exhaustive()
     }
 }
-
-/// The prefix of every API token, so leaked tokens are easy to find in logs and repositories.
-pub const TOKEN_PREFIX: &str = "tcn_";
 
 impl Engine {
     pub fn new(
@@ -251,26 +247,14 @@ impl Engine {
         name: &str,
         scope: TokenScope,
     ) -> Result<(String, ApiToken), StoreError> {
-        let secret = format!(
-            "{TOKEN_PREFIX}{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let token = self
-            .store
-            .create_api_token(name, scope, &hash_token(&secret), self.clock.now())
-            .await?;
-        Ok((secret, token))
+        crate::tokens::create_token(self.store.as_ref(), name, scope, self.clock.now()).await
     }
 
     /// The unrevoked token whose secret this is.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<ApiToken>, StoreError> {
-        if !secret.starts_with(TOKEN_PREFIX) {
-            return Ok(None);
-        }
         self.timed(
             "api_token_by_hash",
-            self.store.api_token_by_hash(&hash_token(secret)),
+            crate::tokens::authenticate(self.store.as_ref(), secret),
         )
         .await
     }
@@ -282,9 +266,4 @@ impl Engine {
     pub async fn revoke_token(&self, id: i64) -> Result<ApiToken, StoreError> {
         self.store.revoke_api_token(id, self.clock.now()).await
     }
-}
-
-/// Tokens carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
-fn hash_token(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
 }

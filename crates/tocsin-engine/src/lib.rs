@@ -12,12 +12,14 @@ mod clock;
 mod engine;
 mod ingest;
 mod metrics;
+pub mod tokens;
 
 pub use catalog::{Catalog, GrafanaSettings, ServiceEntry};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, FOLD_LOG_CHECK};
 pub use ingest::{IngestSettings, Ingestor, SubmitError};
 pub use metrics::Metrics;
+pub use tokens::TOKEN_PREFIX;
 
 /// The whole cause chain of an error on one line (`outer: cause: root cause`), for logs.
 pub fn error_chain(error: &dyn std::error::Error) -> String {

@@ -3,7 +3,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Subcommand;
-use tocsin_store::{PageRequest, TokenScope};
+use tocsin_engine::{tokens, Clock, SystemClock};
+use tocsin_store::{PageRequest, Store, TokenScope};
 
 use super::{out, StoreArgs};
 
@@ -33,7 +34,8 @@ pub(crate) enum TokenCommand {
     },
 }
 
-async fn engine(store: StoreArgs) -> anyhow::Result<Arc<tocsin_engine::Engine>> {
+/// Opens the store the command names; tokens need nothing else (no ingest, no HTTP).
+async fn open_store(store: StoreArgs) -> anyhow::Result<Arc<dyn Store>> {
     let config = match &store.config {
         Some(path) => tocsin_config::load(path).map_err(|errors| anyhow::anyhow!("{errors}"))?,
         None => tocsin_config::parse("", "(defaults)", &|_| None)
@@ -44,8 +46,7 @@ async fn engine(store: StoreArgs) -> anyhow::Result<Arc<tocsin_engine::Engine>> 
         data_dir: store.data,
         database: store.database,
     };
-    let app = tocsin::App::build(&settings).await?;
-    Ok(Arc::clone(app.engine()))
+    tocsin::open_store(&settings).await
 }
 
 pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
@@ -58,11 +59,11 @@ pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
             let scope: TokenScope = scope
                 .parse()
                 .map_err(|error| anyhow::anyhow!("--scope: {error}"))?;
-            let engine = engine(store).await?;
-            let (secret, token) = engine
-                .create_token(name, scope)
-                .await
-                .context("cannot store the token")?;
+            let store = open_store(store).await?;
+            let (secret, token) =
+                tokens::create_token(store.as_ref(), name, scope, SystemClock.now())
+                    .await
+                    .context("cannot store the token")?;
             eprintln!(
                 "created token {} `{}` with scope {}; it is shown only once:",
                 token.id, token.name, token.scope
@@ -70,11 +71,11 @@ pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
             out(secret)?;
         }
         TokenCommand::List { store } => {
-            let engine = engine(store).await?;
+            let store = open_store(store).await?;
             let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
             out("ID\tSCOPE\tCREATED\tREVOKED\tNAME")?;
             loop {
-                let tokens = engine.tokens(page).await?;
+                let tokens = store.api_tokens(page).await?;
                 for token in &tokens.items {
                     out(format!(
                         "{}\t{}\t{}\t{}\t{}",
@@ -94,8 +95,8 @@ pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
             }
         }
         TokenCommand::Revoke { id, store } => {
-            let engine = engine(store).await?;
-            let token = engine.revoke_token(id).await?;
+            let store = open_store(store).await?;
+            let token = store.revoke_api_token(id, SystemClock.now()).await?;
             out(format!("revoked token {} `{}`", token.id, token.name))?;
         }
     }
