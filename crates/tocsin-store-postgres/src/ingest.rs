@@ -382,18 +382,10 @@ async fn insert_changes(
         let rows: Vec<_> = chunk
             .iter()
             .map(|change| {
-                let links: Vec<_> = change
-                    .links
-                    .iter()
-                    .map(|link| match &link.text {
-                        Some(text) => serde_json::json!({ "href": link.href, "text": text }),
-                        None => serde_json::json!({ "href": link.href }),
-                    })
-                    .collect();
                 (
                     change,
                     change.details.to_string(),
-                    serde_json::Value::Array(links).to_string(),
+                    tocsin_store::encode::change_links(&change.links),
                 )
             })
             .collect();

@@ -37,45 +37,62 @@ fn auto(_: &ServiceId) -> ResolvePolicy {
     ResolvePolicy::Auto
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn replicas_ingesting_the_same_keys_fold_every_event_once() {
-    let Some(database) = TestDatabase::create().await else {
-        return;
-    };
-    let replicas = [
+/// Two stores on one database, as two replicas of tocsin would have.
+async fn two_replicas(database: &TestDatabase) -> [PostgresStore; 2] {
+    [
         PostgresStore::connect(database.url())
             .await
             .expect("replica a"),
         PostgresStore::connect(database.url())
             .await
             .expect("replica b"),
-    ];
+    ]
+}
+
+/// `writers` tasks, alternating between the replicas, each ingesting `batches` batches of one
+/// trigger per key; batch `b` of writer `w` is received at second `b * spacing + w`.
+fn spawn_writers(
+    replicas: &[PostgresStore; 2],
+    writers: i64,
+    batches: i64,
+    keys: i64,
+    spacing: i64,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..writers)
+        .map(|writer| {
+            let store = replicas[(writer % 2) as usize].clone();
+            tokio::spawn(async move {
+                for batch in 0..batches {
+                    // Writers walk the keys in opposite orders, so their locks would cross if
+                    // they were taken in batch order.
+                    let events: Vec<_> = (0..keys)
+                        .map(|n| if writer % 2 == 0 { n } else { keys - 1 - n })
+                        .map(|key| {
+                            event(
+                                "api",
+                                EventAction::Trigger,
+                                &format!("key-{key}"),
+                                batch * spacing + writer,
+                            )
+                        })
+                        .collect();
+                    store.ingest(&events, &auto).await.expect("ingest");
+                }
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_ingesting_the_same_keys_fold_every_event_once() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let replicas = two_replicas(&database).await;
     const WRITERS: i64 = 4;
     const BATCHES: i64 = 25;
     const KEYS: i64 = 10;
-    let mut tasks = Vec::new();
-    for writer in 0..WRITERS {
-        let store = replicas[(writer % 2) as usize].clone();
-        tasks.push(tokio::spawn(async move {
-            for batch in 0..BATCHES {
-                // Writers walk the keys in opposite orders, so their locks would cross if they
-                // were taken in batch order.
-                let events: Vec<_> = (0..KEYS)
-                    .map(|n| if writer % 2 == 0 { n } else { KEYS - 1 - n })
-                    .map(|key| {
-                        event(
-                            "api",
-                            EventAction::Trigger,
-                            &format!("key-{key}"),
-                            batch * 100 + writer,
-                        )
-                    })
-                    .collect();
-                store.ingest(&events, &auto).await.expect("ingest");
-            }
-        }));
-    }
-    for task in tasks {
+    for task in spawn_writers(&replicas, WRITERS, BATCHES, KEYS, 100) {
         task.await.expect("writer");
     }
     let store = &replicas[0];
@@ -125,38 +142,12 @@ async fn replicas_logging_folds_while_others_fold_count_every_fold_once() {
     let Some(database) = TestDatabase::create().await else {
         return;
     };
-    let replicas = [
-        PostgresStore::connect(database.url())
-            .await
-            .expect("replica a"),
-        PostgresStore::connect(database.url())
-            .await
-            .expect("replica b"),
-    ];
+    let replicas = two_replicas(&database).await;
     const WRITERS: i64 = 2;
     const BATCHES: i64 = 40;
     const KEYS: i64 = 6;
-    let mut tasks = Vec::new();
-    for writer in 0..WRITERS {
-        let store = replicas[(writer % 2) as usize].clone();
-        tasks.push(tokio::spawn(async move {
-            for batch in 0..BATCHES {
-                // Ten seconds apart, so ingest logs folds of its own once a minute of them.
-                let events: Vec<_> = (0..KEYS)
-                    .map(|n| if writer % 2 == 0 { n } else { KEYS - 1 - n })
-                    .map(|key| {
-                        event(
-                            "api",
-                            EventAction::Trigger,
-                            &format!("key-{key}"),
-                            batch * 10 + writer,
-                        )
-                    })
-                    .collect();
-                store.ingest(&events, &auto).await.expect("ingest");
-            }
-        }));
-    }
+    // Ten seconds apart, so ingest logs folds of its own once a minute of them.
+    let mut tasks = spawn_writers(&replicas, WRITERS, BATCHES, KEYS, 10);
     for logger in 0..2_i64 {
         let store = replicas[(logger % 2) as usize].clone();
         tasks.push(tokio::spawn(async move {

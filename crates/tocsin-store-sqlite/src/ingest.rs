@@ -174,14 +174,6 @@ fn ingest(
 }
 
 fn insert_change(conn: &Connection, change: &ChangeEvent) -> Result<(), StoreError> {
-    let links: Vec<_> = change
-        .links
-        .iter()
-        .map(|link| match &link.text {
-            Some(text) => serde_json::json!({ "href": link.href, "text": text }),
-            None => serde_json::json!({ "href": link.href }),
-        })
-        .collect();
     conn.prepare_cached(
         "INSERT INTO change_events (service_id, summary, source, occurred_at, received_at,
          details, links) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -194,7 +186,7 @@ fn insert_change(conn: &Connection, change: &ChangeEvent) -> Result<(), StoreErr
             change.occurred_at.map(micros),
             micros(change.received_at),
             change.details.to_string(),
-            serde_json::Value::Array(links).to_string(),
+            tocsin_store::encode::change_links(&change.links),
         ])
     })
     .map_err(db)?;

@@ -7,6 +7,7 @@
 mod assigned;
 pub mod conformance;
 pub mod decode;
+pub mod encode;
 mod error;
 mod model;
 
