@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tocsin_core::{
-    fold_batch, AlertRef, ChangeEvent, DedupKey, Event, IncidentRef, IncidentState, KeySnapshot,
-    ResolvePolicy, ServiceId,
+    fold_batch, AlertId, AlertRef, BatchPlan, ChangeEvent, DedupKey, Event, IncidentNumber,
+    IncidentRef, IncidentState, KeySnapshot, OpenAlert, OpenIncident, ResolvePolicy, ServiceId,
 };
 use tocsin_store::decode::{self, StoredRow};
 use tocsin_store::{AssignedIds, Inbound, IngestReport, ResolvePolicyOf, StoreError};
@@ -130,9 +130,10 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
+    let mut open_keys = OpenKeys::default();
     while let Some(job) = queue.blocking_recv() {
         let policy = |service: &ServiceId| job.policies.get(service).copied().unwrap_or_default();
-        let outcome = ingest(&mut conn, &job.batch, &policy);
+        let outcome = ingest(&mut conn, &mut open_keys, &job.batch, &policy);
         // A caller that went away does not matter: the outcome is what it is either way.
         let _ = job.reply.send(outcome);
     }
@@ -143,9 +144,24 @@ fn db(error: rusqlite::Error) -> StoreError {
 }
 
 /// Loads what is open for the batch's keys, lets `tocsin_core::fold_batch` decide, writes the
-/// plan, commits. On any error the transaction rolls back whole.
+/// plan, commits. On any error the transaction rolls back whole, and `open_keys` starts over.
 fn ingest(
     conn: &mut Connection,
+    open_keys: &mut OpenKeys,
+    batch: &[Inbound],
+    resolve_policy: &dyn Fn(&ServiceId) -> ResolvePolicy,
+) -> Result<IngestReport, StoreError> {
+    let outcome = ingest_transaction(conn, open_keys, batch, resolve_policy);
+    if outcome.is_err() {
+        // Whether or not the failure left anything behind, the cache no longer knows.
+        *open_keys = OpenKeys::default();
+    }
+    outcome
+}
+
+fn ingest_transaction(
+    conn: &mut Connection,
+    open_keys: &mut OpenKeys,
     batch: &[Inbound],
     resolve_policy: &dyn Fn(&ServiceId) -> ResolvePolicy,
 ) -> Result<IngestReport, StoreError> {
@@ -164,12 +180,16 @@ fn ingest(
         }
     }
     report.events = events.len();
-    if !events.is_empty() {
-        let snapshots = load_snapshots(&tx, &events)?;
-        let plan = fold_batch(&events, &snapshots, resolve_policy);
-        write_plan(&tx, &events, &plan, &mut report)?;
+    if events.is_empty() {
+        tx.commit().map_err(db)?;
+        return Ok(report);
     }
+    open_keys.check(&tx)?;
+    open_keys.load(&tx, &events)?;
+    let plan = fold_batch(&events, &open_keys.open, resolve_policy);
+    let ids = write_plan(&tx, &events, &plan, &mut report)?;
     tx.commit().map_err(db)?;
+    open_keys.apply(&plan, &ids)?;
     Ok(report)
 }
 
@@ -195,77 +215,210 @@ fn insert_change(conn: &Connection, change: &ChangeEvent) -> Result<(), StoreErr
 
 type Key = (ServiceId, DedupKey);
 
-/// For every key of the batch: its open alert (with that alert's incident), or else its newest
-/// open incident.
-fn load_snapshots(
-    conn: &Connection,
-    events: &[&Event],
-) -> Result<HashMap<Key, KeySnapshot>, StoreError> {
-    let mut alert_query = conn
-        .prepare_cached(
-            // The hints keep SQLite on the partial indexes of open rows, rather than on indexes
-            // that hold every alert or incident the service ever had.
-            "SELECT a.id, a.incident_number, a.state, a.count, a.first_seen, a.last_seen,
-                    a.severity, a.summary, a.source, a.acknowledged_at, a.unlogged_folds,
-                    COALESCE(a.folds_logged_at, a.first_seen) AS folds_logged_at,
-                    i.number, i.state AS incident_state, i.open_alerts,
-                    i.acknowledged_at AS incident_acknowledged_at
-             FROM alerts a INDEXED BY alerts_one_open_per_key
-             JOIN incidents i ON i.number = a.incident_number
-             WHERE a.state <> 'resolved' AND a.service_id = ?1 AND a.dedup_key = ?2",
-        )
-        .map_err(db)?;
-    let mut incident_query = conn
-        .prepare_cached(
-            "SELECT number, state, open_alerts, acknowledged_at
-             FROM incidents INDEXED BY incidents_open_by_key
-             WHERE state <> 'resolved' AND service_id = ?1 AND dedup_key = ?2
-             ORDER BY number DESC LIMIT 1",
-        )
-        .map_err(db)?;
-    let mut seen: HashSet<(&ServiceId, &DedupKey)> = HashSet::new();
-    let mut snapshots = HashMap::new();
-    for event in events {
-        if !seen.insert((&event.service, &event.dedup_key)) {
-            continue;
-        }
-        let key = [event.service.as_str(), event.dedup_key.as_str()];
-        let open_alert = alert_query
-            .query_row(key, |row| {
-                let row = Row(row);
-                Ok(decode::open_alert(&row)
-                    .and_then(|alert| Ok((alert, decode::open_alert_incident(&row)?))))
-            })
-            .optional()
-            .map_err(db)?
-            .transpose()?;
-        let snapshot = match open_alert {
-            Some((alert, incident)) => KeySnapshot {
-                open_alert: Some(alert),
-                open_incident: Some(incident),
-            },
-            None => KeySnapshot {
-                open_alert: None,
-                open_incident: incident_query
-                    .query_row(key, |row| Ok(decode::open_incident(&Row(row))))
-                    .optional()
-                    .map_err(db)?
-                    .transpose()?,
-            },
-        };
-        if snapshot.open_incident.is_some() {
-            snapshots.insert((event.service.clone(), event.dedup_key.clone()), snapshot);
-        }
-    }
-    Ok(snapshots)
+/// What is open for the keys the ingest thread has seen, as its own commits left them: the
+/// snapshots a batch needs without a lookup per key. The cache holds only while no other
+/// connection writes; `PRAGMA data_version` tells, and the cache starts over when it moved
+/// (commands and the fold logger write through the store's other connection), after a failed
+/// transaction, and beyond [`MAX_CACHED_KEYS`].
+#[derive(Default)]
+struct OpenKeys {
+    /// Keys with an open incident (and maybe an open alert).
+    open: HashMap<Key, KeySnapshot>,
+    /// Keys known to have nothing open.
+    nothing_open: HashSet<Key>,
+    /// `PRAGMA data_version` when the cache was last known to be the database's state.
+    data_version: Option<i64>,
 }
 
+/// Keys the cache holds at most; beyond it, it starts over (a storm of new keys then costs a
+/// lookup per key, as without the cache).
+const MAX_CACHED_KEYS: usize = 100_000;
+
+impl OpenKeys {
+    /// Starts over unless the database is as this connection left it. Called inside the write
+    /// transaction, so nobody else can write until it ends.
+    fn check(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let version: i64 = conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
+            .map_err(db)?;
+        if self.data_version != Some(version)
+            || self.open.len() + self.nothing_open.len() > MAX_CACHED_KEYS
+        {
+            self.open.clear();
+            self.nothing_open.clear();
+            self.data_version = Some(version);
+        }
+        Ok(())
+    }
+
+    /// Reads, for every key of the batch the cache does not know, its open alert (with that
+    /// alert's incident), or else its newest open incident.
+    fn load(&mut self, conn: &Connection, events: &[&Event]) -> Result<(), StoreError> {
+        let mut alert_query = conn
+            .prepare_cached(
+                // The hints keep SQLite on the partial indexes of open rows, rather than on
+                // indexes that hold every alert or incident the service ever had.
+                "SELECT a.id, a.incident_number, a.state, a.count, a.first_seen, a.last_seen,
+                        a.severity, a.summary, a.source, a.acknowledged_at, a.unlogged_folds,
+                        COALESCE(a.folds_logged_at, a.first_seen) AS folds_logged_at,
+                        i.number, i.state AS incident_state, i.open_alerts,
+                        i.acknowledged_at AS incident_acknowledged_at
+                 FROM alerts a INDEXED BY alerts_one_open_per_key
+                 JOIN incidents i ON i.number = a.incident_number
+                 WHERE a.state <> 'resolved' AND a.service_id = ?1 AND a.dedup_key = ?2",
+            )
+            .map_err(db)?;
+        let mut incident_query = conn
+            .prepare_cached(
+                "SELECT number, state, open_alerts, acknowledged_at
+                 FROM incidents INDEXED BY incidents_open_by_key
+                 WHERE state <> 'resolved' AND service_id = ?1 AND dedup_key = ?2
+                 ORDER BY number DESC LIMIT 1",
+            )
+            .map_err(db)?;
+        for event in events {
+            let key = (event.service.clone(), event.dedup_key.clone());
+            if self.open.contains_key(&key) || self.nothing_open.contains(&key) {
+                continue;
+            }
+            let values = [event.service.as_str(), event.dedup_key.as_str()];
+            let open_alert = alert_query
+                .query_row(values, |row| {
+                    let row = Row(row);
+                    Ok(decode::open_alert(&row)
+                        .and_then(|alert| Ok((alert, decode::open_alert_incident(&row)?))))
+                })
+                .optional()
+                .map_err(db)?
+                .transpose()?;
+            let snapshot = match open_alert {
+                Some((alert, incident)) => KeySnapshot {
+                    open_alert: Some(alert),
+                    open_incident: Some(incident),
+                },
+                None => KeySnapshot {
+                    open_alert: None,
+                    open_incident: incident_query
+                        .query_row(values, |row| Ok(decode::open_incident(&Row(row))))
+                        .optional()
+                        .map_err(db)?
+                        .transpose()?,
+                },
+            };
+            if snapshot.open_incident.is_some() {
+                self.open.insert(key, snapshot);
+            } else {
+                self.nothing_open.insert(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings the cache to what the committed `plan` left open. Every incident a plan changes
+    /// comes with a changed alert of its key; should one not, the cache starts over.
+    fn apply(&mut self, plan: &BatchPlan, ids: &AssignedIds) -> Result<(), StoreError> {
+        let mut key_of: HashMap<IncidentRef, (&ServiceId, &DedupKey)> = HashMap::new();
+        for record in &plan.alerts {
+            key_of.insert(record.incident, (&record.service, &record.dedup_key));
+        }
+        let mut touched = Vec::new();
+        for record in &plan.incidents {
+            let key = match (&record.opened, key_of.get(&record.incident)) {
+                (Some(opened), _) => (opened.service.clone(), opened.dedup_key.clone()),
+                (None, Some((service, dedup_key))) => ((*service).clone(), (*dedup_key).clone()),
+                (None, None) => {
+                    *self = OpenKeys::default();
+                    return Ok(());
+                }
+            };
+            let number = IncidentNumber(ids.incident(record.incident)?);
+            let snapshot = self.entry(&key);
+            if record.state != IncidentState::Resolved {
+                snapshot.open_incident = Some(OpenIncident {
+                    number,
+                    state: record.state,
+                    open_alerts: record.open_alerts,
+                    acknowledged_at: record.acknowledged_at,
+                });
+            } else if snapshot
+                .open_incident
+                .as_ref()
+                .is_some_and(|open| open.number == number)
+            {
+                snapshot.open_incident = None;
+            }
+            touched.push(key);
+        }
+        for record in &plan.alerts {
+            let key = (record.service.clone(), record.dedup_key.clone());
+            let Some(id) = ids.alert(Some(record.alert)) else {
+                *self = OpenKeys::default();
+                return Ok(());
+            };
+            let incident = IncidentNumber(ids.incident(record.incident)?);
+            let snapshot = self.entry(&key);
+            if record.state.is_open() {
+                snapshot.open_alert = Some(OpenAlert {
+                    id: AlertId(id),
+                    incident,
+                    state: record.state,
+                    count: record.count,
+                    first_seen: record.first_seen,
+                    last_seen: record.last_seen,
+                    severity: record.severity,
+                    summary: record.summary.clone(),
+                    source: record.source.clone(),
+                    acknowledged_at: record.acknowledged_at,
+                    unlogged_folds: record.unlogged_folds,
+                    folds_logged_at: record.folds_logged_at,
+                });
+            } else if snapshot
+                .open_alert
+                .as_ref()
+                .is_some_and(|open| open.id.0 == id)
+            {
+                snapshot.open_alert = None;
+            }
+            touched.push(key);
+        }
+        for key in touched {
+            let Some(snapshot) = self.open.get(&key) else {
+                continue;
+            };
+            match (&snapshot.open_alert, &snapshot.open_incident) {
+                (_, Some(_)) => {}
+                (None, None) => {
+                    self.open.remove(&key);
+                    self.nothing_open.insert(key);
+                }
+                // An open alert without its incident: not a state the fold makes.
+                (Some(_), None) => {
+                    *self = OpenKeys::default();
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The key's snapshot, created empty (and no longer "nothing open") when absent.
+    fn entry(&mut self, key: &Key) -> &mut KeySnapshot {
+        if !self.open.contains_key(key) {
+            self.nothing_open.remove(key);
+            self.open.insert(key.clone(), KeySnapshot::default());
+        }
+        self.open.entry(key.clone()).or_default()
+    }
+}
+
+/// Writes the plan and returns the ids its new rows got.
 fn write_plan(
     conn: &Connection,
     events: &[&Event],
-    plan: &tocsin_core::BatchPlan,
+    plan: &BatchPlan,
     report: &mut IngestReport,
-) -> Result<(), StoreError> {
+) -> Result<AssignedIds, StoreError> {
     let mut ids = AssignedIds::default();
     let received_last = events[events.len() - 1].received_at;
     let mut insert_incident = conn
@@ -465,7 +618,7 @@ fn write_plan(
             ])
             .map_err(db)?;
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// A rusqlite row as `tocsin_store::decode` reads it.
