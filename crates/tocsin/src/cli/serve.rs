@@ -9,6 +9,7 @@ use serde_json::json;
 use tocsin_config::{Config, LogFormat};
 use tocsin_core::{
     ChangeEvent, DedupKey, Event, EventAction, EventLink, Integration, ServiceId, Severity,
+    Timestamp,
 };
 use tocsin_store::{Inbound, TokenScope};
 
@@ -124,19 +125,23 @@ async fn seed(engine: &Arc<tocsin_engine::Engine>, config: &Config) -> anyhow::R
     };
     let second = services.get(1).cloned().unwrap_or_else(|| first.clone());
     let now = engine.now();
+    let event_at =
+        |at: Timestamp, service: &ServiceId, action, key: &str, severity, summary: &str| {
+            Inbound::Alert(Event {
+                service: service.clone(),
+                integration: Integration::EventsV2,
+                action,
+                dedup_key: DedupKey::parse(key).expect("demo keys are valid"),
+                severity,
+                summary: summary.to_owned(),
+                source: "demo-host-1".to_owned(),
+                occurred_at: Some(at),
+                received_at: at,
+                details: json!({ "custom_details": { "region": "eu-west-1", "demo": true } }),
+            })
+        };
     let event = |service: &ServiceId, action, key: &str, severity, summary: &str| {
-        Inbound::Alert(Event {
-            service: service.clone(),
-            integration: Integration::EventsV2,
-            action,
-            dedup_key: DedupKey::parse(key).expect("demo keys are valid"),
-            severity,
-            summary: summary.to_owned(),
-            source: "demo-host-1".to_owned(),
-            occurred_at: Some(now),
-            received_at: now,
-            details: json!({ "custom_details": { "region": "eu-west-1", "demo": true } }),
-        })
+        event_at(now, service, action, key, severity, summary)
     };
     let mut batch = vec![Inbound::Change(ChangeEvent {
         service: first.clone(),
@@ -150,8 +155,14 @@ async fn seed(engine: &Arc<tocsin_engine::Engine>, config: &Config) -> anyhow::R
             text: Some("build 1412".to_owned()),
         }],
     })];
-    for _ in 0..250 {
-        batch.push(event(
+    // A storm of 250 events over the last ten minutes: one alert, and an `alert.folded` entry a
+    // minute on the timeline.
+    for n in 0..250_i64 {
+        let at = now
+            .checked_sub(jiff::SignedDuration::from_millis((250 - n) * 2_400))
+            .unwrap_or(now);
+        batch.push(event_at(
+            at,
             &first,
             EventAction::Trigger,
             "http-5xx-rate",
