@@ -404,10 +404,7 @@ impl OpenKeys {
 
     /// The key's snapshot, created empty (and no longer "nothing open") when absent.
     fn entry(&mut self, key: &Key) -> &mut KeySnapshot {
-        if !self.open.contains_key(key) {
-            self.nothing_open.remove(key);
-            self.open.insert(key.clone(), KeySnapshot::default());
-        }
+        self.nothing_open.remove(key);
         self.open.entry(key.clone()).or_default()
     }
 }

@@ -341,6 +341,68 @@ async fn unlogged_folds_of(
 const UNLOGGED_FOLDS_COLUMNS: &str =
     "id, incident_number, dedup_key, unlogged_folds, count, summary, last_seen";
 
+/// What acknowledging or resolving an incident changes, beyond what every command does.
+struct StateChange {
+    /// Updates the incident; binds the time twice, then the number.
+    incident: &'static str,
+    /// Updates its alerts; binds the time, then the number.
+    alerts: &'static str,
+    kind: TimelineKind,
+    /// The timeline entry's field that counts the alerts changed.
+    alerts_field: &'static str,
+}
+
+/// Acknowledges or resolves an incident and its alerts: first the `alert.folded` entries of
+/// their waiting folds, then the updates, then the command's timeline entry.
+async fn change_state(
+    conn: &mut SqliteConnection,
+    number: IncidentNumber,
+    actor: &Actor,
+    now: Timestamp,
+    change: StateChange,
+) -> Result<(), StoreError> {
+    let folds = unlogged_folds_of(conn, number).await?;
+    log_folds(conn, &folds, now).await?;
+    sqlx::query(change.incident)
+        .bind(micros(now))
+        .bind(micros(now))
+        .bind(number.0)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    let alerts = sqlx::query(change.alerts)
+        .bind(micros(now))
+        .bind(number.0)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?
+        .rows_affected();
+    append_timeline(
+        conn,
+        number,
+        now,
+        actor,
+        change.kind,
+        &json!({ change.alerts_field: alerts }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Reads the incident as the command left it and commits.
+async fn finish_command(
+    mut tx: sqlx::Transaction<'static, Sqlite>,
+    number: IncidentNumber,
+    transition: Transition,
+) -> Result<CommandOutcome, StoreError> {
+    let incident = incident_in(&mut tx, number).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(CommandOutcome {
+        incident,
+        transition,
+    })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -556,42 +618,21 @@ impl Store for SqliteStore {
         let transition = tocsin_core::acknowledge_incident(number, incident.state)
             .map_err(|error| StoreError::Conflict(error.to_string()))?;
         if transition == Transition::Changed {
-            let folds = unlogged_folds_of(&mut tx, number).await?;
-            log_folds(&mut tx, &folds, now).await?;
-            sqlx::query(
-                "UPDATE incidents SET state = 'acknowledged', acknowledged_at = ?, updated_at = ? WHERE number = ?",
-            )
-            .bind(micros(now))
-            .bind(micros(now))
-            .bind(number.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            let alerts = sqlx::query(
-                "UPDATE alerts SET state = 'acknowledged', acknowledged_at = ? WHERE incident_number = ? AND state = 'triggered'",
-            )
-            .bind(micros(now))
-            .bind(number.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-            append_timeline(
+            change_state(
                 &mut tx,
                 number,
-                now,
                 actor,
-                TimelineKind::IncidentAcknowledged,
-                &json!({ "alerts_acknowledged": alerts }),
+                now,
+                StateChange {
+                    incident: "UPDATE incidents SET state = 'acknowledged', acknowledged_at = ?, updated_at = ? WHERE number = ?",
+                    alerts: "UPDATE alerts SET state = 'acknowledged', acknowledged_at = ? WHERE incident_number = ? AND state = 'triggered'",
+                    kind: TimelineKind::IncidentAcknowledged,
+                    alerts_field: "alerts_acknowledged",
+                },
             )
             .await?;
         }
-        let incident = incident_in(&mut tx, number).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(CommandOutcome {
-            incident,
-            transition,
-        })
+        finish_command(tx, number, transition).await
     }
 
     #[tracing::instrument(skip_all, fields(incident = %number), err)]
@@ -605,42 +646,21 @@ impl Store for SqliteStore {
         let incident = incident_in(&mut tx, number).await?;
         let transition = tocsin_core::resolve_incident(incident.state);
         if transition == Transition::Changed {
-            let folds = unlogged_folds_of(&mut tx, number).await?;
-            log_folds(&mut tx, &folds, now).await?;
-            sqlx::query(
-                "UPDATE incidents SET state = 'resolved', open_alerts = 0, resolved_at = ?, updated_at = ? WHERE number = ?",
-            )
-            .bind(micros(now))
-            .bind(micros(now))
-            .bind(number.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            let alerts = sqlx::query(
-                "UPDATE alerts SET state = 'resolved', resolved_at = ? WHERE incident_number = ? AND state <> 'resolved'",
-            )
-            .bind(micros(now))
-            .bind(number.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-            append_timeline(
+            change_state(
                 &mut tx,
                 number,
-                now,
                 actor,
-                TimelineKind::IncidentResolved,
-                &json!({ "alerts_resolved": alerts }),
+                now,
+                StateChange {
+                    incident: "UPDATE incidents SET state = 'resolved', open_alerts = 0, resolved_at = ?, updated_at = ? WHERE number = ?",
+                    alerts: "UPDATE alerts SET state = 'resolved', resolved_at = ? WHERE incident_number = ? AND state <> 'resolved'",
+                    kind: TimelineKind::IncidentResolved,
+                    alerts_field: "alerts_resolved",
+                },
             )
             .await?;
         }
-        let incident = incident_in(&mut tx, number).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(CommandOutcome {
-            incident,
-            transition,
-        })
+        finish_command(tx, number, transition).await
     }
 
     #[tracing::instrument(skip_all, fields(incident = %number), err)]
@@ -672,12 +692,7 @@ impl Store for SqliteStore {
             )
             .await?;
         }
-        let incident = incident_in(&mut tx, number).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(CommandOutcome {
-            incident,
-            transition,
-        })
+        finish_command(tx, number, transition).await
     }
 
     #[tracing::instrument(skip_all, fields(incident = %number), err)]
