@@ -332,13 +332,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::parse::testing::now;
 
     fn service() -> ServiceId {
         ServiceId::new("db")
-    }
-
-    fn now() -> Timestamp {
-        "2026-11-22T03:00:00Z".parse().unwrap()
     }
 
     fn parse(body: &Value) -> Result<Vec<Event>, ParseErrors> {

@@ -96,16 +96,7 @@ mod tests {
     use tocsin_core::ServiceId;
 
     use super::*;
-
-    const KEY: &str = "0123456789abcdef0123456789abcdef";
-
-    fn lookup(key: &str) -> Option<ServiceId> {
-        (key == KEY).then(|| ServiceId::new("db"))
-    }
-
-    fn now() -> Timestamp {
-        "2026-11-22T03:00:00Z".parse().unwrap()
-    }
+    use crate::parse::testing::{lookup, now, KEY};
 
     fn parse(body: Value) -> Result<Event, ParseErrors> {
         parse_event_v1(body.to_string().as_bytes(), &lookup, now())

@@ -53,13 +53,10 @@ mod tests {
     use tocsin_core::{EventAction, Integration, Severity};
 
     use super::*;
+    use crate::parse::testing::now;
 
     fn service() -> ServiceId {
         ServiceId::new("web")
-    }
-
-    fn now() -> Timestamp {
-        "2026-11-22T03:00:00Z".parse().unwrap()
     }
 
     /// A notification as Grafana 10 and 11 send it: two firing alerts (one with a panel and an

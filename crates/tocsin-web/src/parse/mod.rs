@@ -9,6 +9,8 @@ mod generic;
 mod grafana;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod testing;
 
 pub use alertmanager::{label_set_dedup_key, parse_alertmanager, severity_from_label};
 pub use events_v1::{parse_event_v1, V1_DEFAULT_SOURCE};

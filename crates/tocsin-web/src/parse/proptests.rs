@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use tocsin_core::{EventAction, ServiceId, Severity, Timestamp};
 
 use super::fields::parse_timestamp_leniently;
+use super::testing::now;
 use super::*;
 
 /// Field names the parsers read, so that generated bodies reach past the first checks.
@@ -134,10 +135,6 @@ fn any_service(_key: &str) -> Option<ServiceId> {
 
 fn no_service(_key: &str) -> Option<ServiceId> {
     None
-}
-
-fn now() -> Timestamp {
-    "2026-11-22T03:00:00Z".parse().unwrap()
 }
 
 /// Runs every parser on a body; each must either succeed or say why not.
