@@ -277,7 +277,12 @@ impl OpenKeys {
                  ORDER BY number DESC LIMIT 1",
             )
             .map_err(db)?;
+        let mut seen: HashSet<(&ServiceId, &DedupKey)> = HashSet::new();
         for event in events {
+            // A storm repeats one key: look each up in the cache once per batch.
+            if !seen.insert((&event.service, &event.dedup_key)) {
+                continue;
+            }
             let key = (event.service.clone(), event.dedup_key.clone());
             if self.open.contains_key(&key) || self.nothing_open.contains(&key) {
                 continue;
