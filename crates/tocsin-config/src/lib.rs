@@ -11,7 +11,6 @@
 //! because derive stops at the first error and knows nothing about references between
 //! sections.
 
-mod cron;
 mod duration;
 mod error;
 mod interpolate;
@@ -28,11 +27,11 @@ mod tests;
 
 use std::path::Path;
 
-pub use cron::{Cron, CronError};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use overrides::{apply_overrides, OVERRIDE_VARIABLES};
 pub use secret::Secret;
+pub use tocsin_core::CronError;
 
 /// A complete, commented example config. It passes validation once the variables it names
 /// (`PAYMENTS_CHAT_WEBHOOK`, `AUDIT_HOOK_SECRET`, `CHECKOUT_ROUTING_KEY`,

@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use jiff::civil;
+pub use tocsin_core::{
+    Cron, EscalationLevel, EscalationPolicy, Layer, Restriction, Schedule, Target,
+};
 
-use crate::cron::Cron;
 use crate::secret::Secret;
 
 /// A whole config file.
@@ -256,123 +257,6 @@ pub struct Team {
     pub name: String,
     /// User ids.
     pub members: Vec<String>,
-}
-
-/// `[[schedules]]`: who is on call, as layers of rotations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Schedule {
-    pub id: String,
-    /// Default: the id.
-    pub name: String,
-    /// An IANA time zone name; hand-off times and restrictions are read in it. Default `UTC`.
-    pub time_zone: String,
-    /// Lowest first: where a later layer has someone on call, it wins over earlier layers.
-    pub layers: Vec<Layer>,
-}
-
-/// One rotation of a schedule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layer {
-    /// User ids, in rotation order. Never empty and never a bot.
-    pub members: Vec<String>,
-    /// How long each member is on call before the next one takes over.
-    pub rotation: Duration,
-    /// When the first member's first turn starts, in the schedule's time zone.
-    pub handoff: civil::DateTime,
-    /// When this layer applies; empty means always.
-    pub only: Vec<Restriction>,
-}
-
-impl Layer {
-    /// The rotation length as calendar units: whole days stay whole days, so a weekly hand-off
-    /// at 09:00 stays at 09:00 local time across daylight-saving changes.
-    pub fn rotation_span(&self) -> jiff::Span {
-        let seconds = self.rotation.as_secs();
-        let days = seconds / 86_400;
-        if seconds % 86_400 == 0 && self.rotation.subsec_nanos() == 0 {
-            jiff::Span::new().days(days as i64)
-        } else {
-            jiff::Span::new()
-                .seconds(seconds as i64)
-                .nanoseconds(i64::from(self.rotation.subsec_nanos()))
-        }
-    }
-}
-
-/// A weekly window such as `mon-fri 18:00-02:00`: it opens on each of `days` at `start` and
-/// closes at the next `end`, which is on the following day when `end` is not after `start`.
-/// `start == end` means 24 hours; a restriction written without times (`sat,sun`) is
-/// `00:00-00:00`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Restriction {
-    /// Sorted Monday first, without repeats.
-    pub days: Vec<civil::Weekday>,
-    pub start: civil::Time,
-    pub end: civil::Time,
-}
-
-impl Restriction {
-    /// How long each window lasts.
-    pub fn length(&self) -> Duration {
-        let start = i64::from(self.start.hour()) * 60 + i64::from(self.start.minute());
-        let end = i64::from(self.end.hour()) * 60 + i64::from(self.end.minute());
-        let minutes = (end - start).rem_euclid(24 * 60);
-        let minutes = if minutes == 0 { 24 * 60 } else { minutes };
-        Duration::from_secs(minutes as u64 * 60)
-    }
-}
-
-/// `[[escalation_policies]]`
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EscalationPolicy {
-    pub id: String,
-    /// Default: the id.
-    pub name: String,
-    /// How many more times to run the whole ladder when nobody acknowledges. Default 0.
-    pub repeat: u32,
-    /// Never empty.
-    pub levels: Vec<EscalationLevel>,
-}
-
-impl EscalationPolicy {
-    /// The wait before repeating the ladder when the last level does not say.
-    pub const DEFAULT_REPEAT_AFTER_MINUTES: u32 = 30;
-
-    /// Minutes to wait after notifying level `index` before moving on: to the next level, or
-    /// (after the last level) to the next repeat.
-    pub fn minutes_after_level(&self, index: usize) -> u32 {
-        self.levels
-            .get(index)
-            .and_then(|level| level.escalate_after_minutes)
-            .unwrap_or(Self::DEFAULT_REPEAT_AFTER_MINUTES)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EscalationLevel {
-    /// Never empty.
-    pub targets: Vec<Target>,
-    /// At least 1. Always set on every level but the last; on the last level it is the wait
-    /// before the next repeat.
-    pub escalate_after_minutes: Option<u32>,
-}
-
-/// Who an escalation level pages. Always a human (or a schedule or team of humans).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Target {
-    User(String),
-    Schedule(String),
-    Team(String),
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::User(id) => write!(f, "user:{id}"),
-            Target::Schedule(id) => write!(f, "schedule:{id}"),
-            Target::Team(id) => write!(f, "team:{id}"),
-        }
-    }
 }
 
 /// `[[channels]]`: where team-wide messages about a service's incidents go.

@@ -5,14 +5,19 @@
 //! transaction, so the rules for folding events into alerts and incidents live in one place.
 
 mod command;
+mod cron;
+mod escalation;
 mod event;
 mod fold;
 mod ids;
+mod schedule;
 mod severity;
 mod state;
 mod timeline;
 
 pub use command::{acknowledge_incident, resolve_incident, set_priority, CommandError, Transition};
+pub use cron::{Cron, CronError};
+pub use escalation::{EscalationLevel, EscalationPolicy, EscalationStep, Target};
 pub use event::{ChangeEvent, Event, EventAction, EventLink, Integration};
 pub use fold::{
     fold_batch, AlertRecord, AlertRef, BatchPlan, EventOutcome, EventRecord, IncidentRecord,
@@ -21,6 +26,7 @@ pub use fold::{
 };
 pub use ids::{AlertId, DedupKey, IdError, IncidentNumber, ServiceId};
 pub use jiff::Timestamp;
+pub use schedule::{Layer, Restriction, Schedule};
 pub use severity::{Priority, Severity, UnknownValue};
 pub use state::{AlertState, IncidentState};
 pub use timeline::{Actor, IncidentTimes, TimelineKind, TimelineRecord};

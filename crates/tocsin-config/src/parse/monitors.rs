@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use super::Parser;
-use crate::cron::{Cron, CRON_HELP};
 use crate::model::{
     DnsCheck, DnsRecord, EventMatch, HeartbeatCheck, HeartbeatSchedule, HttpCheck, HttpMethod,
     Monitor, MonitorKind, Probe, Rule, RuleKind, StatusPattern, TcpCheck, TlsCheck,
@@ -13,6 +12,7 @@ use crate::secret::Secret;
 use crate::values::{
     check_host_port, check_hostname, check_http_url, check_ping_key, parse_status_pattern, KEY_HELP,
 };
+use tocsin_core::Cron;
 
 const PROBE: [&str; 4] = ["interval", "timeout", "confirm", "degraded_above_ms"];
 const MONITOR_FIELDS: KindFields<'static> = KindFields {
@@ -321,7 +321,7 @@ impl Parser<'_, '_> {
                                     "invalid cron expression `{}` in {}: {reason}",
                                     value.text, table.label
                                 ),
-                                Some(CRON_HELP.to_owned()),
+                                Some(Cron::SYNTAX.to_owned()),
                             );
                             None
                         }
