@@ -13,6 +13,7 @@
 
 mod duration;
 mod error;
+mod inert;
 mod interpolate;
 mod model;
 mod overrides;
@@ -28,6 +29,7 @@ mod tests;
 use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use inert::InertSection;
 pub use model::*;
 pub use overrides::{apply_overrides, OVERRIDE_VARIABLES};
 pub use secret::Secret;

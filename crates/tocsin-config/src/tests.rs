@@ -228,6 +228,47 @@ fn the_example_names_every_variable_it_needs() {
 }
 
 #[test]
+fn inert_sections_name_what_is_accepted_but_not_acted_on() {
+    let config =
+        parse(EXAMPLE, "example.toml", &example_env).unwrap_or_else(|errors| panic!("{errors}"));
+    let inert: Vec<(&str, usize)> = config
+        .inert_sections()
+        .iter()
+        .map(|section| (section.name, section.count))
+        .collect();
+    assert_eq!(
+        inert,
+        [
+            ("[smtp]", 1),
+            ("contact methods and notify rules of [[users]]", 4),
+            ("[[schedules]]", 1),
+            ("[[escalation_policies]]", 1),
+            ("[[channels]]", 3),
+            ("[[monitors]]", 5),
+            ("[[rules]]", 2),
+            ("[status_page]", 1),
+            ("[[components]]", 2),
+        ]
+    );
+    let monitors = &config.inert_sections()[5];
+    assert_eq!(
+        monitors.to_string(),
+        "[[monitors]] (5): accepted, not acted on yet; it would probe http, tcp, dns and tls \
+         endpoints and watch heartbeat pings"
+    );
+
+    // Services, users and teams act today (ingestion, tokens); a config of only those has no
+    // inert section.
+    let minimal = parse(
+        &format!("[[services]]\nid = \"api\"\nintegration_keys = [\"{ROUTING_KEY}\"]\n"),
+        "minimal.toml",
+        &no_env,
+    )
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(minimal.inert_sections(), []);
+}
+
+#[test]
 fn the_demo_parses_without_any_environment() {
     assert!(
         !DEMO.contains("${"),

@@ -22,14 +22,7 @@ pub(crate) fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
     match command {
         ConfigCommand::Check { file } => match tocsin_config::load(&file) {
             Ok(config) => {
-                out(format!(
-                    "{}: ok ({} services, {} users, {} escalation policies, {} monitors)",
-                    file.display(),
-                    config.services.len(),
-                    config.users.len(),
-                    config.escalation_policies.len(),
-                    config.monitors.len()
-                ))?;
+                out(check_summary(&file, &config))?;
                 Ok(ExitCode::SUCCESS)
             }
             Err(errors) => {
@@ -46,4 +39,30 @@ pub(crate) fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// What `config check` prints for a valid file: what acts today, then each section that is
+/// accepted but not acted on yet, so that nobody mistakes a validated monitor for a running one.
+fn check_summary(file: &std::path::Path, config: &tocsin_config::Config) -> String {
+    let mut summary = format!(
+        "{}: ok ({} services, {} users, {} teams)",
+        file.display(),
+        config.services.len(),
+        config.users.len(),
+        config.teams.len(),
+    );
+    let inert = config.inert_sections();
+    if !inert.is_empty() {
+        summary.push_str(
+            "\naccepted but not acted on yet (validated only: nothing pages, probes, evaluates \
+             rules, sends messages or serves a status page):",
+        );
+        for section in inert {
+            summary.push_str(&format!(
+                "\n  {} {}: would {}",
+                section.count, section.name, section.what_it_would_do
+            ));
+        }
+    }
+    summary
 }

@@ -46,6 +46,19 @@ pub(crate) struct DemoArgs {
     data: Option<PathBuf>,
 }
 
+/// One warning per config section that is accepted but not acted on yet, so that the log of a
+/// running server never suggests that monitors are probed or people paged.
+fn warn_inert_sections(config: &Config) {
+    for section in config.inert_sections() {
+        tracing::warn!(
+            section = section.name,
+            count = section.count,
+            "config section accepted but not acted on yet: it would {}",
+            section.what_it_would_do
+        );
+    }
+}
+
 fn bind(address: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
     std::net::TcpListener::bind(address).with_context(|| {
         format!("cannot listen on {address}; is another process using it? (choose another with --listen)")
@@ -68,6 +81,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.server.listen = listen;
     }
     tocsin::init_tracing(config.server.log_format == LogFormat::Json);
+    warn_inert_sections(&config);
     let listener = bind(config.server.listen)?;
     let settings = tocsin::Settings {
         config,
@@ -84,6 +98,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .map_err(|errors| anyhow::anyhow!("the built-in demo config is invalid:\n{errors}"))?;
     config.server.listen = args.listen;
     config.server.public_url = format!("http://{}", args.listen);
+    warn_inert_sections(&config);
     let temporary = match &args.data {
         Some(_) => None,
         None => Some(tempfile::Builder::new().prefix("tocsin-demo-").tempdir()?),
@@ -249,4 +264,74 @@ Tocsin demo is running on {base} (data in {data})
 Press Ctrl-C to stop."#,
         data = data_dir.display(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A log destination the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .expect("the log buffer")
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged_at_start(source: &str) -> String {
+        let config = tocsin_config::parse(source, "test.toml", &|_| None)
+            .unwrap_or_else(|errors| panic!("{errors}"));
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || warn_inert_sections(&config));
+        let bytes = captured.0.lock().expect("the log buffer").clone();
+        String::from_utf8(bytes).expect("utf-8 logs")
+    }
+
+    #[test]
+    fn start_up_warns_once_per_section_that_is_not_acted_on() {
+        let log = logged_at_start(tocsin_config::DEMO);
+        let warnings: Vec<&str> = log.lines().filter(|line| line.contains("WARN")).collect();
+        let demo = tocsin_config::parse(tocsin_config::DEMO, "demo.toml", &|_| None)
+            .expect("the demo parses");
+        assert_eq!(warnings.len(), demo.inert_sections().len(), "{log}");
+        assert!(
+            warnings
+                .iter()
+                .any(|line| line.contains("section=\"[[monitors]]\"")
+                    && line.contains("accepted but not acted on yet")
+                    && line.contains("would probe")),
+            "{log}"
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|line| line.contains("section=\"[[escalation_policies]]\"")),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn start_up_is_quiet_when_every_section_acts() {
+        let log = logged_at_start(
+            "[[services]]\nid = \"api\"\nintegration_keys = [\"0123456789abcdef0123456789abcdef\"]\n",
+        );
+        assert_eq!(log, "");
+    }
 }

@@ -61,7 +61,19 @@ integration_keys = ["tooshort"]
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("ok"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("ok"), "{stdout}");
+    // The demo has monitors, schedules and a status page: the summary says they do not run.
+    assert!(stdout.contains("accepted but not acted on yet"), "{stdout}");
+    for section in tocsin_config::parse(tocsin_config::DEMO, "demo.toml", &|_| None)
+        .expect("the demo parses")
+        .inert_sections()
+    {
+        let line = format!("{} {}: would ", section.count, section.name);
+        assert!(stdout.contains(&line), "{line:?} missing in {stdout}");
+    }
+    assert!(stdout.contains("[[monitors]]"), "{stdout}");
+    assert!(!stdout.contains(" monitors)"), "{stdout}");
 }
 
 #[test]

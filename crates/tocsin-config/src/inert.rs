@@ -1,0 +1,90 @@
+//! Which sections of a config are read and validated but not acted on yet, so that `config
+//! check` and the server can say so instead of implying that they run.
+
+use crate::model::Config;
+
+/// A section of the config file that is parsed and validated, and that nothing acts on yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InertSection {
+    /// The section as written in the file, such as `[[monitors]]`.
+    pub name: &'static str,
+    /// Its entries in this config: 1 for a single table such as `[smtp]`.
+    pub count: usize,
+    /// What it will do once it is acted on.
+    pub what_it_would_do: &'static str,
+}
+
+impl std::fmt::Display for InertSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): accepted, not acted on yet; it would {}",
+            self.name, self.count, self.what_it_would_do
+        )
+    }
+}
+
+impl Config {
+    /// The sections present in this config (one entry or more) that are parsed and validated
+    /// only: today nothing pages, probes, evaluates rules, sends messages or serves a status
+    /// page. In the order of the file's documentation.
+    pub fn inert_sections(&self) -> Vec<InertSection> {
+        let contact_methods: usize = self.users.iter().map(|user| user.contact.len()).sum();
+        let sections = [
+            (
+                "[smtp]",
+                usize::from(self.smtp.is_some()),
+                "send email to contact methods and email channels",
+            ),
+            (
+                "contact methods and notify rules of [[users]]",
+                contact_methods,
+                "reach a paged person by email, webhook or ntfy, in the order of their notify rules",
+            ),
+            (
+                "[[schedules]]",
+                self.schedules.len(),
+                "decide who is on call",
+            ),
+            (
+                "[[escalation_policies]]",
+                self.escalation_policies.len(),
+                "page the people of each level until someone acknowledges",
+            ),
+            (
+                "[[channels]]",
+                self.channels.len(),
+                "post a service's incidents to chat, webhooks and email",
+            ),
+            (
+                "[[monitors]]",
+                self.monitors.len(),
+                "probe http, tcp, dns and tls endpoints and watch heartbeat pings",
+            ),
+            (
+                "[[rules]]",
+                self.rules.len(),
+                "alert on the rate or the absence of matching events",
+            ),
+            (
+                "[status_page]",
+                usize::from(self.status_page.is_some()),
+                "serve a public status page",
+            ),
+            (
+                "[[components]]",
+                self.components.len(),
+                "show each component's state on the status page",
+            ),
+        ];
+        sections
+            .into_iter()
+            .filter(|(_, count, _)| *count > 0)
+            .map(|(name, count, what_it_would_do)| InertSection {
+                name,
+                count,
+                what_it_would_do,
+            })
+            .collect()
+    }
+}
