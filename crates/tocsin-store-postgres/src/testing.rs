@@ -4,8 +4,37 @@
 use sqlx::{Connection, Executor, PgConnection};
 
 /// The server the tests create their databases on, e.g.
-/// `postgres://postgres@127.0.0.1:5432/test`; the tests are skipped when it is not set.
+/// `postgres://postgres@127.0.0.1:5432/test`; the tests are skipped when it is not set, unless
+/// [`REQUIRE_VARIABLE`] says they must run.
 pub const DATABASE_URL_VARIABLE: &str = "TOCSIN_TEST_DATABASE_URL";
+
+/// Set to `1` (CI does), every PostgreSQL test fails instead of being skipped when
+/// [`DATABASE_URL_VARIABLE`] is unset; a server that does not answer fails them either way.
+pub const REQUIRE_VARIABLE: &str = "TOCSIN_REQUIRE_POSTGRES";
+
+/// The one place that decides whether a PostgreSQL test runs: the server URL, or `None` (and a
+/// "skipped" line) when none is configured and none is required. Panics, failing the test,
+/// when [`REQUIRE_VARIABLE`] is `1` and no URL is set.
+pub fn server_url_or_skip() -> Option<String> {
+    let required = std::env::var(REQUIRE_VARIABLE).is_ok_and(|value| value == "1");
+    server_url_decision(std::env::var(DATABASE_URL_VARIABLE).ok(), required)
+}
+
+fn server_url_decision(url: Option<String>, required: bool) -> Option<String> {
+    match url.filter(|url| !url.trim().is_empty()) {
+        Some(url) => Some(url),
+        None if required => panic!(
+            "{REQUIRE_VARIABLE}=1 but {DATABASE_URL_VARIABLE} is not set: set it to a server the \
+             tests may create databases on, e.g. postgres://postgres@127.0.0.1:5432/test"
+        ),
+        None => {
+            println!(
+                "skipped: {DATABASE_URL_VARIABLE} is not set (set {REQUIRE_VARIABLE}=1 to fail instead)"
+            );
+            None
+        }
+    }
+}
 
 /// A database created for one test. Dropping it drops the database, closing whatever
 /// connections are still open to it.
@@ -17,16 +46,19 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    /// Creates the database, or returns `None` (saying so) when no server is configured.
+    /// Creates the database, or returns `None` (saying so) when no server is configured and
+    /// none is required ([`server_url_or_skip`]). A server that does not answer fails the test.
     pub async fn create() -> Option<TestDatabase> {
-        let Ok(admin_url) = std::env::var(DATABASE_URL_VARIABLE) else {
-            println!("skipped: {DATABASE_URL_VARIABLE} is not set");
-            return None;
-        };
+        let admin_url = server_url_or_skip()?;
         let name = format!("tocsin_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(&admin_url)
             .await
-            .unwrap_or_else(|error| panic!("cannot connect to {DATABASE_URL_VARIABLE}: {error}"));
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot connect to the PostgreSQL server in {DATABASE_URL_VARIABLE}: {error} \
+                     (is it running? unset the variable to skip the PostgreSQL tests)"
+                )
+            });
         admin
             .execute(format!("CREATE DATABASE {name}").as_str())
             .await
@@ -100,5 +132,27 @@ fn with_database(url: &str, name: &str) -> String {
     match query {
         Some(query) => format!("{}/{name}?{query}", &base[..path_start]),
         None => format!("{}/{name}", &base[..path_start]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_server_skips_unless_required() {
+        assert_eq!(server_url_decision(None, false), None);
+        assert_eq!(server_url_decision(Some(" ".to_owned()), false), None);
+        assert_eq!(
+            server_url_decision(Some("postgres://db/test".to_owned()), true).as_deref(),
+            Some("postgres://db/test")
+        );
+        let required = std::panic::catch_unwind(|| server_url_decision(None, true));
+        let message = required.expect_err("a required server that is missing fails");
+        let message = message
+            .downcast_ref::<String>()
+            .expect("a formatted panic message");
+        assert!(message.contains(REQUIRE_VARIABLE), "{message}");
+        assert!(message.contains(DATABASE_URL_VARIABLE), "{message}");
     }
 }

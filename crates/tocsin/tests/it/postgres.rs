@@ -1,5 +1,6 @@
 //! The same application on PostgreSQL (`--database postgres://...`): ingest, fold, commands and
-//! the API behave as on SQLite. Skipped (with a message) when `TOCSIN_TEST_DATABASE_URL` is unset.
+//! the API behave as on SQLite. Skipped (with a message) when `TOCSIN_TEST_DATABASE_URL` is unset,
+//! failed instead when `TOCSIN_REQUIRE_POSTGRES=1`.
 
 use std::sync::Arc;
 
@@ -17,9 +18,10 @@ async fn serves_the_api_on_postgres() {
     };
     let config = tocsin_config::parse(&test_config(""), "test.toml", &|_| None)
         .unwrap_or_else(|errors| panic!("{errors}"));
+    let data_dir = temp_dir();
     let settings = tocsin::Settings {
         config,
-        data_dir: temp_dir(),
+        data_dir: data_dir.to_path_buf(),
         database: Some(database.url().to_owned()),
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
