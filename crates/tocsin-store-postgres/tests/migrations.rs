@@ -212,8 +212,8 @@ async fn connecting_again_keeps_the_data_and_migrates_once() {
         .fetch_all(&mut conn)
         .await
         .expect("migrations");
-    assert_eq!(before.len(), 2);
-    assert_eq!(after.len(), 2);
+    assert_eq!(before.len(), 3);
+    assert_eq!(after.len(), 3);
     for (before, after) in before.iter().zip(&after) {
         assert_eq!(
             before.get::<String, _>(1),
