@@ -1,6 +1,6 @@
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tocsin_core::{Actor, AlertId, IncidentNumber, Priority, ServiceId, FOLD_LOG_INTERVAL};
 use tocsin_store::{
@@ -9,13 +9,9 @@ use tocsin_store::{
     TokenScope,
 };
 
-use tokio_util::sync::CancellationToken;
-
+use crate::due::{DueRunner, DueRunnerSettings, FoldLogSweep};
 use crate::{Catalog, Clock, Ingestor, Metrics, SubmitError};
 
-/// How often [`Engine::log_folds_until`] looks for folds that have waited long enough: an
-/// `alert.folded` entry comes at most this long after [`FOLD_LOG_INTERVAL`] has passed.
-pub const FOLD_LOG_CHECK: Duration = Duration::from_secs(15);
 /// Alerts per `Store::log_due_folds` call.
 const FOLD_LOG_BATCH: usize = 500;
 
@@ -112,21 +108,16 @@ impl Engine {
         }
     }
 
-    /// Calls [`Engine::log_due_folds`] every [`FOLD_LOG_CHECK`] until `stop` is cancelled.
-    pub async fn log_folds_until(&self, stop: CancellationToken) {
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(FOLD_LOG_CHECK) => {}
-            }
-            match self.log_due_folds().await {
-                Ok(0) => {}
-                Ok(written) => tracing::debug!(written, "logged waiting folds"),
-                Err(error) => {
-                    tracing::warn!(error = %crate::error_chain(&error), "cannot log waiting folds; will retry");
-                }
-            }
-        }
+    /// The due-work runner of this engine, with the handlers of the work it does later (the
+    /// fold log sweep).
+    pub fn due_runner(self: &Arc<Self>, settings: DueRunnerSettings) -> DueRunner {
+        DueRunner::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.clock),
+            Arc::clone(&self.metrics),
+            settings,
+        )
+        .with_handler(Arc::new(FoldLogSweep::new(Arc::clone(self))))
     }
 
     /// Whether the store answers.

@@ -5,10 +5,12 @@
 //!   answers every waiter. A full queue is an immediate [`SubmitError::QueueFull`], never a wait
 //!   without bound.
 //! - [`Engine`]: incident commands and reads, with the clock passed in.
+//! - [`DueRunner`]: runs durable due work (`tocsin_store::due`), claimed once across replicas.
 //! - [`Catalog`]: the services declared in the config, looked up by id or integration key.
 
 mod catalog;
 mod clock;
+pub mod due;
 mod engine;
 mod ingest;
 mod metrics;
@@ -16,7 +18,8 @@ pub mod tokens;
 
 pub use catalog::{Catalog, GrafanaSettings, ServiceEntry};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, FOLD_LOG_CHECK};
+pub use due::{DueRunner, DueRunnerSettings, FOLD_LOG_CHECK};
+pub use engine::Engine;
 pub use ingest::{IngestSettings, Ingestor, SubmitError};
 pub use metrics::Metrics;
 pub use tokens::TOKEN_PREFIX;

@@ -6,6 +6,11 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(String, String)>;
 
+fn lag_histogram() -> Histogram {
+    // 1 ms .. ~35 min
+    Histogram::new(exponential_buckets(0.001, 2.0, 22))
+}
+
 fn latency_histogram() -> Histogram {
     // 0.25 ms .. ~4 s
     Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
@@ -26,6 +31,10 @@ pub struct Metrics {
     pub queue_capacity: Gauge,
     pub open_incidents: Gauge,
     pub open_alerts: Gauge,
+    pub due_items_run: Family<Labels, Counter>,
+    pub due_items_failed: Family<Labels, Counter>,
+    pub due_leases_lost: Family<Labels, Counter>,
+    pub due_item_lag: Family<Labels, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -106,6 +115,31 @@ impl Metrics {
             "Alerts not yet resolved",
             open_alerts.clone(),
         );
+        let due_items_run = Family::<Labels, Counter>::default();
+        registry.register(
+            "due_items_run",
+            "Due-work items whose handler succeeded, by kind",
+            due_items_run.clone(),
+        );
+        let due_items_failed = Family::<Labels, Counter>::default();
+        registry.register(
+            "due_items_failed",
+            "Due-work items whose handler failed (retried later or parked), by kind",
+            due_items_failed.clone(),
+        );
+        let due_leases_lost = Family::<Labels, Counter>::default();
+        registry.register(
+            "due_leases_lost",
+            "Due-work items whose lease ended and was taken over before this process settled them, by kind",
+            due_leases_lost.clone(),
+        );
+        let due_item_lag =
+            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(lag_histogram);
+        registry.register(
+            "due_item_lag_seconds",
+            "How long after its due time a due-work item started to run, by kind",
+            due_item_lag.clone(),
+        );
         Metrics {
             registry,
             events_accepted,
@@ -119,7 +153,25 @@ impl Metrics {
             queue_capacity,
             open_incidents,
             open_alerts,
+            due_items_run,
+            due_items_failed,
+            due_leases_lost,
+            due_item_lag,
         }
+    }
+
+    /// Counts one due-work item of `kind` in `counter` (one of the `due_*` families).
+    pub fn count_due(&self, counter: &Family<Labels, Counter>, kind: &str) {
+        counter
+            .get_or_create(&vec![("kind".to_owned(), kind.to_owned())])
+            .inc();
+    }
+
+    /// Records how late (in seconds, never below 0) an item of `kind` started.
+    pub fn observe_due_lag(&self, kind: &str, seconds: f64) {
+        self.due_item_lag
+            .get_or_create(&vec![("kind".to_owned(), kind.to_owned())])
+            .observe(seconds.max(0.0));
     }
 
     /// Records how long a store call took.

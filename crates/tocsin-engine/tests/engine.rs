@@ -16,6 +16,9 @@ use tocsin_engine::{
 use tocsin_store::{Inbound, Store};
 use tocsin_store_sqlite::SqliteStore;
 
+#[path = "engine/due_work.rs"]
+mod due_work;
+
 async fn engine(clock: Arc<ManualClock>, settings: IngestSettings) -> Engine {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .expect("temp dir")

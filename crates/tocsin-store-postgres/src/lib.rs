@@ -7,6 +7,7 @@
 //! New numbers come from the identity sequences. Migrations take PostgreSQL's advisory lock, so
 //! replicas that start together migrate once.
 
+mod due;
 mod ingest;
 mod rows;
 pub mod testing;
@@ -66,6 +67,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("unlogged folds"),
             MigrationType::Simple,
             Cow::Borrowed(include_str!("../migrations/0002_unlogged_folds.sql")),
+            false,
+        ),
+        Migration::new(
+            3,
+            Cow::Borrowed("due work"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0003_due_work.sql")),
             false,
         ),
     ];

@@ -2,6 +2,8 @@
 //! only PostgreSQL does: several replicas writing to one database.
 
 mod support;
+#[path = "conformance/test_store_due.rs"]
+mod test_store_due;
 
 use std::sync::Arc;
 

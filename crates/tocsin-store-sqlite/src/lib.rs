@@ -5,6 +5,7 @@
 //! pool of read-only connections that never wait for the writer. Commits are durable
 //! (`synchronous = FULL`): when `ingest` returns, the batch is on disk.
 
+mod due;
 mod ingest;
 mod rows;
 
@@ -58,6 +59,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("unlogged folds"),
             MigrationType::Simple,
             Cow::Borrowed(include_str!("../migrations/0002_unlogged_folds.sql")),
+            false,
+        ),
+        Migration::new(
+            3,
+            Cow::Borrowed("due work"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0003_due_work.sql")),
             false,
         ),
     ];

@@ -7,11 +7,14 @@
 mod assigned;
 pub mod conformance;
 pub mod decode;
+pub mod due;
+pub mod due_conformance;
 pub mod encode;
 mod error;
 mod model;
 
 pub use assigned::AssignedIds;
+pub use due::DueWorkStore;
 pub use error::StoreError;
 pub use model::{
     AlertFilter, AlertRow, ApiToken, ChangeEventRow, CommandOutcome, Counts, EventFilter, Inbound,
@@ -29,7 +32,7 @@ pub type ResolvePolicyOf<'a> = &'a (dyn Fn(&ServiceId) -> ResolvePolicy + Send +
 
 /// One storage interface, two implementations (SQLite and PostgreSQL).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: DueWorkStore + Send + Sync + 'static {
     /// "sqlite" or "postgres", for logs and metrics.
     fn backend(&self) -> &'static str;
 
@@ -238,6 +241,24 @@ pub const REQUIRED_SCHEMA: &[(&str, &[&str])] = &[
             "secret_hash",
             "created_at",
             "revoked_at",
+        ],
+    ),
+    (
+        "due_work",
+        &[
+            "id",
+            "kind",
+            "key",
+            "payload",
+            "due_at",
+            "attempts",
+            "claims",
+            "revision",
+            "claimed_by",
+            "lease_until",
+            "last_error",
+            "parked_at",
+            "created_at",
         ],
     ),
 ];

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tocsin_config::Config;
-use tocsin_engine::{Engine, IngestSettings, Ingestor, Metrics, SystemClock};
+use tocsin_engine::{DueRunnerSettings, Engine, IngestSettings, Ingestor, Metrics, SystemClock};
 use tocsin_store::Store;
 
 pub use catalog::catalog_from_config;
@@ -146,10 +146,11 @@ impl App {
             .context("cannot configure the listener")?;
         let address = listener.local_addr().context("listener has no address")?;
         let router = tocsin_web::router(Arc::clone(&engine));
-        let stop_fold_log = tokio_util::sync::CancellationToken::new();
-        let fold_log = tokio::spawn({
-            let stop = stop_fold_log.clone();
-            async move { engine.log_folds_until(stop).await }
+        let stop_due_work = tokio_util::sync::CancellationToken::new();
+        let due_work = tokio::spawn({
+            let stop = stop_due_work.clone();
+            let runner = engine.due_runner(DueRunnerSettings::default());
+            async move { runner.run_until(stop).await }
         });
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(%address, scheme, "tocsin is listening");
@@ -177,8 +178,8 @@ impl App {
                     .await
             }
         };
-        stop_fold_log.cancel();
-        let _ = fold_log.await;
+        stop_due_work.cancel();
+        let _ = due_work.await;
         served.context("the HTTP server failed")?;
         tracing::info!("http server stopped; draining the ingest queue");
         match tokio::time::timeout(Duration::from_secs(30), writer).await {
