@@ -96,10 +96,19 @@ pub struct Server {
     pub database: Option<Secret>,
     pub tls: Option<Tls>,
     pub log_format: LogFormat,
+    /// How long a client may take to send a request's headers. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight and no bytes moving for this long is closed.
+    /// Default 60 s.
+    pub idle_timeout: Duration,
+    /// Connections served at once; `None` means as many as the file-descriptor limit allows.
+    pub max_connections: Option<usize>,
 }
 
 impl Server {
     pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
+    pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 }
 
 /// `[server.tls]`: serve HTTPS with these PEM files. `load` resolves relative paths against the

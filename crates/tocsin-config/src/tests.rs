@@ -1363,3 +1363,23 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn server_connection_settings_have_defaults_and_are_checked() {
+    let config = parse("", "empty.toml", &no_env).unwrap();
+    assert_eq!(config.server.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(config.server.idle_timeout, Duration::from_secs(60));
+    assert_eq!(config.server.max_connections, None);
+    let config = parse(
+        "[server]\nheader_read_timeout = \"2s\"\nidle_timeout = \"30s\"\nmax_connections = 500\n",
+        "limits.toml",
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(config.server.header_read_timeout, Duration::from_secs(2));
+    assert_eq!(config.server.idle_timeout, Duration::from_secs(30));
+    assert_eq!(config.server.max_connections, Some(500));
+    let errors = errors_of("[server]\nidle_timeout = 30\nmax_connections = 0\n");
+    find(&errors, 2, 16, "idle_timeout");
+    find(&errors, 3, 19, "max_connections");
+}

@@ -1,5 +1,7 @@
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use tocsin_core::{ResolvePolicy, ServiceId};
 
 /// How a service's Grafana contact point signs its requests.
@@ -20,27 +22,53 @@ impl std::fmt::Debug for GrafanaSettings {
 }
 
 /// A service as the engine needs it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServiceEntry {
     pub id: ServiceId,
     pub name: String,
+    /// Secrets: whoever knows one may post events for the service. `Debug` shows only how many
+    /// there are.
     pub integration_keys: Vec<String>,
     pub resolve: ResolvePolicy,
     pub grafana: Option<GrafanaSettings>,
 }
 
+impl std::fmt::Debug for ServiceEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceEntry")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field(
+                "integration_keys",
+                &format_args!("<{} redacted>", self.integration_keys.len()),
+            )
+            .field("resolve", &self.resolve)
+            .field("grafana", &self.grafana)
+            .finish()
+    }
+}
+
 /// The services declared in the config, indexed for the ingest path.
-#[derive(Debug, Default)]
+///
+/// The index is replaced whole by [`Catalog::replace`] (a config reload): every lookup sees
+/// either the old set of services or the new one, never a mix, and a lookup costs an atomic
+/// load, not a lock.
 pub struct Catalog {
-    services: Vec<ServiceEntry>,
+    current: ArcSwap<Services>,
+}
+
+/// One immutable set of services and its indexes.
+#[derive(Default)]
+struct Services {
+    services: Arc<[Arc<ServiceEntry>]>,
     by_key: HashMap<String, usize>,
     by_id: HashMap<ServiceId, usize>,
 }
 
-impl Catalog {
+impl Services {
     /// The config loader has already rejected duplicate ids and keys; should one slip through,
     /// the first declaration wins.
-    pub fn new(services: Vec<ServiceEntry>) -> Self {
+    fn new(services: Vec<ServiceEntry>) -> Self {
         let mut by_key = HashMap::new();
         let mut by_id = HashMap::new();
         for (index, service) in services.iter().enumerate() {
@@ -49,31 +77,126 @@ impl Catalog {
                 by_key.entry(key.clone()).or_insert(index);
             }
         }
-        Catalog {
-            services,
+        Services {
+            services: services.into_iter().map(Arc::new).collect(),
             by_key,
             by_id,
         }
     }
+}
 
-    pub fn service_for_key(&self, integration_key: &str) -> Option<&ServiceEntry> {
-        self.by_key
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog::new(Vec::new())
+    }
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("services", &self.current.load().services)
+            .finish()
+    }
+}
+
+impl Catalog {
+    pub fn new(services: Vec<ServiceEntry>) -> Self {
+        Catalog {
+            current: ArcSwap::from_pointee(Services::new(services)),
+        }
+    }
+
+    /// Swaps in a new set of services at once: from the next lookup on, new integration keys
+    /// are known and removed ones are not.
+    pub fn replace(&self, services: Vec<ServiceEntry>) {
+        self.current.store(Arc::new(Services::new(services)));
+    }
+
+    pub fn service_for_key(&self, integration_key: &str) -> Option<Arc<ServiceEntry>> {
+        let current = self.current.load();
+        current
+            .by_key
             .get(integration_key)
-            .map(|index| &self.services[*index])
+            .map(|index| Arc::clone(&current.services[*index]))
     }
 
-    pub fn service(&self, id: &ServiceId) -> Option<&ServiceEntry> {
-        self.by_id.get(id).map(|index| &self.services[*index])
+    pub fn service(&self, id: &ServiceId) -> Option<Arc<ServiceEntry>> {
+        let current = self.current.load();
+        current
+            .by_id
+            .get(id)
+            .map(|index| Arc::clone(&current.services[*index]))
     }
 
-    pub fn services(&self) -> &[ServiceEntry] {
-        &self.services
+    /// Every service, in config order, as of this call.
+    pub fn services(&self) -> Arc<[Arc<ServiceEntry>]> {
+        Arc::clone(&self.current.load().services)
     }
 
     /// Unknown services (events stored before a service was removed from the config) resolve
     /// automatically.
     pub fn resolve_policy(&self, id: &ServiceId) -> ResolvePolicy {
-        self.service(id)
-            .map_or(ResolvePolicy::Auto, |service| service.resolve)
+        let current = self.current.load();
+        current.by_id.get(id).map_or(ResolvePolicy::Auto, |index| {
+            current.services[*index].resolve
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+    const SECRET: &str = "grafana-shared-secret";
+
+    fn entry(id: &str, key: &str) -> ServiceEntry {
+        ServiceEntry {
+            id: ServiceId::new(id.to_owned()),
+            name: id.to_owned(),
+            integration_keys: vec![key.to_owned()],
+            resolve: ResolvePolicy::Manual,
+            grafana: Some(GrafanaSettings {
+                secret: SECRET.as_bytes().to_vec(),
+                timestamp_header: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_integration_keys_or_secrets() {
+        let catalog = Catalog::new(vec![entry("api", KEY)]);
+        let printed = format!("{catalog:?}");
+        assert!(!printed.contains(KEY), "{printed}");
+        assert!(!printed.contains(SECRET), "{printed}");
+        assert!(printed.contains("api"), "{printed}");
+        let service = catalog.service_for_key(KEY).expect("known key");
+        let printed = format!("{service:?} {:#?}", *service);
+        assert!(!printed.contains(KEY), "{printed}");
+        assert!(printed.contains("redacted"), "{printed}");
+    }
+
+    #[test]
+    fn replace_swaps_every_index_at_once() {
+        let catalog = Catalog::new(vec![entry("api", KEY)]);
+        assert_eq!(
+            catalog.resolve_policy(&ServiceId::new("api".to_owned())),
+            ResolvePolicy::Manual
+        );
+        let before = catalog.services();
+        catalog.replace(vec![entry("db", "fedcba9876543210fedcba9876543210")]);
+        assert!(catalog.service_for_key(KEY).is_none());
+        assert!(catalog
+            .service_for_key("fedcba9876543210fedcba9876543210")
+            .is_some());
+        assert!(catalog.service(&ServiceId::new("api".to_owned())).is_none());
+        assert_eq!(
+            catalog.resolve_policy(&ServiceId::new("api".to_owned())),
+            ResolvePolicy::Auto
+        );
+        // A reader that took the old list keeps a consistent view of it.
+        assert_eq!(before.len(), 1);
+        assert_eq!(before[0].id.as_str(), "api");
+        assert_eq!(catalog.services()[0].id.as_str(), "db");
     }
 }

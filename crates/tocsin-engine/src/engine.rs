@@ -9,8 +9,9 @@ use tocsin_store::{
     TokenScope,
 };
 
+
 use crate::due::{DueRunner, DueRunnerSettings, FoldLogSweep};
-use crate::{Catalog, Clock, Ingestor, Metrics, SubmitError};
+use crate::{Catalog, Clock, EngineError, Ingestor, Metrics, SubmitError};
 
 /// Alerts per `Store::log_due_folds` call.
 const FOLD_LOG_BATCH: usize = 500;
@@ -77,19 +78,19 @@ impl Engine {
 
     async fn timed<T>(
         &self,
-        operation: &str,
+        operation: &'static str,
         call: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
+    ) -> Result<T, EngineError> {
         let started = Instant::now();
         let result = call.await;
         self.metrics
             .observe_store(operation, started.elapsed().as_secs_f64());
-        result
+        result.map_err(|source| EngineError::store(operation, source))
     }
 
     /// Writes the `alert.folded` timeline entries of folds that have waited
     /// [`FOLD_LOG_INTERVAL`] since their alert's last one, and returns how many it wrote.
-    pub async fn log_due_folds(&self) -> Result<usize, StoreError> {
+    pub async fn log_due_folds(&self) -> Result<usize, EngineError> {
         let now = self.clock.now();
         let due = now.checked_sub(FOLD_LOG_INTERVAL).unwrap_or(now);
         let mut written = 0;
@@ -121,7 +122,7 @@ impl Engine {
     }
 
     /// Whether the store answers.
-    pub async fn ready(&self) -> Result<(), StoreError> {
+    pub async fn ready(&self) -> Result<(), EngineError> {
         self.timed("ping", self.store.ping()).await
     }
 
@@ -129,7 +130,7 @@ impl Engine {
         &self,
         number: IncidentNumber,
         actor: &Actor,
-    ) -> Result<CommandOutcome, StoreError> {
+    ) -> Result<CommandOutcome, EngineError> {
         let now = self.clock.now();
         self.timed(
             "acknowledge_incident",
@@ -142,7 +143,7 @@ impl Engine {
         &self,
         number: IncidentNumber,
         actor: &Actor,
-    ) -> Result<CommandOutcome, StoreError> {
+    ) -> Result<CommandOutcome, EngineError> {
         let now = self.clock.now();
         self.timed(
             "resolve_incident",
@@ -156,7 +157,7 @@ impl Engine {
         number: IncidentNumber,
         priority: Priority,
         actor: &Actor,
-    ) -> Result<CommandOutcome, StoreError> {
+    ) -> Result<CommandOutcome, EngineError> {
         let now = self.clock.now();
         self.timed(
             "set_incident_priority",
@@ -171,13 +172,13 @@ impl Engine {
         number: IncidentNumber,
         text: &str,
         actor: &Actor,
-    ) -> Result<TimelineEntry, StoreError> {
+    ) -> Result<TimelineEntry, EngineError> {
         let now = self.clock.now();
         self.timed("add_note", self.store.add_note(number, text, actor, now))
             .await
     }
 
-    pub async fn incident(&self, number: IncidentNumber) -> Result<IncidentRow, StoreError> {
+    pub async fn incident(&self, number: IncidentNumber) -> Result<IncidentRow, EngineError> {
         self.timed("incident", self.store.incident(number)).await
     }
 
@@ -185,12 +186,12 @@ impl Engine {
         &self,
         filter: &IncidentFilter,
         page: PageRequest,
-    ) -> Result<Page<IncidentRow>, StoreError> {
+    ) -> Result<Page<IncidentRow>, EngineError> {
         self.timed("incidents", self.store.incidents(filter, page))
             .await
     }
 
-    pub async fn alert(&self, id: AlertId) -> Result<AlertRow, StoreError> {
+    pub async fn alert(&self, id: AlertId) -> Result<AlertRow, EngineError> {
         self.timed("alert", self.store.alert(id)).await
     }
 
@@ -198,7 +199,7 @@ impl Engine {
         &self,
         filter: &AlertFilter,
         page: PageRequest,
-    ) -> Result<Page<AlertRow>, StoreError> {
+    ) -> Result<Page<AlertRow>, EngineError> {
         self.timed("alerts", self.store.alerts(filter, page)).await
     }
 
@@ -206,7 +207,7 @@ impl Engine {
         &self,
         number: IncidentNumber,
         page: PageRequest,
-    ) -> Result<Page<TimelineEntry>, StoreError> {
+    ) -> Result<Page<TimelineEntry>, EngineError> {
         self.timed("timeline", self.store.timeline(number, page))
             .await
     }
@@ -215,7 +216,7 @@ impl Engine {
         &self,
         filter: &EventFilter,
         page: PageRequest,
-    ) -> Result<Page<StoredEvent>, StoreError> {
+    ) -> Result<Page<StoredEvent>, EngineError> {
         self.timed("events", self.store.events(filter, page)).await
     }
 
@@ -223,12 +224,12 @@ impl Engine {
         &self,
         service: &ServiceId,
         page: PageRequest,
-    ) -> Result<Page<ChangeEventRow>, StoreError> {
+    ) -> Result<Page<ChangeEventRow>, EngineError> {
         self.timed("change_events", self.store.change_events(service, page))
             .await
     }
 
-    pub async fn counts(&self) -> Result<Counts, StoreError> {
+    pub async fn counts(&self) -> Result<Counts, EngineError> {
         self.timed("counts", self.store.counts()).await
     }
 
@@ -237,12 +238,14 @@ impl Engine {
         &self,
         name: &str,
         scope: TokenScope,
-    ) -> Result<(String, ApiToken), StoreError> {
-        crate::tokens::create_token(self.store.as_ref(), name, scope, self.clock.now()).await
+    ) -> Result<(String, ApiToken), EngineError> {
+        crate::tokens::create_token(self.store.as_ref(), name, scope, self.clock.now())
+            .await
+            .map_err(|source| EngineError::store("create_token", source))
     }
 
     /// The unrevoked token whose secret this is.
-    pub async fn authenticate(&self, secret: &str) -> Result<Option<ApiToken>, StoreError> {
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<ApiToken>, EngineError> {
         self.timed(
             "api_token_by_hash",
             crate::tokens::authenticate(self.store.as_ref(), secret),
@@ -250,11 +253,17 @@ impl Engine {
         .await
     }
 
-    pub async fn tokens(&self, page: PageRequest) -> Result<Page<ApiToken>, StoreError> {
-        self.store.api_tokens(page).await
+    pub async fn tokens(&self, page: PageRequest) -> Result<Page<ApiToken>, EngineError> {
+        self.store
+            .api_tokens(page)
+            .await
+            .map_err(|source| EngineError::store("api_tokens", source))
     }
 
-    pub async fn revoke_token(&self, id: i64) -> Result<ApiToken, StoreError> {
-        self.store.revoke_api_token(id, self.clock.now()).await
+    pub async fn revoke_token(&self, id: i64) -> Result<ApiToken, EngineError> {
+        self.store
+            .revoke_api_token(id, self.clock.now())
+            .await
+            .map_err(|source| EngineError::store("revoke_api_token", source))
     }
 }

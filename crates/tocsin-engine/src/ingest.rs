@@ -3,9 +3,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tocsin_core::ServiceId;
-use tocsin_store::{Inbound, Store};
+use tocsin_store::{Inbound, Store, StoreError};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::{Catalog, Metrics};
 
@@ -29,7 +30,7 @@ impl Default for IngestSettings {
 }
 
 /// Why events were not committed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SubmitError {
     #[error("the ingest queue is full; retry shortly")]
     QueueFull,
@@ -37,8 +38,28 @@ pub enum SubmitError {
     TooLarge { events: usize, capacity: usize },
     #[error("tocsin is shutting down")]
     ShuttingDown,
-    #[error("the store could not commit the events: {0}")]
-    Store(String),
+    /// Shared by every waiter of the failed batch.
+    #[error("the store could not commit the events")]
+    Store(#[source] Arc<StoreError>),
+}
+
+impl PartialEq for SubmitError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (SubmitError::QueueFull, SubmitError::QueueFull)
+            | (SubmitError::ShuttingDown, SubmitError::ShuttingDown) => true,
+            (
+                SubmitError::TooLarge { events, capacity },
+                SubmitError::TooLarge {
+                    events: other_events,
+                    capacity: other_capacity,
+                },
+            ) => events == other_events && capacity == other_capacity,
+            // The same failed batch.
+            (SubmitError::Store(error), SubmitError::Store(other)) => Arc::ptr_eq(error, other),
+            _ => false,
+        }
+    }
 }
 
 struct Job {
@@ -53,6 +74,7 @@ pub struct Ingestor {
     sender: mpsc::Sender<Job>,
     slots: Arc<Semaphore>,
     capacity: usize,
+    closing: CancellationToken,
 }
 
 impl std::fmt::Debug for Ingestor {
@@ -65,9 +87,10 @@ impl std::fmt::Debug for Ingestor {
 }
 
 impl Ingestor {
-    /// Starts the writer (on its own thread). It runs until every `Ingestor` handle is dropped
-    /// and the queue is drained, so a graceful shutdown commits what was accepted. Fails only
-    /// when the operating system refuses a thread.
+    /// Starts the writer (on its own thread). It runs until [`Ingestor::close`] is called or
+    /// every `Ingestor` handle is dropped, and then until the queue is drained, so a graceful
+    /// shutdown commits what was accepted. Fails only when the operating system refuses a
+    /// thread. The returned task panics if the writer did.
     pub fn start(
         store: Arc<dyn Store>,
         catalog: Arc<Catalog>,
@@ -77,8 +100,10 @@ impl Ingestor {
         let capacity = settings.queue_capacity.max(1);
         let (sender, receiver) = mpsc::channel(capacity);
         metrics.queue_capacity.set(capacity as i64);
+        let closing = CancellationToken::new();
         let writer = spawn_writer(write_loop(
             receiver,
+            closing.clone(),
             store,
             catalog,
             metrics,
@@ -89,6 +114,7 @@ impl Ingestor {
                 sender,
                 slots: Arc::new(Semaphore::new(capacity)),
                 capacity,
+                closing,
             },
             writer,
         ))
@@ -134,6 +160,12 @@ impl Ingestor {
     pub fn capacity(&self) -> usize {
         self.capacity
     }
+
+    /// Refuses new events ([`SubmitError::ShuttingDown`]) from now on; the writer commits what
+    /// is queued and stops.
+    pub fn close(&self) {
+        self.closing.cancel();
+    }
 }
 
 /// Runs the writer on a thread of its own, with a single-threaded runtime: the commit path is
@@ -154,12 +186,16 @@ fn spawn_writer(
             let _ = done.send(());
         })?;
     Ok(tokio::spawn(async move {
-        let _ = finished.await;
+        // The thread drops `done` without sending only when the writer panicked.
+        if finished.await.is_err() {
+            panic!("the ingest writer thread panicked");
+        }
     }))
 }
 
 async fn write_loop(
     mut receiver: mpsc::Receiver<Job>,
+    closing: CancellationToken,
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
     metrics: Arc<Metrics>,
@@ -168,7 +204,21 @@ async fn write_loop(
     let policy = move |service: &ServiceId| catalog.resolve_policy(service);
     let mut jobs: Vec<Job> = Vec::new();
     let mut batch: Vec<Inbound> = Vec::with_capacity(max_batch);
-    while let Some(first) = receiver.recv().await {
+    let mut closed = false;
+    loop {
+        let first = tokio::select! {
+            biased;
+            job = receiver.recv() => match job {
+                Some(job) => job,
+                None => break,
+            },
+            // Closing the receiver refuses new jobs; those already queued are still received.
+            () = closing.cancelled(), if !closed => {
+                receiver.close();
+                closed = true;
+                continue;
+            }
+        };
         let mut events = first.items.len();
         jobs.push(first);
         while events < max_batch {
@@ -188,7 +238,7 @@ async fn write_loop(
         let result = commit(store.as_ref(), &batch, &policy, &metrics).await;
         let outcome = match result {
             Ok(()) => Ok(()),
-            Err(error) => Err(SubmitError::Store(error)),
+            Err(error) => Err(SubmitError::Store(Arc::new(error))),
         };
         batch.clear();
         for (reply, permits) in replies {
@@ -208,7 +258,7 @@ async fn commit(
     batch: &[Inbound],
     policy: &(dyn Fn(&ServiceId) -> tocsin_core::ResolvePolicy + Send + Sync),
     metrics: &Metrics,
-) -> Result<(), String> {
+) -> Result<(), StoreError> {
     let mut attempt = 0;
     loop {
         let started = Instant::now();
@@ -246,7 +296,7 @@ async fn commit(
             Err(error) => {
                 let chain = crate::error_chain(&error);
                 tracing::error!(error = %chain, events = batch.len(), "ingest commit failed; events refused");
-                return Err(chain);
+                return Err(error);
             }
         }
     }

@@ -12,16 +12,20 @@ mod catalog;
 mod clock;
 pub mod due;
 mod engine;
+mod error;
 mod ingest;
 mod metrics;
+mod reload;
 pub mod tokens;
 
 pub use catalog::{Catalog, GrafanaSettings, ServiceEntry};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use due::{DueRunner, DueRunnerSettings, FOLD_LOG_CHECK};
 pub use engine::Engine;
+pub use error::EngineError;
 pub use ingest::{IngestSettings, Ingestor, SubmitError};
 pub use metrics::Metrics;
+pub use reload::{ConfigReload, ReloadError, ReloadReport};
 pub use tokens::TOKEN_PREFIX;
 
 /// The whole cause chain of an error on one line (`outer: cause: root cause`), for logs.

@@ -1,5 +1,7 @@
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
@@ -35,6 +37,12 @@ pub struct Metrics {
     pub due_items_failed: Family<Labels, Counter>,
     pub due_leases_lost: Family<Labels, Counter>,
     pub due_item_lag: Family<Labels, Histogram, fn() -> Histogram>,
+    /// `tocsin_config_info{sha256="..."} 1`: the hash of the config file in force.
+    pub config_info: Family<Labels, Gauge>,
+    pub config_loaded_at: Gauge<f64, AtomicU64>,
+    pub config_reloads: Family<Labels, Counter>,
+    pub http_connections: Gauge,
+    pub http_connections_closed: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -140,6 +148,36 @@ impl Metrics {
             "How long after its due time a due-work item started to run, by kind",
             due_item_lag.clone(),
         );
+        let config_info = Family::<Labels, Gauge>::default();
+        registry.register(
+            "config_info",
+            "The config in force, by SHA-256 of its file (absent without a file)",
+            config_info.clone(),
+        );
+        let config_loaded_at = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "config_loaded_timestamp_seconds",
+            "When the config in force was loaded, as a Unix time",
+            config_loaded_at.clone(),
+        );
+        let config_reloads = Family::<Labels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Config reloads, by result (success, failure)",
+            config_reloads.clone(),
+        );
+        let http_connections = Gauge::default();
+        registry.register(
+            "http_connections",
+            "HTTP connections open",
+            http_connections.clone(),
+        );
+        let http_connections_closed = Family::<Labels, Counter>::default();
+        registry.register(
+            "http_connections_closed",
+            "HTTP connections the server closed, by reason (idle, evicted, shutdown)",
+            http_connections_closed.clone(),
+        );
         Metrics {
             registry,
             events_accepted,
@@ -157,6 +195,11 @@ impl Metrics {
             due_items_failed,
             due_leases_lost,
             due_item_lag,
+            config_info,
+            config_loaded_at,
+            config_reloads,
+            http_connections,
+            http_connections_closed,
         }
     }
 
@@ -172,6 +215,29 @@ impl Metrics {
         self.due_item_lag
             .get_or_create(&vec![("kind".to_owned(), kind.to_owned())])
             .observe(seconds.max(0.0));
+    }
+
+    /// Records the config now in force: its file's SHA-256 (hex) and when it was loaded.
+    pub fn config_loaded(&self, sha256: &str, unix_seconds: f64) {
+        self.config_info.clear();
+        self.config_info
+            .get_or_create(&vec![("sha256".to_owned(), sha256.to_owned())])
+            .set(1);
+        self.config_loaded_at.set(unix_seconds);
+    }
+
+    /// Counts a reload attempt: `success` or `failure`.
+    pub fn count_reload(&self, result: &str) {
+        self.config_reloads
+            .get_or_create(&vec![("result".to_owned(), result.to_owned())])
+            .inc();
+    }
+
+    /// Counts a connection the server closed: `idle`, `evicted` or `shutdown`.
+    pub fn count_connection_closed(&self, reason: &str) {
+        self.http_connections_closed
+            .get_or_create(&vec![("reason".to_owned(), reason.to_owned())])
+            .inc();
     }
 
     /// Records how long a store call took.

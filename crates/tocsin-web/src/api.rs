@@ -39,7 +39,8 @@ const MAX_NOTE_CHARS: usize = 10_000;
     tags(
         (name = "incidents", description = "Incidents and their timelines"),
         (name = "alerts", description = "Alerts and the events folded into them"),
-        (name = "services", description = "Services declared in the config")
+        (name = "services", description = "Services declared in the config"),
+        (name = "config", description = "The config file in force")
     )
 )]
 struct ApiDoc;
@@ -70,7 +71,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_alert))
         .routes(routes!(alert_events))
         .routes(routes!(list_services))
-        .routes(routes!(service_changes));
+        .routes(routes!(service_changes))
+        .routes(routes!(crate::reload::reload_config));
     let document = router.get_openapi().clone();
     let json = document
         .to_pretty_json()

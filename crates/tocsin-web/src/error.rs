@@ -3,6 +3,7 @@ use std::any::Any;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use tocsin_engine::EngineError;
 use tocsin_store::StoreError;
 
 pub(crate) use tocsin_engine::error_chain;
@@ -79,6 +80,26 @@ impl From<StoreError> for ApiError {
             },
             other => {
                 tracing::error!(error = %error_chain(&other), "store call failed");
+                ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "unavailable",
+                    message: "the store is unavailable; retry shortly".to_owned(),
+                    field: None,
+                }
+            }
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error.store_error() {
+            Some(StoreError::NotFound { .. } | StoreError::Conflict(_)) => {
+                let EngineError::Store { source, .. } = error;
+                ApiError::from(source)
+            }
+            _ => {
+                tracing::error!(error = %error_chain(&error), "engine call failed");
                 ApiError {
                     status: StatusCode::SERVICE_UNAVAILABLE,
                     code: "unavailable",

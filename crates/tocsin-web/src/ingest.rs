@@ -2,6 +2,7 @@
 //! Alertmanager, Grafana and Tocsin's generic JSON. Each authenticates by integration key,
 //! validates everything before anything is queued, and answers 2xx only after the commit.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -186,7 +187,7 @@ async fn commit(state: &AppState, items: Vec<Inbound>) -> Result<(), IngestError
     }
 }
 
-fn service_by_key<'a>(state: &'a AppState, key: &str) -> Result<&'a ServiceEntry, IngestError> {
+fn service_by_key(state: &AppState, key: &str) -> Result<Arc<ServiceEntry>, IngestError> {
     state
         .engine
         .catalog()

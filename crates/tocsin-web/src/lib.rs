@@ -9,6 +9,7 @@ mod error;
 mod health;
 mod ingest;
 pub mod parse;
+mod reload;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 pub use api::openapi_document;
+pub use reload::Reloader;
 
 /// Shared by every handler.
 #[derive(Clone, Debug)]

@@ -1,33 +1,53 @@
 //! The `tocsin` binary's library: wiring of the store, the engine and the web layer under one
-//! shutdown. `main` parses arguments and calls [`launch`]; tests call the same function with a
-//! port-0 listener.
+//! supervisor and one shutdown. `main` parses arguments and calls [`launch`]; tests call the
+//! same function with a port-0 listener.
 
 mod catalog;
+mod reload;
+mod server;
+pub mod supervisor;
 mod telemetry;
 mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tocsin_config::Config;
-use tocsin_engine::{DueRunnerSettings, Engine, IngestSettings, Ingestor, Metrics, SystemClock};
+use tocsin_engine::{
+    Catalog, ConfigReload, DueRunnerSettings, Engine, IngestSettings, Ingestor, Metrics, SystemClock,
+};
 use tocsin_store::Store;
 
-pub use catalog::catalog_from_config;
+pub use catalog::{catalog_from_config, services_from_config};
+pub use reload::{read_config, ConfigFile, LoadedConfig};
+pub use server::{bind_listener, ConnectionLimits, LISTEN_BACKLOG};
 pub use telemetry::init_tracing;
+
+use supervisor::{Importance, Stage, Supervisor};
 
 /// Everything `launch` needs, resolved from the command line, the config file and the
 /// environment.
-#[derive(Debug)]
 pub struct Settings {
     pub config: Config,
     /// Where the SQLite database lives when no PostgreSQL URL is given.
     pub data_dir: PathBuf,
     /// A `postgres://` URL; overrides `server.database` from the config.
     pub database: Option<String>,
+}
+
+/// The database URL may hold a password: `Debug` shows only which kind of store it names.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("config", &self.config)
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Settings {
@@ -43,9 +63,27 @@ impl Settings {
     }
 }
 
+/// Closes the store a [`open_store`] call opened: SQLite stops its ingest thread and
+/// checkpointer and closes its connections; PostgreSQL closes its pool. Call it once nothing
+/// uses the store any more.
+pub struct StoreCloser(Pin<Box<dyn Future<Output = ()> + Send>>);
+
+impl std::fmt::Debug for StoreCloser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreCloser")
+    }
+}
+
+impl StoreCloser {
+    pub async fn close(self) {
+        self.0.await;
+        tracing::info!("store closed");
+    }
+}
+
 /// Opens the store the settings name: PostgreSQL for a `postgres://` URL, else SQLite in the
 /// data directory.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open_store(settings: &Settings) -> anyhow::Result<(Arc<dyn Store>, StoreCloser)> {
     match settings.database_url() {
         Some(url) => {
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -53,30 +91,50 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
                     "database URL must start with postgres:// or postgresql:// (leave it unset to use SQLite in the data directory)"
                 );
             }
-            let store = tocsin_store_postgres::PostgresStore::connect(&url)
-                .await
-                .context("cannot open the PostgreSQL store")?;
-            Ok(Arc::new(store))
+            let store = Arc::new(
+                tocsin_store_postgres::PostgresStore::connect(&url)
+                    .await
+                    .context("cannot open the PostgreSQL store")?,
+            );
+            let closing = Arc::clone(&store);
+            let closer = StoreCloser(Box::pin(async move { closing.close().await }));
+            Ok((store, closer))
         }
         None => {
-            let store = tocsin_store_sqlite::SqliteStore::open(&settings.data_dir)
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot open the SQLite store in {}",
-                        settings.data_dir.display()
-                    )
-                })?;
-            Ok(Arc::new(store))
+            let store = Arc::new(
+                tocsin_store_sqlite::SqliteStore::open(&settings.data_dir)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot open the SQLite store in {}",
+                            settings.data_dir.display()
+                        )
+                    })?,
+            );
+            let closing = Arc::clone(&store);
+            let closer = StoreCloser(Box::pin(async move { closing.close().await }));
+            Ok((store, closer))
         }
     }
 }
 
+/// How long requests in flight may take to finish at shutdown.
+const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the ingest writer may take to commit what is queued at shutdown.
+const INGEST_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the other tasks may take to stop.
+const BACKGROUND_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A built application: the store is open and migrated, the ingest writer runs.
 pub struct App {
     engine: Arc<Engine>,
+    catalog: Arc<Catalog>,
+    metrics: Arc<Metrics>,
     writer: tokio::task::JoinHandle<()>,
+    closer: StoreCloser,
     tls: Option<Arc<rustls::ServerConfig>>,
+    limits: ConnectionLimits,
+    reloader: Option<Arc<dyn ConfigReload>>,
 }
 
 impl std::fmt::Debug for App {
@@ -84,6 +142,8 @@ impl std::fmt::Debug for App {
         f.debug_struct("App")
             .field("engine", &self.engine)
             .field("tls", &self.tls.is_some())
+            .field("limits", &self.limits)
+            .field("reloadable", &self.reloader.is_some())
             .finish()
     }
 }
@@ -97,7 +157,8 @@ impl App {
             )?)),
             None => None,
         };
-        let store = open_store(settings).await?;
+        let limits = ConnectionLimits::from_config(&settings.config.server);
+        let (store, closer) = open_store(settings).await?;
         let catalog = Arc::new(catalog_from_config(&settings.config));
         let metrics = Arc::new(Metrics::new());
         let (ingestor, writer) = Ingestor::start(
@@ -112,15 +173,20 @@ impl App {
         .context("cannot start the ingest writer")?;
         let engine = Arc::new(Engine::new(
             store,
-            catalog,
+            Arc::clone(&catalog),
             ingestor,
             Arc::new(SystemClock),
-            metrics,
+            Arc::clone(&metrics),
         ));
         Ok(App {
             engine,
+            catalog,
+            metrics,
             writer,
+            closer,
             tls,
+            limits,
+            reloader: None,
         })
     }
 
@@ -128,9 +194,23 @@ impl App {
         &self.engine
     }
 
+    /// Makes the running config reloadable from `file` (`SIGHUP`, `POST
+    /// /api/v1/config/reload`); `config` is the config the app was built with.
+    pub fn reload_from(mut self, file: ConfigFile, config: &Config) -> Self {
+        self.reloader = Some(Arc::new(reload::Reloader::new(
+            file,
+            config,
+            Arc::clone(&self.catalog),
+            Arc::clone(&self.metrics),
+        )));
+        self
+    }
+
     /// Serves HTTP (or HTTPS when the config names a certificate) on `listener` until
-    /// `shutdown` completes, then stops accepting, lets requests in flight finish (up to 10 s),
-    /// and commits what the ingest queue still holds.
+    /// `shutdown` completes or an essential task ends. Then, in order: stops accepting and lets
+    /// requests in flight finish (up to 10 s), commits what the ingest queue still holds (up to
+    /// 30 s), stops the other tasks, and closes the store. Errors when a task ended
+    /// unexpectedly, naming it.
     pub async fn serve(
         self,
         listener: std::net::TcpListener,
@@ -138,56 +218,89 @@ impl App {
     ) -> anyhow::Result<()> {
         let App {
             engine,
+            catalog: _,
+            metrics,
             writer,
+            closer,
             tls,
+            limits,
+            reloader,
         } = self;
         listener
             .set_nonblocking(true)
             .context("cannot configure the listener")?;
         let address = listener.local_addr().context("listener has no address")?;
-        let router = tocsin_web::router(Arc::clone(&engine));
-        let stop_due_work = tokio_util::sync::CancellationToken::new();
-        let due_work = tokio::spawn({
-            let stop = stop_due_work.clone();
-            let runner = engine.due_runner(DueRunnerSettings::default());
-            async move { runner.run_until(stop).await }
-        });
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        tracing::info!(%address, scheme, "tocsin is listening");
-        let served = match tls {
-            Some(config) => {
-                let handle = axum_server::Handle::new();
-                let stopper = handle.clone();
-                tokio::spawn(async move {
-                    shutdown.await;
-                    stopper.graceful_shutdown(Some(Duration::from_secs(10)));
-                });
-                axum_server::from_tcp_rustls(
-                    listener,
-                    axum_server::tls_rustls::RustlsConfig::from_config(config),
-                )
-                .handle(handle)
-                .serve(router.into_make_service())
-                .await
-            }
-            None => {
-                let listener = tokio::net::TcpListener::from_std(listener)
-                    .context("cannot use the listener")?;
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-        };
-        stop_due_work.cancel();
-        let _ = due_work.await;
-        served.context("the HTTP server failed")?;
-        tracing::info!("http server stopped; draining the ingest queue");
-        match tokio::time::timeout(Duration::from_secs(30), writer).await {
-            Ok(Ok(())) => tracing::info!("ingest writer drained"),
-            Ok(Err(error)) => tracing::error!(error = %error, "ingest writer ended abnormally"),
-            Err(_) => tracing::error!("ingest writer did not drain within 30 s"),
+        let listener =
+            tokio::net::TcpListener::from_std(listener).context("cannot use the listener")?;
+        let mut router = tocsin_web::router(Arc::clone(&engine));
+        if let Some(reloader) = &reloader {
+            let reloader: tocsin_web::Reloader = Arc::clone(reloader);
+            router = router.layer(axum::Extension(reloader));
         }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut supervisor = Supervisor::new();
+        supervisor.bound(Stage::Http, HTTP_DRAIN_TIMEOUT + Duration::from_secs(5));
+        supervisor.bound(Stage::Ingest, INGEST_DRAIN_TIMEOUT);
+        supervisor.bound(Stage::Background, BACKGROUND_STOP_TIMEOUT);
+        supervisor.spawn("http", Stage::Http, Importance::Essential, {
+            let metrics = Arc::clone(&metrics);
+            move |stop| {
+                server::serve(
+                    listener,
+                    router,
+                    server::ServerSettings {
+                        limits,
+                        tls,
+                        drain_timeout: HTTP_DRAIN_TIMEOUT,
+                    },
+                    metrics,
+                    stop,
+                )
+            }
+        });
+        supervisor.spawn("ingest-writer", Stage::Ingest, Importance::Essential, {
+            let ingestor = engine.ingestor().clone();
+            move |stop| async move {
+                let mut writer = writer;
+                tokio::select! {
+                    joined = &mut writer => return writer_ended(joined),
+                    () = stop.cancelled() => {}
+                }
+                tracing::info!(queued = ingestor.queue_depth(), "draining the ingest queue");
+                ingestor.close();
+                writer_ended(writer.await)
+            }
+        });
+        supervisor.spawn("due-work", Stage::Background, Importance::Essential, {
+            let runner = engine.due_runner(DueRunnerSettings::default());
+            move |stop| async move {
+                runner.run_until(stop).await;
+                Ok(())
+            }
+        });
+        #[cfg(unix)]
+        if let Some(reloader) = reloader {
+            supervisor.spawn(
+                "config-reload-signal",
+                Stage::Background,
+                Importance::Optional,
+                move |stop| reload::reload_on_hangup(reloader, stop),
+            );
+        }
+        supervisor.finally(closer.close());
+        tracing::info!(%address, scheme, "tocsin is listening");
+        supervisor.run(shutdown).await?;
+        tracing::info!("tocsin stopped");
         Ok(())
+    }
+}
+
+/// The ingest writer's end as a task result: a panic of the writer stays a panic.
+fn writer_ended(joined: Result<(), tokio::task::JoinError>) -> anyhow::Result<()> {
+    match joined {
+        Ok(()) => Ok(()),
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => Err(anyhow::Error::new(error).context("the ingest writer was cancelled")),
     }
 }
 

@@ -2,13 +2,23 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::Parser;
 use crate::model::{Component, Ingest, LogFormat, Server, Smtp, SmtpSecurity, StatusPage, Tls};
 use crate::reader::{Str, Table};
 use crate::values::{check_email, check_hostname, check_http_url};
 
-const SERVER_FIELDS: &[&str] = &["listen", "public_url", "database", "tls", "log_format"];
+const SERVER_FIELDS: &[&str] = &[
+    "listen",
+    "public_url",
+    "database",
+    "tls",
+    "log_format",
+    "header_read_timeout",
+    "idle_timeout",
+    "max_connections",
+];
 const TLS_FIELDS: &[&str] = &["certificate", "private_key"];
 const INGEST_FIELDS: &[&str] = &["queue_capacity", "max_batch"];
 const SMTP_FIELDS: &[&str] = &["host", "port", "from", "username", "password", "security"];
@@ -48,6 +58,9 @@ impl Parser<'_, '_> {
                 database: None,
                 tls: None,
                 log_format: LogFormat::default(),
+                header_read_timeout: Server::DEFAULT_HEADER_READ_TIMEOUT,
+                idle_timeout: Server::DEFAULT_IDLE_TIMEOUT,
+                max_connections: None,
             };
         };
         self.cx.check_fields(&table, SERVER_FIELDS);
@@ -101,12 +114,37 @@ impl Parser<'_, '_> {
                 &[("pretty", LogFormat::Pretty), ("json", LogFormat::Json)],
             )
             .unwrap_or_default();
+        let header_read_timeout = self
+            .cx
+            .duration(
+                &table,
+                "header_read_timeout",
+                Duration::from_millis(100),
+                Duration::from_secs(3600),
+            )
+            .unwrap_or(Server::DEFAULT_HEADER_READ_TIMEOUT);
+        let idle_timeout = self
+            .cx
+            .duration(
+                &table,
+                "idle_timeout",
+                Duration::from_millis(100),
+                Duration::from_secs(86_400),
+            )
+            .unwrap_or(Server::DEFAULT_IDLE_TIMEOUT);
+        let max_connections = self
+            .cx
+            .integer(&table, "max_connections", 1, 1_000_000)
+            .map(|value| value as usize);
         Server {
             listen,
             public_url,
             database,
             tls,
             log_format,
+            header_read_timeout,
+            idle_timeout,
+            max_connections,
         }
     }
 

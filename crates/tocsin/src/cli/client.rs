@@ -23,7 +23,7 @@ pub(crate) struct ServerArgs {
 #[derive(Debug, Args)]
 pub(crate) struct EventArgs {
     /// The service's integration key.
-    #[arg(long, env = "TOCSIN_ROUTING_KEY")]
+    #[arg(long, env = "TOCSIN_ROUTING_KEY", hide_env_values = true)]
     routing_key: String,
     /// Events with the same key fold into one alert (generated for a trigger when absent).
     #[arg(long)]

@@ -1,7 +1,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Subcommand;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::Value;
 
 use super::out;
 
@@ -16,10 +19,27 @@ pub(crate) enum ConfigCommand {
     Example,
     /// Print a new random integration key (32 alphanumeric characters).
     GenKey,
+    /// Make a running server re-read the config file it was started with (as SIGHUP does).
+    /// An invalid file is refused with every error, and the running config stays.
+    Reload(ReloadArgs),
 }
 
-pub(crate) fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
+#[derive(Debug, Args)]
+pub(crate) struct ReloadArgs {
+    /// Base URL of the Tocsin server.
+    #[arg(long, env = "TOCSIN_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// A PEM CA certificate to trust (for a server with a private certificate).
+    #[arg(long, env = "TOCSIN_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// API token with scope `write` (create one with `tocsin token create --scope write`).
+    #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+pub(crate) async fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
     match command {
+        ConfigCommand::Reload(args) => reload(args).await,
         ConfigCommand::Check { file } => match tocsin_config::load(&file) {
             Ok(config) => {
                 out(check_summary(&file, &config))?;
@@ -65,4 +85,62 @@ fn check_summary(file: &std::path::Path, config: &tocsin_config::Config) -> Stri
         }
     }
     summary
+}
+
+async fn reload(args: ReloadArgs) -> anyhow::Result<ExitCode> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .user_agent(concat!("tocsin-cli/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &args.ca_cert {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+        let certificate = reqwest::Certificate::from_pem(&pem)
+            .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    let client = builder.build().context("cannot build the HTTP client")?;
+    let url = format!("{}/api/v1/config/reload", args.server.trim_end_matches('/'));
+    let response = client
+        .post(&url)
+        .bearer_auth(&args.token)
+        .send()
+        .await
+        .context("cannot reach the server to reload its config")?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default();
+    if status.is_success() {
+        out(format!(
+            "reloaded: {} services, sha256 {}{}",
+            body.get("services").and_then(Value::as_u64).unwrap_or(0),
+            field("sha256"),
+            if body.get("changed").and_then(Value::as_bool) == Some(false) {
+                " (unchanged)"
+            } else {
+                ""
+            }
+        ))?;
+        for setting in body
+            .get("needs_restart")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            out(format!(
+                "needs a restart: `{setting}` changed; the server keeps the old value until then"
+            ))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = field("report");
+    if !report.is_empty() {
+        eprintln!("{report}");
+    }
+    let message = match field("message") {
+        "" => text.trim().to_owned(),
+        message => message.to_owned(),
+    };
+    anyhow::bail!("the server refused the reload: HTTP {status}: {message}")
 }

@@ -26,7 +26,7 @@ enum Command {
     /// Run a ready-made demo (its own config, demo data, a temporary directory) and print the
     /// URLs to try.
     Demo(serve::DemoArgs),
-    /// Validate or print configuration files.
+    /// Validate or print configuration files, or make a running server reload its own.
     #[command(subcommand)]
     Config(config::ConfigCommand),
     /// Send an event to a running server (PagerDuty Events API v2).
@@ -50,7 +50,7 @@ pub(crate) struct StoreArgs {
     #[arg(long, env = "TOCSIN_DATA", default_value = "./tocsin-data")]
     data: PathBuf,
     /// PostgreSQL URL (postgres://...); overrides `server.database`.
-    #[arg(long, env = "TOCSIN_DATABASE")]
+    #[arg(long, env = "TOCSIN_DATABASE", hide_env_values = true)]
     database: Option<String>,
 }
 
@@ -58,7 +58,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::serve(args).await,
         Command::Demo(args) => serve::demo(args).await,
-        Command::Config(command) => config::run(command),
+        Command::Config(command) => config::run(command).await,
         Command::Event(command) => client::event(command).await,
         Command::Incidents(command) => client::incidents(command).await,
         Command::Token(command) => token::run(command).await,

@@ -29,7 +29,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "TOCSIN_DATA", default_value = "./tocsin-data")]
     data: PathBuf,
     /// PostgreSQL URL (postgres://...); overrides `server.database`.
-    #[arg(long, env = "TOCSIN_DATABASE")]
+    #[arg(long, env = "TOCSIN_DATABASE", hide_env_values = true)]
     database: Option<String>,
     /// Address to listen on; overrides `server.listen`.
     #[arg(long)]
@@ -60,14 +60,14 @@ fn warn_inert_sections(config: &Config) {
 }
 
 fn bind(address: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
-    std::net::TcpListener::bind(address).with_context(|| {
+    tocsin::bind_listener(address).with_context(|| {
         format!("cannot listen on {address}; is another process using it? (choose another with --listen)")
     })
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let mut config = match tocsin_config::load(&args.config) {
-        Ok(config) => config,
+    let tocsin::LoadedConfig { mut config, sha256 } = match tocsin::read_config(&args.config) {
+        Ok(loaded) => loaded,
         Err(errors) => {
             let report = errors.to_string();
             eprintln!("{}", report.trim_end());
@@ -83,12 +83,22 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tocsin::init_tracing(config.server.log_format == LogFormat::Json);
     warn_inert_sections(&config);
     let listener = bind(config.server.listen)?;
+    let file = tocsin::ConfigFile {
+        path: args.config,
+        listen: args.listen,
+        database: args.database.clone(),
+        sha256,
+    };
     let settings = tocsin::Settings {
         config,
         data_dir: args.data,
         database: args.database,
     };
-    tocsin::launch(settings, listener, tocsin::shutdown_signal()).await?;
+    tocsin::App::build(&settings)
+        .await?
+        .reload_from(file, &settings.config)
+        .serve(listener, tocsin::shutdown_signal())
+        .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -216,7 +226,7 @@ async fn seed(engine: &Arc<tocsin_engine::Engine>, config: &Config) -> anyhow::R
     engine
         .submit(batch)
         .await
-        .map_err(|error| anyhow::anyhow!("cannot store the demo data: {error}"))?;
+        .context("cannot store the demo data")?;
     Ok(())
 }
 

@@ -35,7 +35,7 @@ pub(crate) enum TokenCommand {
 }
 
 /// Opens the store the command names; tokens need nothing else (no ingest, no HTTP).
-async fn open_store(store: StoreArgs) -> anyhow::Result<Arc<dyn Store>> {
+async fn open_store(store: StoreArgs) -> anyhow::Result<(Arc<dyn Store>, tocsin::StoreCloser)> {
     let config = match &store.config {
         Some(path) => tocsin_config::load(path).map_err(|errors| anyhow::anyhow!("{errors}"))?,
         None => tocsin_config::parse("", "(defaults)", &|_| None)
@@ -59,7 +59,7 @@ pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
             let scope: TokenScope = scope
                 .parse()
                 .map_err(|error| anyhow::anyhow!("--scope: {error}"))?;
-            let store = open_store(store).await?;
+            let (store, closer) = open_store(store).await?;
             let (secret, token) =
                 tokens::create_token(store.as_ref(), name, scope, SystemClock.now())
                     .await
@@ -69,9 +69,10 @@ pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
                 token.id, token.name, token.scope
             );
             out(secret)?;
+            closer.close().await;
         }
         TokenCommand::List { store } => {
-            let store = open_store(store).await?;
+            let (store, closer) = open_store(store).await?;
             let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
             out("ID\tSCOPE\tCREATED\tREVOKED\tNAME")?;
             loop {
@@ -93,11 +94,13 @@ pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
                     None => break,
                 }
             }
+            closer.close().await;
         }
         TokenCommand::Revoke { id, store } => {
-            let store = open_store(store).await?;
+            let (store, closer) = open_store(store).await?;
             let token = store.revoke_api_token(id, SystemClock.now()).await?;
             out(format!("revoked token {} `{}`", token.id, token.name))?;
+            closer.close().await;
         }
     }
     Ok(ExitCode::SUCCESS)

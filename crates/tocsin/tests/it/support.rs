@@ -80,7 +80,7 @@ pub async fn spawn_app_with(extra_config: &str) -> TestApp {
         data_dir,
         database: None,
     };
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listener = tocsin::bind_listener(([127, 0, 0, 1], 0).into()).expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("address"));
     let app = tocsin::App::build(&settings).await.expect("build app");
     let engine = Arc::clone(app.engine());
