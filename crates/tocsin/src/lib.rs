@@ -150,6 +150,9 @@ impl App {
         let due_work = tokio::spawn({
             let stop = stop_due_work.clone();
             let runner = engine.due_runner(DueRunnerSettings::default());
+            // The runner holds the engine from here on: the ingest writer drains once the
+            // router and the runner are gone.
+            drop(engine);
             async move { runner.run_until(stop).await }
         });
         let scheme = if tls.is_some() { "https" } else { "http" };
