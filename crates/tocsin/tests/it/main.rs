@@ -4,6 +4,7 @@
 
 mod api;
 mod cli;
+mod due_work;
 mod durability;
 mod ingest;
 mod interop;
