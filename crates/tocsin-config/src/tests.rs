@@ -462,12 +462,12 @@ fn unknown_fields_suggest_the_closest_name() {
     let typo = find(&errors, 3, 1, "unknown field `publc_url` in [server]");
     assert_eq!(
         typo.help.as_deref(),
-        Some("did you mean `public_url`? allowed fields: listen, public_url, database, tls, log_format")
+        Some("did you mean `public_url`? allowed fields: listen, public_url, database, tls, log_format, header_read_timeout, idle_timeout, max_connections")
     );
     let unrelated = find(&errors, 4, 1, "unknown field `zzz`");
     assert_eq!(
         unrelated.help.as_deref(),
-        Some("allowed fields: listen, public_url, database, tls, log_format")
+        Some("allowed fields: listen, public_url, database, tls, log_format, header_read_timeout, idle_timeout, max_connections")
     );
 
     let errors = errors_of("[[sevices]]\nid = \"a\"\n");

@@ -9,6 +9,7 @@ mod durability;
 mod ingest;
 mod interop;
 mod postgres;
+mod runtime;
 mod shedding;
 mod storm;
 mod support;

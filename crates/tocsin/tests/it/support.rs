@@ -204,3 +204,48 @@ impl TestApp {
         }
     }
 }
+
+/// A running Tocsin whose config comes from the file at `path`, reloadable (`SIGHUP` aside:
+/// that needs the binary) through `POST /api/v1/config/reload`.
+pub async fn spawn_app_from_file(path: &std::path::Path) -> TestApp {
+    let loaded = tocsin::read_config(path)
+        .unwrap_or_else(|errors| panic!("test config is invalid:\n{errors}"));
+    let settings = tocsin::Settings {
+        config: loaded.config,
+        data_dir: temp_dir(),
+        database: None,
+    };
+    let file = tocsin::ConfigFile {
+        path: path.to_owned(),
+        listen: None,
+        database: None,
+        sha256: loaded.sha256,
+    };
+    let listener = tocsin::bind_listener(([127, 0, 0, 1], 0).into()).expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let app = tocsin::App::build(&settings)
+        .await
+        .expect("build app")
+        .reload_from(file, &settings.config);
+    let engine = Arc::clone(app.engine());
+    let (token, _) = engine
+        .create_token("tester", TokenScope::Write)
+        .await
+        .expect("token");
+    let (read_token, _) = engine
+        .create_token("reader", TokenScope::Read)
+        .await
+        .expect("token");
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let server = tokio::spawn(app.serve(listener, async move { stop.cancelled().await }));
+    TestApp {
+        base,
+        engine,
+        client: reqwest::Client::new(),
+        token,
+        read_token,
+        shutdown,
+        server: Some(server),
+    }
+}
