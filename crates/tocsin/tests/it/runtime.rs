@@ -277,7 +277,7 @@ async fn sighup_reloads_the_binary_and_sigterm_stops_every_task_then_the_store()
         .read_to_string(&mut stderr)
         .expect("read");
     assert!(status.success(), "a clean exit: {stderr}");
-    for task in ["http", "ingest-writer", "fold-log", "config-reload-signal"] {
+    for task in ["http", "ingest-writer", "due-work", "config-reload-signal"] {
         assert!(
             stderr
                 .lines()
