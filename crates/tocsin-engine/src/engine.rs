@@ -9,7 +9,6 @@ use tocsin_store::{
     TokenScope,
 };
 
-
 use crate::due::{DueRunner, DueRunnerSettings, FoldLogSweep};
 use crate::{Catalog, Clock, EngineError, Ingestor, Metrics, SubmitError};
 

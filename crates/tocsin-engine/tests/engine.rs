@@ -19,11 +19,27 @@ use tocsin_store_sqlite::SqliteStore;
 #[path = "engine/due_work.rs"]
 mod due_work;
 
-async fn engine(clock: Arc<ManualClock>, settings: IngestSettings) -> Engine {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("temp dir")
-        .keep();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir).await.expect("store"));
+/// A test's data directory: removed after a passing test, kept (and its path printed) when the
+/// test panics, for inspection.
+struct TestDir(Option<tempfile::TempDir>);
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            if std::thread::panicking() {
+                eprintln!(
+                    "kept the directory of the failed test: {}",
+                    dir.keep().display()
+                );
+            }
+        }
+    }
+}
+
+/// An engine on a fresh SQLite store; the directory lives as long as the returned guard.
+async fn engine(clock: Arc<ManualClock>, settings: IngestSettings) -> (Engine, TestDir) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
     let catalog = Arc::new(Catalog::new(vec![ServiceEntry {
         id: ServiceId::new("api"),
         name: "API".to_owned(),
@@ -39,7 +55,10 @@ async fn engine(clock: Arc<ManualClock>, settings: IngestSettings) -> Engine {
         settings,
     )
     .expect("ingest writer starts");
-    Engine::new(store, catalog, ingestor, clock, metrics)
+    (
+        Engine::new(store, catalog, ingestor, clock, metrics),
+        TestDir(Some(dir)),
+    )
 }
 
 fn trigger(key: &str, at: Timestamp) -> Inbound {
@@ -61,7 +80,7 @@ fn trigger(key: &str, at: Timestamp) -> Inbound {
 async fn commands_take_their_time_from_the_clock() {
     let start: Timestamp = "2026-11-22T02:35:00Z".parse().expect("time");
     let clock = Arc::new(ManualClock::new(start));
-    let engine = engine(Arc::clone(&clock), IngestSettings::default()).await;
+    let (engine, _dir) = engine(Arc::clone(&clock), IngestSettings::default()).await;
     engine
         .submit(vec![trigger("db-down", clock.now())])
         .await
@@ -102,7 +121,7 @@ async fn commands_take_their_time_from_the_clock() {
 #[tokio::test]
 async fn a_request_larger_than_the_queue_is_refused_whole() {
     let clock = Arc::new(ManualClock::new(Timestamp::UNIX_EPOCH));
-    let engine = engine(
+    let (engine, _dir) = engine(
         Arc::clone(&clock),
         IngestSettings {
             queue_capacity: 10,
@@ -132,7 +151,7 @@ async fn a_request_larger_than_the_queue_is_refused_whole() {
 async fn waiting_folds_reach_the_timeline_once_their_minute_has_passed() {
     let start: Timestamp = "2026-11-22T03:00:00Z".parse().expect("time");
     let clock = Arc::new(ManualClock::new(start));
-    let engine = engine(Arc::clone(&clock), IngestSettings::default()).await;
+    let (engine, _dir) = engine(Arc::clone(&clock), IngestSettings::default()).await;
     let number = IncidentNumber(1);
     engine
         .submit(vec![trigger("db-down", clock.now())])

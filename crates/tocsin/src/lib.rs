@@ -18,7 +18,8 @@ use std::time::Duration;
 use anyhow::Context;
 use tocsin_config::Config;
 use tocsin_engine::{
-    Catalog, ConfigReload, DueRunnerSettings, Engine, IngestSettings, Ingestor, Metrics, SystemClock,
+    Catalog, ConfigReload, DueRunnerSettings, Engine, IngestSettings, Ingestor, Metrics,
+    SystemClock,
 };
 use tocsin_store::Store;
 

@@ -17,7 +17,7 @@ use tocsin_store::TokenScope;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{spawn_app, temp_dir, test_config, TestApp, API_KEY, DB_KEY};
+use crate::support::{spawn_app, temp_dir, test_config, TestApp, TestDir, API_KEY, DB_KEY};
 
 /// The Python drivers and the Alertmanager configuration template.
 const INTEROP_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
@@ -203,6 +203,8 @@ struct HttpsApp {
     ca_file: PathBuf,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Holds the certificates and the data; removed after a passing test.
+    _dir: TestDir,
 }
 
 /// A CA, and a server certificate for `127.0.0.1` and `localhost` signed by it: (CA PEM,
@@ -284,6 +286,7 @@ async fn spawn_https_app() -> HttpsApp {
         ca_file,
         shutdown,
         server,
+        _dir: dir,
     }
 }
 
@@ -546,6 +549,8 @@ struct Alertmanager {
     base: String,
     log: PathBuf,
     client: reqwest::Client,
+    /// Its config, storage and log; removed after a passing test.
+    _dir: TestDir,
 }
 
 impl Alertmanager {
@@ -593,6 +598,7 @@ impl Alertmanager {
             base,
             log,
             client,
+            _dir: dir,
         };
         let ready = eventually(Duration::from_secs(20), || {
             let request = alertmanager

@@ -433,9 +433,10 @@ fn settings_debug_never_shows_a_password_or_an_integration_key() {
     let config = tocsin_config::parse(&source, "test.toml", &|_| None)
         .unwrap_or_else(|errors| panic!("{errors}"));
     let catalog = tocsin::catalog_from_config(&config);
+    let data_dir = temp_dir();
     let settings = tocsin::Settings {
         config,
-        data_dir: temp_dir(),
+        data_dir: data_dir.to_path_buf(),
         database: Some("postgres://tocsin:other-password@db/tocsin".to_owned()),
     };
     let printed = format!("{settings:?} {settings:#?} {catalog:?} {catalog:#?}");

@@ -1,6 +1,6 @@
 //! `spawn_app()`: a running Tocsin on a port-0 listener with a fresh database, and typed helpers.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -48,11 +48,48 @@ grafana = {{ secret = "{GRAFANA_SECRET}" }}
     )
 }
 
-/// A temporary directory under the target directory, kept when a test fails for inspection.
-pub fn temp_dir() -> PathBuf {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("temp dir")
-        .keep()
+/// A fresh directory under the target directory for one test: see [`TestDir`].
+pub fn temp_dir() -> TestDir {
+    TestDir(Some(
+        tempfile::Builder::new()
+            .prefix("tocsin-test-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .expect("temp dir"),
+    ))
+}
+
+/// A test's temporary directory: removed when it goes out of scope in a passing test, kept
+/// (and its path printed) when the test panics, so that a failure can be inspected.
+pub struct TestDir(Option<tempfile::TempDir>);
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.0
+            .as_ref()
+            .expect("the directory exists until drop")
+            .path()
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        self
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let Some(dir) = self.0.take() else { return };
+        if std::thread::panicking() {
+            eprintln!(
+                "kept the directory of the failed test: {}",
+                dir.keep().display()
+            );
+        }
+        // Otherwise dropping the TempDir removes it.
+    }
 }
 
 pub struct TestApp {
@@ -65,6 +102,8 @@ pub struct TestApp {
     pub read_token: String,
     shutdown: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Declared last: dropped after the server's handles.
+    _data_dir: TestDir,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -77,7 +116,7 @@ pub async fn spawn_app_with(extra_config: &str) -> TestApp {
     let data_dir = temp_dir();
     let settings = tocsin::Settings {
         config,
-        data_dir,
+        data_dir: data_dir.to_path_buf(),
         database: None,
     };
     let listener = tocsin::bind_listener(([127, 0, 0, 1], 0).into()).expect("bind");
@@ -103,6 +142,7 @@ pub async fn spawn_app_with(extra_config: &str) -> TestApp {
         read_token,
         shutdown,
         server: Some(server),
+        _data_dir: data_dir,
     }
 }
 
@@ -210,9 +250,10 @@ impl TestApp {
 pub async fn spawn_app_from_file(path: &std::path::Path) -> TestApp {
     let loaded = tocsin::read_config(path)
         .unwrap_or_else(|errors| panic!("test config is invalid:\n{errors}"));
+    let data_dir = temp_dir();
     let settings = tocsin::Settings {
         config: loaded.config,
-        data_dir: temp_dir(),
+        data_dir: data_dir.to_path_buf(),
         database: None,
     };
     let file = tocsin::ConfigFile {
@@ -247,5 +288,6 @@ pub async fn spawn_app_from_file(path: &std::path::Path) -> TestApp {
         read_token,
         shutdown,
         server: Some(server),
+        _data_dir: data_dir,
     }
 }
