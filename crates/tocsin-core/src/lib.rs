@@ -12,7 +12,11 @@ mod severity;
 mod state;
 mod timeline;
 
-pub use command::{acknowledge_incident, resolve_incident, set_priority, CommandError, Transition};
+pub use command::{
+    acknowledge_incident, plan_command, resolve_incident, set_priority, AlertSnapshot, AlertUpdate,
+    Command, CommandError, CommandPlan, CommandSnapshot, DueWorkChange, IncidentSnapshot,
+    IncidentUpdate, OutboxMessage, Transition,
+};
 pub use event::{ChangeEvent, Event, EventAction, EventLink, Integration};
 pub use fold::{
     fold_batch, AlertRecord, AlertRef, BatchPlan, EventOutcome, EventRecord, IncidentRecord,
@@ -23,4 +27,4 @@ pub use ids::{AlertId, DedupKey, IdError, IncidentNumber, ServiceId};
 pub use jiff::Timestamp;
 pub use severity::{Priority, Severity, UnknownValue};
 pub use state::{AlertState, IncidentState};
-pub use timeline::{Actor, IncidentTimes, TimelineKind, TimelineRecord};
+pub use timeline::{Actor, IncidentTimes, TimelineData, TimelineKind, TimelineRecord};

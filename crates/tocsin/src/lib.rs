@@ -130,7 +130,7 @@ impl App {
 
     /// Serves HTTP (or HTTPS when the config names a certificate) on `listener` until
     /// `shutdown` completes, then stops accepting, lets requests in flight finish (up to 10 s),
-    /// and commits what the ingest queue still holds.
+    /// commits what the ingest queue still holds, and closes the store.
     pub async fn serve(
         self,
         listener: std::net::TcpListener,
@@ -146,6 +146,8 @@ impl App {
             .context("cannot configure the listener")?;
         let address = listener.local_addr().context("listener has no address")?;
         let router = tocsin_web::router(Arc::clone(&engine));
+        // Closed last; holding the engine instead would keep the ingest queue open.
+        let store = engine.store();
         let stop_fold_log = tokio_util::sync::CancellationToken::new();
         let fold_log = tokio::spawn({
             let stop = stop_fold_log.clone();
@@ -186,6 +188,8 @@ impl App {
             Ok(Err(error)) => tracing::error!(error = %error, "ingest writer ended abnormally"),
             Err(_) => tracing::error!("ingest writer did not drain within 30 s"),
         }
+        store.close().await;
+        tracing::info!("store closed");
         Ok(())
     }
 }
