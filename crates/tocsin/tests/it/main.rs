@@ -7,6 +7,7 @@ mod cli;
 mod durability;
 mod ingest;
 mod interop;
+mod lists;
 mod postgres;
 mod shedding;
 mod storm;
