@@ -21,14 +21,7 @@ use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Row;
-use tocsin_core::{Actor, AlertId, Command, IncidentNumber, ServiceId, Timestamp};
-use tocsin_store::sql;
-use tocsin_store::{
-    AlertFilter, AlertRow, AlertSummary, ApiToken, ChangeEventRow, CommandOutcome, Counts,
-    EventFilter, EventSummary, Inbound, IncidentFilter, IncidentRow, IncidentStore, IngestReport,
-    Page, PageRequest, ResolvePolicyOf, Store, StoreError, StoredEvent, TimelineEntry, TokenScope,
-    TokenStore,
-};
+use tocsin_store::{Inbound, IngestReport, ResolvePolicyOf, Store, StoreError};
 
 use crate::ingest::IngestFailure;
 use crate::rows::{db, Postgres};
@@ -232,15 +225,14 @@ impl Store for PostgresStore {
     }
 }
 
-#[async_trait]
-impl IncidentStore for PostgresStore {
-    #[tracing::instrument(skip_all, fields(batch = batch.len()), err)]
-    async fn ingest(
+impl PostgresStore {
+    /// This store's ingest path (the shared part, `tocsin_store::sql::check_batch`, comes
+    /// first).
+    async fn ingest_batch(
         &self,
         batch: &[Inbound],
         resolve_policy: ResolvePolicyOf<'_>,
     ) -> Result<IngestReport, StoreError> {
-        sql::check_batch(batch)?;
         let mut attempt = 1;
         loop {
             let mut tx = self.begin().await?;
@@ -278,119 +270,6 @@ impl IncidentStore for PostgresStore {
             }
         }
     }
-
-    async fn incident(&self, number: IncidentNumber) -> Result<IncidentRow, StoreError> {
-        read!(self, |conn| sql::incident(conn, number, false))
-    }
-
-    async fn incidents(
-        &self,
-        filter: &IncidentFilter,
-        page: PageRequest,
-    ) -> Result<Page<IncidentRow>, StoreError> {
-        read!(self, |conn| sql::incidents(conn, filter, page))
-    }
-
-    async fn alert(&self, id: AlertId) -> Result<AlertRow, StoreError> {
-        read!(self, |conn| sql::alert(conn, id))
-    }
-
-    async fn alerts(
-        &self,
-        filter: &AlertFilter,
-        page: PageRequest,
-    ) -> Result<Page<AlertSummary>, StoreError> {
-        read!(self, |conn| sql::alerts(conn, filter, page))
-    }
-
-    async fn timeline(
-        &self,
-        number: IncidentNumber,
-        page: PageRequest,
-    ) -> Result<Page<TimelineEntry>, StoreError> {
-        read!(self, |conn| sql::timeline(conn, number, page))
-    }
-
-    async fn event(&self, id: i64) -> Result<StoredEvent, StoreError> {
-        read!(self, |conn| sql::event(conn, id))
-    }
-
-    async fn events(
-        &self,
-        filter: &EventFilter,
-        page: PageRequest,
-    ) -> Result<Page<EventSummary>, StoreError> {
-        read!(self, |conn| sql::events(conn, filter, page))
-    }
-
-    async fn change_events(
-        &self,
-        service: &ServiceId,
-        page: PageRequest,
-    ) -> Result<Page<ChangeEventRow>, StoreError> {
-        read!(self, |conn| sql::change_events(conn, service, page))
-    }
-
-    #[tracing::instrument(skip_all, fields(limit = limit), err)]
-    async fn log_due_folds(
-        &self,
-        due: Timestamp,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<usize, StoreError> {
-        if limit == 0 {
-            return Ok(0);
-        }
-        write!(self, "logging due folds", |conn| sql::log_due_folds(
-            conn, due, now, limit
-        ))
-    }
-
-    #[tracing::instrument(skip_all, fields(incident = %number, command = command.name()), err)]
-    async fn command(
-        &self,
-        number: IncidentNumber,
-        command: &Command,
-        actor: &Actor,
-        now: Timestamp,
-    ) -> Result<CommandOutcome, StoreError> {
-        write!(self, "an incident command", |conn| sql::run_command(
-            conn, number, command, actor, now
-        ))
-    }
-
-    async fn counts(&self) -> Result<Counts, StoreError> {
-        read!(self, |conn| sql::counts(conn))
-    }
 }
 
-#[async_trait]
-impl TokenStore for PostgresStore {
-    async fn create_api_token(
-        &self,
-        name: &str,
-        scope: TokenScope,
-        secret_hash: &str,
-        now: Timestamp,
-    ) -> Result<ApiToken, StoreError> {
-        read!(self, |conn| sql::create_api_token(
-            conn,
-            name,
-            scope,
-            secret_hash,
-            now
-        ))
-    }
-
-    async fn api_token_by_hash(&self, secret_hash: &str) -> Result<Option<ApiToken>, StoreError> {
-        read!(self, |conn| sql::api_token_by_hash(conn, secret_hash))
-    }
-
-    async fn api_tokens(&self, page: PageRequest) -> Result<Page<ApiToken>, StoreError> {
-        read!(self, |conn| sql::api_tokens(conn, page))
-    }
-
-    async fn revoke_api_token(&self, id: i64, now: Timestamp) -> Result<ApiToken, StoreError> {
-        read!(self, |conn| sql::revoke_api_token(conn, id, now))
-    }
-}
+tocsin_store::impl_store_with_shared_sql!(PostgresStore);

@@ -22,14 +22,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::Row;
-use tocsin_core::{Actor, AlertId, Command, IncidentNumber, ServiceId, Timestamp};
-use tocsin_store::sql;
-use tocsin_store::{
-    AlertFilter, AlertRow, AlertSummary, ApiToken, ChangeEventRow, CommandOutcome, Counts,
-    EventFilter, EventSummary, Inbound, IncidentFilter, IncidentRow, IncidentStore, IngestReport,
-    Page, PageRequest, ResolvePolicyOf, Store, StoreError, StoredEvent, TimelineEntry, TokenScope,
-    TokenStore,
-};
+use tocsin_store::{Inbound, IngestReport, ResolvePolicyOf, Store, StoreError};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::rows::{db, Sqlite};
@@ -211,10 +204,10 @@ macro_rules! read {
     }};
 }
 
-/// Runs `$body` with `$conn` bound to a `BEGIN IMMEDIATE` transaction, and commits when it
+/// Runs `$body` (`$what`, for messages) with `$conn` bound to a `BEGIN IMMEDIATE` transaction, and commits when it
 /// succeeds (on an error the transaction rolls back as it is dropped).
 macro_rules! write {
-    ($store:expr, |$conn:ident| $body:expr) => {{
+    ($store:expr, $what:literal, |$conn:ident| $body:expr) => {{
         let mut tx = $store.begin_write().await?;
         let result = {
             let $conn = &mut Sqlite(&mut tx);
@@ -296,125 +289,16 @@ impl Store for SqliteStore {
     }
 }
 
-#[async_trait]
-impl IncidentStore for SqliteStore {
-    #[tracing::instrument(skip_all, fields(batch = batch.len()), err)]
-    async fn ingest(
+impl SqliteStore {
+    /// This store's ingest path (the shared part, `tocsin_store::sql::check_batch`, comes
+    /// first).
+    async fn ingest_batch(
         &self,
         batch: &[Inbound],
         resolve_policy: ResolvePolicyOf<'_>,
     ) -> Result<IngestReport, StoreError> {
-        sql::check_batch(batch)?;
         self.ingest.ingest(batch, resolve_policy).await
     }
-
-    async fn incident(&self, number: IncidentNumber) -> Result<IncidentRow, StoreError> {
-        read!(self, |conn| sql::incident(conn, number, false))
-    }
-
-    async fn incidents(
-        &self,
-        filter: &IncidentFilter,
-        page: PageRequest,
-    ) -> Result<Page<IncidentRow>, StoreError> {
-        read!(self, |conn| sql::incidents(conn, filter, page))
-    }
-
-    async fn alert(&self, id: AlertId) -> Result<AlertRow, StoreError> {
-        read!(self, |conn| sql::alert(conn, id))
-    }
-
-    async fn alerts(
-        &self,
-        filter: &AlertFilter,
-        page: PageRequest,
-    ) -> Result<Page<AlertSummary>, StoreError> {
-        read!(self, |conn| sql::alerts(conn, filter, page))
-    }
-
-    async fn timeline(
-        &self,
-        number: IncidentNumber,
-        page: PageRequest,
-    ) -> Result<Page<TimelineEntry>, StoreError> {
-        read!(self, |conn| sql::timeline(conn, number, page))
-    }
-
-    async fn event(&self, id: i64) -> Result<StoredEvent, StoreError> {
-        read!(self, |conn| sql::event(conn, id))
-    }
-
-    async fn events(
-        &self,
-        filter: &EventFilter,
-        page: PageRequest,
-    ) -> Result<Page<EventSummary>, StoreError> {
-        read!(self, |conn| sql::events(conn, filter, page))
-    }
-
-    async fn change_events(
-        &self,
-        service: &ServiceId,
-        page: PageRequest,
-    ) -> Result<Page<ChangeEventRow>, StoreError> {
-        read!(self, |conn| sql::change_events(conn, service, page))
-    }
-
-    #[tracing::instrument(skip_all, fields(limit = limit), err)]
-    async fn log_due_folds(
-        &self,
-        due: Timestamp,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<usize, StoreError> {
-        write!(self, |conn| sql::log_due_folds(conn, due, now, limit))
-    }
-
-    #[tracing::instrument(skip_all, fields(incident = %number, command = command.name()), err)]
-    async fn command(
-        &self,
-        number: IncidentNumber,
-        command: &Command,
-        actor: &Actor,
-        now: Timestamp,
-    ) -> Result<CommandOutcome, StoreError> {
-        write!(self, |conn| sql::run_command(
-            conn, number, command, actor, now
-        ))
-    }
-
-    async fn counts(&self) -> Result<Counts, StoreError> {
-        read!(self, |conn| sql::counts(conn))
-    }
 }
 
-#[async_trait]
-impl TokenStore for SqliteStore {
-    async fn create_api_token(
-        &self,
-        name: &str,
-        scope: TokenScope,
-        secret_hash: &str,
-        now: Timestamp,
-    ) -> Result<ApiToken, StoreError> {
-        write!(self, |conn| sql::create_api_token(
-            conn,
-            name,
-            scope,
-            secret_hash,
-            now
-        ))
-    }
-
-    async fn api_token_by_hash(&self, secret_hash: &str) -> Result<Option<ApiToken>, StoreError> {
-        read!(self, |conn| sql::api_token_by_hash(conn, secret_hash))
-    }
-
-    async fn api_tokens(&self, page: PageRequest) -> Result<Page<ApiToken>, StoreError> {
-        read!(self, |conn| sql::api_tokens(conn, page))
-    }
-
-    async fn revoke_api_token(&self, id: i64, now: Timestamp) -> Result<ApiToken, StoreError> {
-        write!(self, |conn| sql::revoke_api_token(conn, id, now))
-    }
-}
+tocsin_store::impl_store_with_shared_sql!(SqliteStore);

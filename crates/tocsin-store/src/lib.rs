@@ -15,6 +15,8 @@ pub mod sql;
 mod timeline;
 
 pub use assigned::AssignedIds;
+#[doc(hidden)]
+pub use async_trait::async_trait;
 pub use error::StoreError;
 pub use model::{
     AlertFilter, AlertRow, AlertSummary, ApiToken, ChangeEventRow, CommandOutcome, Counts,
@@ -24,7 +26,6 @@ pub use model::{
 
 use std::collections::HashMap;
 
-use async_trait::async_trait;
 use tocsin_core::{Actor, AlertId, Command, IncidentNumber, ResolvePolicy, ServiceId, Timestamp};
 
 /// How each service resolves its incidents; consulted by the fold.

@@ -620,3 +620,159 @@ pub fn check_batch(batch: &[crate::Inbound]) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// Implements [`IncidentStore`](crate::IncidentStore) and [`TokenStore`](crate::TokenStore)
+/// for a backend with the functions of this module. The backend defines, before invoking it:
+/// `read!(self, |conn| body)` (runs `body` on a [`Connection`] of its reader),
+/// `write!(self, "what", |conn| body)` (runs it in a write transaction and commits), and an
+/// inherent `async fn ingest_batch(&self, batch, resolve_policy)`, its own ingest path.
+#[macro_export]
+macro_rules! impl_store_with_shared_sql {
+    ($store:ty) => {
+        #[$crate::async_trait]
+        impl $crate::IncidentStore for $store {
+            #[tracing::instrument(skip_all, fields(batch = batch.len()), err)]
+            async fn ingest(
+                &self,
+                batch: &[$crate::Inbound],
+                resolve_policy: $crate::ResolvePolicyOf<'_>,
+            ) -> Result<$crate::IngestReport, $crate::StoreError> {
+                $crate::sql::check_batch(batch)?;
+                self.ingest_batch(batch, resolve_policy).await
+            }
+
+            async fn incident(
+                &self,
+                number: tocsin_core::IncidentNumber,
+            ) -> Result<$crate::IncidentRow, $crate::StoreError> {
+                read!(self, |conn| $crate::sql::incident(conn, number, false))
+            }
+
+            async fn incidents(
+                &self,
+                filter: &$crate::IncidentFilter,
+                page: $crate::PageRequest,
+            ) -> Result<$crate::Page<$crate::IncidentRow>, $crate::StoreError> {
+                read!(self, |conn| $crate::sql::incidents(conn, filter, page))
+            }
+
+            async fn alert(
+                &self,
+                id: tocsin_core::AlertId,
+            ) -> Result<$crate::AlertRow, $crate::StoreError> {
+                read!(self, |conn| $crate::sql::alert(conn, id))
+            }
+
+            async fn alerts(
+                &self,
+                filter: &$crate::AlertFilter,
+                page: $crate::PageRequest,
+            ) -> Result<$crate::Page<$crate::AlertSummary>, $crate::StoreError> {
+                read!(self, |conn| $crate::sql::alerts(conn, filter, page))
+            }
+
+            async fn timeline(
+                &self,
+                number: tocsin_core::IncidentNumber,
+                page: $crate::PageRequest,
+            ) -> Result<$crate::Page<$crate::TimelineEntry>, $crate::StoreError> {
+                read!(self, |conn| $crate::sql::timeline(conn, number, page))
+            }
+
+            async fn event(&self, id: i64) -> Result<$crate::StoredEvent, $crate::StoreError> {
+                read!(self, |conn| $crate::sql::event(conn, id))
+            }
+
+            async fn events(
+                &self,
+                filter: &$crate::EventFilter,
+                page: $crate::PageRequest,
+            ) -> Result<$crate::Page<$crate::EventSummary>, $crate::StoreError> {
+                read!(self, |conn| $crate::sql::events(conn, filter, page))
+            }
+
+            async fn change_events(
+                &self,
+                service: &tocsin_core::ServiceId,
+                page: $crate::PageRequest,
+            ) -> Result<$crate::Page<$crate::ChangeEventRow>, $crate::StoreError> {
+                read!(self, |conn| $crate::sql::change_events(conn, service, page))
+            }
+
+            #[tracing::instrument(skip_all, fields(limit = limit), err)]
+            async fn log_due_folds(
+                &self,
+                due: tocsin_core::Timestamp,
+                now: tocsin_core::Timestamp,
+                limit: usize,
+            ) -> Result<usize, $crate::StoreError> {
+                if limit == 0 {
+                    return Ok(0);
+                }
+                write!(self, "logging due folds", |conn| $crate::sql::log_due_folds(
+                    conn, due, now, limit
+                ))
+            }
+
+            #[tracing::instrument(skip_all, fields(incident = %number, command = command.name()), err)]
+            async fn command(
+                &self,
+                number: tocsin_core::IncidentNumber,
+                command: &tocsin_core::Command,
+                actor: &tocsin_core::Actor,
+                now: tocsin_core::Timestamp,
+            ) -> Result<$crate::CommandOutcome, $crate::StoreError> {
+                write!(self, "an incident command", |conn| $crate::sql::run_command(
+                    conn, number, command, actor, now
+                ))
+            }
+
+            async fn counts(&self) -> Result<$crate::Counts, $crate::StoreError> {
+                read!(self, |conn| $crate::sql::counts(conn))
+            }
+        }
+
+        #[$crate::async_trait]
+        impl $crate::TokenStore for $store {
+            async fn create_api_token(
+                &self,
+                name: &str,
+                scope: $crate::TokenScope,
+                secret_hash: &str,
+                now: tocsin_core::Timestamp,
+            ) -> Result<$crate::ApiToken, $crate::StoreError> {
+                write!(self, "creating a token", |conn| $crate::sql::create_api_token(
+                    conn,
+                    name,
+                    scope,
+                    secret_hash,
+                    now
+                ))
+            }
+
+            async fn api_token_by_hash(
+                &self,
+                secret_hash: &str,
+            ) -> Result<Option<$crate::ApiToken>, $crate::StoreError> {
+                read!(self, |conn| $crate::sql::api_token_by_hash(conn, secret_hash))
+            }
+
+            async fn api_tokens(
+                &self,
+                page: $crate::PageRequest,
+            ) -> Result<$crate::Page<$crate::ApiToken>, $crate::StoreError> {
+                read!(self, |conn| $crate::sql::api_tokens(conn, page))
+            }
+
+            async fn revoke_api_token(
+                &self,
+                id: i64,
+                now: tocsin_core::Timestamp,
+            ) -> Result<$crate::ApiToken, $crate::StoreError> {
+                write!(self, "revoking a token", |conn| $crate::sql::revoke_api_token(
+                    conn, id, now
+                ))
+            }
+        }
+    };
+}
