@@ -1,4 +1,30 @@
-use crate::{IncidentNumber, IncidentState, Priority};
+//! Incident commands (acknowledge, resolve, priority, notes) as plans.
+//!
+//! The store loads a [`CommandSnapshot`] of the incident inside its write transaction (locking
+//! it where the database needs locks), calls [`plan_command`], and applies the resulting
+//! [`CommandPlan`] in the same transaction. What a command changes, and what the timeline says
+//! about it, is decided here and nowhere else:
+//!
+//! - Acknowledging acknowledges the incident and its triggered alerts; an acknowledged incident
+//!   stays as it is, a resolved one refuses ([`CommandError::AlreadyResolved`]).
+//! - Resolving resolves the incident and all of its open alerts; a resolved one stays.
+//! - Before either changes anything, the folds waiting on the incident's open alerts are
+//!   written as `alert.folded` entries (by [`Actor::system`]), so every fold is counted before
+//!   its alert changes state.
+//! - Priority can be changed in any state; setting the priority it has changes nothing.
+//! - A note is always appended.
+//! - A command that changes nothing appends nothing.
+//! - Times on one incident never go backwards: a command takes effect at `now`, or at the
+//!   latest time the incident already records when that is later (a command that waited for
+//!   another one's lock must not be dated before it).
+
+use jiff::Timestamp;
+
+use crate::fold::IncidentRef;
+use crate::{
+    Actor, AlertId, AlertState, DedupKey, IncidentNumber, IncidentState, Priority, TimelineData,
+    TimelineRecord,
+};
 
 /// Whether a command changed anything. Repeating a command that already took effect is not an
 /// error (a second "resolve" is a no-op), and it appends nothing to the timeline.
@@ -13,6 +39,288 @@ pub enum Transition {
 pub enum CommandError {
     #[error("incident {0} is already resolved; it cannot be acknowledged")]
     AlreadyResolved(IncidentNumber),
+}
+
+/// What a person (or a tool) asks of an incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Acknowledge,
+    Resolve,
+    SetPriority(Priority),
+    AddNote(String),
+}
+
+impl Command {
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Acknowledge => "acknowledge_incident",
+            Command::Resolve => "resolve_incident",
+            Command::SetPriority(_) => "set_incident_priority",
+            Command::AddNote(_) => "add_note",
+        }
+    }
+}
+
+/// The incident a command decides on, as the store holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentSnapshot {
+    pub number: IncidentNumber,
+    pub state: IncidentState,
+    pub priority: Priority,
+    pub open_alerts: i64,
+    pub acknowledged_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+/// An open (triggered or acknowledged) alert of the incident, as the store holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertSnapshot {
+    pub id: AlertId,
+    pub dedup_key: DedupKey,
+    pub state: AlertState,
+    pub acknowledged_at: Option<Timestamp>,
+    pub count: i64,
+    /// The latest event's summary.
+    pub summary: String,
+    pub last_seen: Timestamp,
+    /// Folds not yet counted by an `alert.folded` entry.
+    pub unlogged_folds: i64,
+    /// When the alert's last `alert.folded` entry was written (`None`: never).
+    pub folds_logged_at: Option<Timestamp>,
+}
+
+/// Everything a command decides from: the incident and all of its open alerts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandSnapshot {
+    pub incident: IncidentSnapshot,
+    pub open_alerts: Vec<AlertSnapshot>,
+}
+
+/// The incident's changeable fields after a command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentUpdate {
+    pub state: IncidentState,
+    pub priority: Priority,
+    pub open_alerts: i64,
+    pub acknowledged_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+/// An alert's changeable fields after a command (the alert is one of the snapshot's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertUpdate {
+    pub id: AlertId,
+    pub state: AlertState,
+    pub acknowledged_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub unlogged_folds: i64,
+    pub folds_logged_at: Option<Timestamp>,
+}
+
+/// Work a command schedules or cancels (escalation steps, for one). No command has any yet;
+/// a store applies every change here in the command's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DueWorkChange {}
+
+/// A notification a command queues in the outbox (an acknowledgement sent to the people
+/// paged, for one). No command writes any yet; a store applies every message here in the
+/// command's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxMessage {}
+
+/// Everything one command changes, to be applied in one transaction. A plan whose
+/// `transition` is `Unchanged` changes nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandPlan {
+    pub incident: IncidentNumber,
+    pub transition: Transition,
+    /// The incident's fields afterwards, when the command changes them.
+    pub incident_update: Option<IncidentUpdate>,
+    /// Alerts whose fields change, in the snapshot's order.
+    pub alerts: Vec<AlertUpdate>,
+    /// Entries to append, in order.
+    pub timeline: Vec<TimelineRecord>,
+    /// Due work to schedule or cancel, in the same transaction. Empty for now.
+    pub due_work: Vec<DueWorkChange>,
+    /// Notifications to queue, in the same transaction. Empty for now.
+    pub outbox: Vec<OutboxMessage>,
+}
+
+impl CommandPlan {
+    fn unchanged(incident: IncidentNumber) -> Self {
+        CommandPlan {
+            incident,
+            transition: Transition::Unchanged,
+            incident_update: None,
+            alerts: Vec::new(),
+            timeline: Vec::new(),
+            due_work: Vec::new(),
+            outbox: Vec::new(),
+        }
+    }
+}
+
+/// Decides what `command` by `actor` at `now` does to the incident of `snapshot`.
+pub fn plan_command(
+    snapshot: &CommandSnapshot,
+    command: &Command,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<CommandPlan, CommandError> {
+    let incident = &snapshot.incident;
+    let at = effective_time(snapshot, now);
+    let mut plan = CommandPlan::unchanged(incident.number);
+    let mut update = IncidentUpdate {
+        state: incident.state,
+        priority: incident.priority,
+        open_alerts: incident.open_alerts,
+        acknowledged_at: incident.acknowledged_at,
+        resolved_at: incident.resolved_at,
+        updated_at: at,
+    };
+    let data = match command {
+        Command::Acknowledge => {
+            if acknowledge_incident(incident.number, incident.state)? == Transition::Unchanged {
+                return Ok(plan);
+            }
+            let mut alerts = log_waiting_folds(snapshot, at, &mut plan);
+            let mut acknowledged = 0;
+            for alert in alerts.iter_mut() {
+                if alert.state == AlertState::Triggered {
+                    alert.state = AlertState::Acknowledged;
+                    alert.acknowledged_at = Some(at);
+                    acknowledged += 1;
+                }
+            }
+            plan.alerts = changed_alerts(snapshot, alerts);
+            update.state = IncidentState::Acknowledged;
+            update.acknowledged_at = Some(at);
+            TimelineData::IncidentAcknowledged {
+                alerts_acknowledged: Some(acknowledged),
+            }
+        }
+        Command::Resolve => {
+            if resolve_incident(incident.state) == Transition::Unchanged {
+                return Ok(plan);
+            }
+            let mut alerts = log_waiting_folds(snapshot, at, &mut plan);
+            for alert in alerts.iter_mut() {
+                alert.state = AlertState::Resolved;
+                alert.resolved_at = Some(at);
+            }
+            let resolved = i64::try_from(alerts.len()).unwrap_or(i64::MAX);
+            plan.alerts = changed_alerts(snapshot, alerts);
+            update.state = IncidentState::Resolved;
+            update.open_alerts = 0;
+            update.resolved_at = Some(at);
+            TimelineData::IncidentResolved {
+                alerts_resolved: Some(resolved),
+            }
+        }
+        Command::SetPriority(priority) => {
+            if set_priority(incident.priority, *priority) == Transition::Unchanged {
+                return Ok(plan);
+            }
+            update.priority = *priority;
+            TimelineData::PriorityChanged {
+                from: incident.priority,
+                to: *priority,
+            }
+        }
+        Command::AddNote(text) => TimelineData::NoteAdded { text: text.clone() },
+    };
+    plan.transition = Transition::Changed;
+    plan.incident_update = Some(update);
+    plan.timeline.push(TimelineRecord {
+        incident: IncidentRef::Existing(incident.number),
+        at,
+        actor: actor.clone(),
+        data,
+    });
+    Ok(plan)
+}
+
+/// `now`, or the latest time the incident or its open alerts record when that is later.
+fn effective_time(snapshot: &CommandSnapshot, now: Timestamp) -> Timestamp {
+    let incident = &snapshot.incident;
+    let recorded = [
+        Some(incident.updated_at),
+        incident.acknowledged_at,
+        incident.resolved_at,
+    ]
+    .into_iter()
+    .flatten()
+    .chain(
+        snapshot
+            .open_alerts
+            .iter()
+            .flat_map(|alert| {
+                [
+                    Some(alert.last_seen),
+                    alert.folds_logged_at,
+                    alert.acknowledged_at,
+                ]
+            })
+            .flatten(),
+    );
+    recorded.fold(now, Timestamp::max)
+}
+
+/// The open alerts as updates, with the `alert.folded` entries of their waiting folds appended
+/// to the plan (at `at`, by the system) and those folds marked logged.
+fn log_waiting_folds(
+    snapshot: &CommandSnapshot,
+    at: Timestamp,
+    plan: &mut CommandPlan,
+) -> Vec<AlertUpdate> {
+    snapshot
+        .open_alerts
+        .iter()
+        .map(|alert| {
+            let mut update = AlertUpdate {
+                id: alert.id,
+                state: alert.state,
+                acknowledged_at: alert.acknowledged_at,
+                resolved_at: None,
+                unlogged_folds: alert.unlogged_folds,
+                folds_logged_at: alert.folds_logged_at,
+            };
+            if alert.unlogged_folds > 0 {
+                plan.timeline.push(TimelineRecord {
+                    incident: IncidentRef::Existing(snapshot.incident.number),
+                    at,
+                    actor: Actor::system(),
+                    data: TimelineData::AlertFolded {
+                        dedup_key: alert.dedup_key.clone(),
+                        events: alert.unlogged_folds,
+                        count: alert.count,
+                        last_summary: alert.summary.clone(),
+                        last_seen: Some(alert.last_seen),
+                    },
+                });
+                update.unlogged_folds = 0;
+                update.folds_logged_at = Some(at);
+            }
+            update
+        })
+        .collect()
+}
+
+/// The updates that differ from the snapshot.
+fn changed_alerts(snapshot: &CommandSnapshot, updates: Vec<AlertUpdate>) -> Vec<AlertUpdate> {
+    updates
+        .into_iter()
+        .zip(&snapshot.open_alerts)
+        .filter(|(update, alert)| {
+            update.state != alert.state
+                || update.unlogged_folds != alert.unlogged_folds
+                || update.folds_logged_at != alert.folds_logged_at
+        })
+        .map(|(update, _)| update)
+        .collect()
 }
 
 /// Triggered becomes acknowledged; acknowledged stays; resolved refuses.
@@ -43,3 +351,6 @@ pub fn set_priority(from: Priority, to: Priority) -> Transition {
         Transition::Changed
     }
 }
+
+#[cfg(test)]
+mod tests;

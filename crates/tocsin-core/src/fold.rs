@@ -24,11 +24,10 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
-use serde_json::json;
 
 use crate::{
     Actor, AlertId, AlertState, DedupKey, Event, EventAction, IncidentNumber, IncidentState,
-    Priority, ServiceId, Severity, TimelineKind, TimelineRecord,
+    Priority, ServiceId, Severity, TimelineData, TimelineRecord,
 };
 
 /// Whether an incident resolves by itself when its last alert resolves.
@@ -84,32 +83,15 @@ impl UnloggedFolds {
             incident: IncidentRef::Existing(self.incident),
             at,
             actor,
-            kind: TimelineKind::AlertFolded,
-            data: fold_entry_data(
-                &self.dedup_key,
-                self.events,
-                self.count,
-                &self.last_summary,
-                self.last_seen,
-            ),
+            data: TimelineData::AlertFolded {
+                dedup_key: self.dedup_key.clone(),
+                events: self.events,
+                count: self.count,
+                last_summary: self.last_summary.clone(),
+                last_seen: Some(self.last_seen),
+            },
         }
     }
-}
-
-fn fold_entry_data(
-    dedup_key: &DedupKey,
-    events: i64,
-    count: i64,
-    last_summary: &str,
-    last_seen: Timestamp,
-) -> serde_json::Value {
-    json!({
-        "dedup_key": dedup_key.as_str(),
-        "events": events,
-        "count": count,
-        "last_summary": last_summary,
-        "last_seen": last_seen.to_string(),
-    })
 }
 
 /// An open incident as the store holds it.
@@ -414,14 +396,13 @@ impl Working {
                 self.append(
                     incident_ref,
                     event,
-                    TimelineKind::IncidentTriggered,
-                    json!({
-                        "dedup_key": event.dedup_key.as_str(),
-                        "severity": event.severity.as_str(),
-                        "summary": event.summary,
-                        "source": event.source,
-                        "impact_started_at": impact_started_at.to_string(),
-                    }),
+                    TimelineData::IncidentTriggered {
+                        dedup_key: event.dedup_key.clone(),
+                        severity: event.severity,
+                        summary: event.summary.clone(),
+                        source: event.source.clone(),
+                        impact_started_at,
+                    },
                 );
                 slot
             }
@@ -460,13 +441,12 @@ impl Working {
             self.append(
                 incident_ref,
                 event,
-                TimelineKind::AlertOpened,
-                json!({
-                    "dedup_key": event.dedup_key.as_str(),
-                    "severity": event.severity.as_str(),
-                    "summary": event.summary,
-                    "source": event.source,
-                }),
+                TimelineData::AlertOpened {
+                    dedup_key: event.dedup_key.clone(),
+                    severity: event.severity,
+                    summary: event.summary.clone(),
+                    source: event.source.clone(),
+                },
             );
         }
         (Some(alert_ref), EventOutcome::Opened)
@@ -500,15 +480,17 @@ impl Working {
         self.append(
             incident_ref,
             event,
-            TimelineKind::AlertAcknowledged,
-            json!({ "dedup_key": event.dedup_key.as_str() }),
+            TimelineData::AlertAcknowledged {
+                dedup_key: event.dedup_key.clone(),
+            },
         );
         if incident_changes {
             self.append(
                 incident_ref,
                 event,
-                TimelineKind::IncidentAcknowledged,
-                json!({}),
+                TimelineData::IncidentAcknowledged {
+                    alerts_acknowledged: None,
+                },
             );
         }
         (Some(alert_ref), EventOutcome::Acknowledged)
@@ -547,39 +529,29 @@ impl Working {
         self.append(
             incident_ref,
             event,
-            TimelineKind::AlertResolved,
-            json!({ "dedup_key": event.dedup_key.as_str() }),
+            TimelineData::AlertResolved {
+                dedup_key: event.dedup_key.clone(),
+            },
         );
         if resolves_incident {
             self.append(
                 incident_ref,
                 event,
-                TimelineKind::IncidentResolved,
-                json!({}),
+                TimelineData::IncidentResolved {
+                    alerts_resolved: None,
+                },
             );
         } else if last_alert {
-            self.append(
-                incident_ref,
-                event,
-                TimelineKind::AllAlertsResolved,
-                json!({}),
-            );
+            self.append(incident_ref, event, TimelineData::AllAlertsResolved);
         }
         (Some(alert_ref), EventOutcome::Resolved)
     }
 
-    fn append(
-        &mut self,
-        incident: IncidentRef,
-        event: &Event,
-        kind: TimelineKind,
-        data: serde_json::Value,
-    ) {
+    fn append(&mut self, incident: IncidentRef, event: &Event, data: TimelineData) {
         self.timeline.push(TimelineRecord {
             incident,
             at: event.received_at,
             actor: Actor::integration(event.integration),
-            kind,
             data,
         });
     }
@@ -591,17 +563,17 @@ impl Working {
             return;
         }
         *dirty = true;
-        let data = fold_entry_data(
-            &alert.dedup_key,
-            alert.unlogged_folds,
-            alert.count,
-            &alert.summary,
-            alert.last_seen,
-        );
+        let data = TimelineData::AlertFolded {
+            dedup_key: alert.dedup_key.clone(),
+            events: alert.unlogged_folds,
+            count: alert.count,
+            last_summary: alert.summary.clone(),
+            last_seen: Some(alert.last_seen),
+        };
         alert.unlogged_folds = 0;
         alert.folds_logged_at = event.received_at;
         let incident = alert.incident;
-        self.append(incident, event, TimelineKind::AlertFolded, data);
+        self.append(incident, event, data);
     }
 }
 

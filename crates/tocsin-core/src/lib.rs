@@ -15,7 +15,11 @@ mod severity;
 mod state;
 mod timeline;
 
-pub use command::{acknowledge_incident, resolve_incident, set_priority, CommandError, Transition};
+pub use command::{
+    acknowledge_incident, plan_command, resolve_incident, set_priority, AlertSnapshot, AlertUpdate,
+    Command, CommandError, CommandPlan, CommandSnapshot, DueWorkChange, IncidentSnapshot,
+    IncidentUpdate, OutboxMessage, Transition,
+};
 pub use cron::{Cron, CronError};
 pub use escalation::{EscalationLevel, EscalationPolicy, EscalationStep, Target};
 pub use event::{ChangeEvent, Event, EventAction, EventLink, Integration};
@@ -29,4 +33,4 @@ pub use jiff::Timestamp;
 pub use schedule::{Layer, Restriction, Schedule};
 pub use severity::{Priority, Severity, UnknownValue};
 pub use state::{AlertState, IncidentState};
-pub use timeline::{Actor, IncidentTimes, TimelineKind, TimelineRecord};
+pub use timeline::{Actor, IncidentTimes, TimelineData, TimelineKind, TimelineRecord};

@@ -3,6 +3,7 @@ use std::fmt;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::fold::IncidentRef;
+use crate::{DedupKey, Priority, Severity};
 
 /// Who did something: an integration, an API token's owner, the CLI, or Tocsin itself.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -40,28 +41,18 @@ impl fmt::Display for Actor {
     }
 }
 
-/// What a timeline entry records.
+/// What a timeline entry records: the `kind` stored and shown with every entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TimelineKind {
-    /// An alert opened this incident. Data: `alert`, `dedup_key`, `severity`, `summary`,
-    /// `impact_started_at`.
     IncidentTriggered,
-    /// A new alert joined the open incident. Data: `alert`, `severity`, `summary`.
     AlertOpened,
-    /// Events folded into an existing alert. Data: `alert`, `events` (how many), `count` (the
-    /// alert's total after the fold), `last_summary`.
     AlertFolded,
-    /// Data: `alert`.
     AlertAcknowledged,
-    /// Data: `alert`.
     AlertResolved,
     IncidentAcknowledged,
     IncidentResolved,
-    /// Every alert resolved, but the service resolves incidents by hand. Data: none.
     AllAlertsResolved,
-    /// Data: `from`, `to`.
     PriorityChanged,
-    /// Data: `text`.
     NoteAdded,
 }
 
@@ -105,14 +96,111 @@ impl fmt::Display for TimelineKind {
     }
 }
 
+/// What a timeline entry says: one variant per [`TimelineKind`], with the fields the entry
+/// carries. The stores keep it as a JSON object with these field names (times as RFC 3339
+/// text, severities and priorities by name), and the API shows that object as the entry's
+/// `data`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimelineData {
+    /// An alert opened this incident.
+    IncidentTriggered {
+        dedup_key: DedupKey,
+        severity: Severity,
+        /// The opening event's summary.
+        summary: String,
+        source: String,
+        /// When the first signal says the problem began.
+        impact_started_at: Timestamp,
+    },
+    /// A new alert (a new dedup key, or the key again after its alert resolved) joined the
+    /// open incident.
+    AlertOpened {
+        dedup_key: DedupKey,
+        severity: Severity,
+        summary: String,
+        source: String,
+    },
+    /// Events folded into an open alert since its previous `alert.folded` entry.
+    AlertFolded {
+        dedup_key: DedupKey,
+        /// How many folds this entry counts.
+        events: i64,
+        /// The alert's total count of events after them.
+        count: i64,
+        /// The summary of the latest of them.
+        last_summary: String,
+        /// When the latest of them arrived; absent in entries written before it was recorded.
+        last_seen: Option<Timestamp>,
+    },
+    /// An acknowledge event acknowledged the key's alert.
+    AlertAcknowledged {
+        dedup_key: DedupKey,
+    },
+    /// A resolve event resolved the key's alert.
+    AlertResolved {
+        dedup_key: DedupKey,
+    },
+    /// The incident was acknowledged: by an event (`alerts_acknowledged` absent; its
+    /// `alert.acknowledged` entry comes just before) or by a command, which acknowledges every
+    /// triggered alert of the incident and says how many.
+    IncidentAcknowledged {
+        alerts_acknowledged: Option<i64>,
+    },
+    /// The incident was resolved: by the event that resolved its last alert
+    /// (`alerts_resolved` absent) or by a command, which resolves every open alert and says how
+    /// many.
+    IncidentResolved {
+        alerts_resolved: Option<i64>,
+    },
+    /// Every alert resolved, but the service resolves incidents by hand.
+    AllAlertsResolved,
+    PriorityChanged {
+        from: Priority,
+        to: Priority,
+    },
+    NoteAdded {
+        text: String,
+    },
+}
+
+impl TimelineData {
+    pub fn kind(&self) -> TimelineKind {
+        match self {
+            TimelineData::IncidentTriggered { .. } => TimelineKind::IncidentTriggered,
+            TimelineData::AlertOpened { .. } => TimelineKind::AlertOpened,
+            TimelineData::AlertFolded { .. } => TimelineKind::AlertFolded,
+            TimelineData::AlertAcknowledged { .. } => TimelineKind::AlertAcknowledged,
+            TimelineData::AlertResolved { .. } => TimelineKind::AlertResolved,
+            TimelineData::IncidentAcknowledged { .. } => TimelineKind::IncidentAcknowledged,
+            TimelineData::IncidentResolved { .. } => TimelineKind::IncidentResolved,
+            TimelineData::AllAlertsResolved => TimelineKind::AllAlertsResolved,
+            TimelineData::PriorityChanged { .. } => TimelineKind::PriorityChanged,
+            TimelineData::NoteAdded { .. } => TimelineKind::NoteAdded,
+        }
+    }
+
+    /// How many folds an `alert.folded` entry counts (`None` for other kinds).
+    pub fn folded_events(&self) -> Option<i64> {
+        match self {
+            TimelineData::AlertFolded { events, .. } => Some(*events),
+            _ => None,
+        }
+    }
+}
+
 /// A timeline entry to append, decided by the fold or a command.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimelineRecord {
     pub incident: IncidentRef,
     pub at: Timestamp,
     pub actor: Actor,
-    pub kind: TimelineKind,
-    pub data: serde_json::Value,
+    pub data: TimelineData,
+}
+
+impl TimelineRecord {
+    pub fn kind(&self) -> TimelineKind {
+        self.data.kind()
+    }
 }
 
 /// The times people ask about after an incident, derived from its timeline.
@@ -127,25 +215,24 @@ pub struct IncidentTimes {
 }
 
 impl IncidentTimes {
-    /// Reads the times from timeline entries in the order they were appended.
+    /// Reads the times from timeline entries (when each was appended, and what it says) in
+    /// the order they were appended.
     pub fn from_timeline<'a>(
-        entries: impl IntoIterator<Item = (TimelineKind, Timestamp, &'a serde_json::Value)>,
+        entries: impl IntoIterator<Item = (Timestamp, &'a TimelineData)>,
     ) -> Self {
         let mut times = IncidentTimes::default();
-        for (kind, at, data) in entries {
-            match kind {
-                TimelineKind::IncidentTriggered if times.triggered_at.is_none() => {
+        for (at, data) in entries {
+            match data {
+                TimelineData::IncidentTriggered {
+                    impact_started_at, ..
+                } if times.triggered_at.is_none() => {
                     times.triggered_at = Some(at);
-                    times.impact_started_at = data
-                        .get("impact_started_at")
-                        .and_then(|value| value.as_str())
-                        .and_then(|value| value.parse().ok())
-                        .or(Some(at));
+                    times.impact_started_at = Some(*impact_started_at);
                 }
-                TimelineKind::IncidentAcknowledged if times.acknowledged_at.is_none() => {
+                TimelineData::IncidentAcknowledged { .. } if times.acknowledged_at.is_none() => {
                     times.acknowledged_at = Some(at);
                 }
-                TimelineKind::IncidentResolved => times.resolved_at = Some(at),
+                TimelineData::IncidentResolved { .. } => times.resolved_at = Some(at),
                 _ => {}
             }
         }

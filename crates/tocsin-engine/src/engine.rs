@@ -2,11 +2,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tocsin_core::{Actor, AlertId, IncidentNumber, Priority, ServiceId, FOLD_LOG_INTERVAL};
+use tocsin_core::{Actor, AlertId, Command, IncidentNumber, ServiceId, FOLD_LOG_INTERVAL};
 use tocsin_store::{
-    AlertFilter, AlertRow, ApiToken, ChangeEventRow, CommandOutcome, Counts, EventFilter, Inbound,
-    IncidentFilter, IncidentRow, Page, PageRequest, Store, StoreError, StoredEvent, TimelineEntry,
-    TokenScope,
+    AlertFilter, AlertRow, AlertSummary, ApiToken, ChangeEventRow, CommandOutcome, Counts,
+    EventFilter, EventSummary, Inbound, IncidentFilter, IncidentRow, Page, PageRequest, Store,
+    StoreError, StoredEvent, TimelineEntry, TokenScope,
 };
 
 use crate::due::{DueRunner, DueRunnerSettings, FoldLogSweep};
@@ -70,6 +70,11 @@ impl Engine {
         self.store.backend()
     }
 
+    /// The store, to close it (`Store::close`) at shutdown once the ingest writer has drained.
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
     /// Commits the events (group commit) and returns once they are durable.
     pub async fn submit(&self, items: Vec<Inbound>) -> Result<(), SubmitError> {
         self.ingestor.submit(items).await
@@ -125,56 +130,19 @@ impl Engine {
         self.timed("ping", self.store.ping()).await
     }
 
-    pub async fn acknowledge(
+    /// Runs an incident command (acknowledge, resolve, priority, note) at the clock's `now`.
+    pub async fn command(
         &self,
         number: IncidentNumber,
+        command: &Command,
         actor: &Actor,
     ) -> Result<CommandOutcome, EngineError> {
         let now = self.clock.now();
         self.timed(
-            "acknowledge_incident",
-            self.store.acknowledge_incident(number, actor, now),
+            command.name(),
+            self.store.command(number, command, actor, now),
         )
         .await
-    }
-
-    pub async fn resolve(
-        &self,
-        number: IncidentNumber,
-        actor: &Actor,
-    ) -> Result<CommandOutcome, EngineError> {
-        let now = self.clock.now();
-        self.timed(
-            "resolve_incident",
-            self.store.resolve_incident(number, actor, now),
-        )
-        .await
-    }
-
-    pub async fn set_priority(
-        &self,
-        number: IncidentNumber,
-        priority: Priority,
-        actor: &Actor,
-    ) -> Result<CommandOutcome, EngineError> {
-        let now = self.clock.now();
-        self.timed(
-            "set_incident_priority",
-            self.store
-                .set_incident_priority(number, priority, actor, now),
-        )
-        .await
-    }
-
-    pub async fn add_note(
-        &self,
-        number: IncidentNumber,
-        text: &str,
-        actor: &Actor,
-    ) -> Result<TimelineEntry, EngineError> {
-        let now = self.clock.now();
-        self.timed("add_note", self.store.add_note(number, text, actor, now))
-            .await
     }
 
     pub async fn incident(&self, number: IncidentNumber) -> Result<IncidentRow, EngineError> {
@@ -198,7 +166,7 @@ impl Engine {
         &self,
         filter: &AlertFilter,
         page: PageRequest,
-    ) -> Result<Page<AlertRow>, EngineError> {
+    ) -> Result<Page<AlertSummary>, EngineError> {
         self.timed("alerts", self.store.alerts(filter, page)).await
     }
 
@@ -211,11 +179,15 @@ impl Engine {
             .await
     }
 
+    pub async fn event(&self, id: i64) -> Result<StoredEvent, EngineError> {
+        self.timed("event", self.store.event(id)).await
+    }
+
     pub async fn events(
         &self,
         filter: &EventFilter,
         page: PageRequest,
-    ) -> Result<Page<StoredEvent>, EngineError> {
+    ) -> Result<Page<EventSummary>, EngineError> {
         self.timed("events", self.store.events(filter, page)).await
     }
 

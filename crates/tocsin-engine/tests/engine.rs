@@ -6,8 +6,8 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 use tocsin_core::{
-    Actor, DedupKey, Event, EventAction, IncidentNumber, IncidentState, Integration, ResolvePolicy,
-    ServiceId, Severity,
+    Actor, Command, DedupKey, Event, EventAction, IncidentNumber, IncidentState, Integration,
+    ResolvePolicy, ServiceId, Severity,
 };
 use tocsin_engine::{
     Catalog, Clock, Engine, IngestSettings, Ingestor, ManualClock, Metrics, ServiceEntry,
@@ -89,14 +89,20 @@ async fn commands_take_their_time_from_the_clock() {
     let ana = Actor::token("ana");
 
     clock.advance(SignedDuration::from_mins(4));
-    let acknowledged = engine.acknowledge(number, &ana).await.expect("ack");
+    let acknowledged = engine
+        .command(number, &Command::Acknowledge, &ana)
+        .await
+        .expect("ack");
     assert_eq!(
         acknowledged.incident.acknowledged_at,
         Some("2026-11-22T02:39:00Z".parse().expect("time"))
     );
 
     clock.advance(SignedDuration::from_hours(4));
-    let resolved = engine.resolve(number, &ana).await.expect("resolve");
+    let resolved = engine
+        .command(number, &Command::Resolve, &ana)
+        .await
+        .expect("resolve");
     assert_eq!(resolved.incident.state, IncidentState::Resolved);
     let times = resolved.incident.times();
     assert_eq!(
@@ -108,14 +114,14 @@ async fn commands_take_their_time_from_the_clock() {
         Some(SignedDuration::from_mins(4 * 60 + 4))
     );
     let note = engine
-        .add_note(
+        .command(
             number,
-            "the cleanup job ran while the database was down",
+            &Command::AddNote("the cleanup job ran while the database was down".to_owned()),
             &ana,
         )
         .await
         .expect("note");
-    assert_eq!(note.at, clock.now());
+    assert_eq!(note.entries[0].at, clock.now());
 }
 
 #[tokio::test]
@@ -173,7 +179,7 @@ async fn waiting_folds_reach_the_timeline_once_their_minute_has_passed() {
     let entries = folded(&engine, number).await;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].at, clock.now());
-    assert_eq!(entries[0].data["events"], 5);
+    assert_eq!(entries[0].data.folded_events(), Some(5));
     assert_eq!(engine.log_due_folds().await.expect("log"), 0);
 }
 
@@ -184,6 +190,6 @@ async fn folded(engine: &Engine, number: IncidentNumber) -> Vec<tocsin_store::Ti
         .expect("timeline")
         .items
         .into_iter()
-        .filter(|entry| entry.kind == tocsin_core::TimelineKind::AlertFolded)
+        .filter(|entry| entry.kind() == tocsin_core::TimelineKind::AlertFolded)
         .collect()
 }

@@ -19,7 +19,7 @@ use tocsin_core::{
 use tocsin_store::decode::{self, StoredRow};
 use tocsin_store::{AssignedIds, Inbound, IngestReport, ResolvePolicyOf, StoreError};
 
-use crate::rows::{db, micros, text, Stored};
+use crate::rows::{db, micros, Stored};
 
 /// Why an ingest transaction must not be committed.
 pub(crate) enum IngestFailure {
@@ -154,7 +154,7 @@ pub(crate) async fn ingest(
             row.push_bind(*number)
                 .push_bind(opened.service.as_str())
                 .push_bind(opened.dedup_key.as_str())
-                .push_bind(text(&opened.title))
+                .push_bind(opened.title.as_str())
                 .push_bind(opened.severity.as_str())
                 .push_bind(opened.priority.as_str())
                 .push_bind(record.state.as_str())
@@ -187,10 +187,8 @@ pub(crate) async fn ingest(
                 alert_updates.count.push(record.count);
                 alert_updates.last_seen.push(micros(record.last_seen));
                 alert_updates.severity.push(record.severity.as_str());
-                alert_updates
-                    .summary
-                    .push(text(&record.summary).into_owned());
-                alert_updates.source.push(text(&record.source).into_owned());
+                alert_updates.summary.push(record.summary.clone());
+                alert_updates.source.push(record.source.clone());
                 alert_updates.details.push(details);
                 alert_updates
                     .acknowledged_at
@@ -257,8 +255,8 @@ pub(crate) async fn ingest(
                 .push_bind(micros(record.first_seen))
                 .push_bind(micros(record.last_seen))
                 .push_bind(record.severity.as_str())
-                .push_bind(text(&record.summary))
-                .push_bind(text(&record.source))
+                .push_bind(record.summary.as_str())
+                .push_bind(record.source.as_str())
                 .push_bind(details.as_deref().unwrap_or("{}"))
                 .push_bind(record.acknowledged_at.map(micros))
                 .push_bind(record.resolved_at.map(micros))
@@ -270,7 +268,13 @@ pub(crate) async fn ingest(
     let timeline = plan
         .timeline
         .iter()
-        .map(|entry| Ok((ids.incident(entry.incident)?, entry, entry.data.to_string())))
+        .map(|entry| {
+            Ok((
+                ids.incident(entry.incident)?,
+                entry,
+                tocsin_store::encode::timeline_data(&entry.data),
+            ))
+        })
         .collect::<Result<Vec<_>, StoreError>>()?;
     for chunk in timeline.chunks(MAX_BINDS / 5) {
         let mut query = QueryBuilder::<Postgres>::new(
@@ -279,8 +283,8 @@ pub(crate) async fn ingest(
         query.push_values(chunk, |mut row, (number, entry, data)| {
             row.push_bind(*number)
                 .push_bind(micros(entry.at))
-                .push_bind(text(entry.actor.as_str()))
-                .push_bind(entry.kind.as_str())
+                .push_bind(entry.actor.as_str())
+                .push_bind(entry.kind().as_str())
                 .push_bind(data.as_str());
         });
         query.build().execute(&mut *conn).await.map_err(db)?;
@@ -341,8 +345,8 @@ async fn insert_events(
         actions.push(event.action.as_str());
         dedup_keys.push(event.dedup_key.as_str());
         severities.push(event.severity.as_str());
-        summaries.push(text(&event.summary).into_owned());
-        sources.push(text(&event.source).into_owned());
+        summaries.push(event.summary.clone());
+        sources.push(event.source.clone());
         occurred.push(event.occurred_at.map(micros));
         received.push(micros(event.received_at));
         alerts.push(ids.alert(record.alert));
@@ -395,8 +399,8 @@ async fn insert_changes(
         );
         query.push_values(&rows, |mut row, (change, details, links)| {
             row.push_bind(change.service.as_str())
-                .push_bind(text(&change.summary))
-                .push_bind(change.source.as_deref().map(text))
+                .push_bind(change.summary.as_str())
+                .push_bind(change.source.as_deref())
                 .push_bind(change.occurred_at.map(micros))
                 .push_bind(micros(change.received_at))
                 .push_bind(details.as_str())
@@ -498,7 +502,7 @@ async fn lock_snapshots(
     Ok(Some(snapshots))
 }
 
-fn stored_key(row: &Stored<'_>) -> Result<Key, StoreError> {
+fn stored_key(row: &Stored<&sqlx::postgres::PgRow>) -> Result<Key, StoreError> {
     let service = row.text("service_id")?;
     Ok((ServiceId::new(service), decode::snapshot_key(row)?))
 }

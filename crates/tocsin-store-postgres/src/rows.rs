@@ -1,29 +1,12 @@
-//! Reading rows back into the store's models (`tocsin_store::decode`), and preparing text for
-//! writing.
+//! The store's shared SQL (`tocsin_store::sql`) on a PostgreSQL connection.
 
-use std::borrow::Cow;
-
-use sqlx::postgres::PgRow;
-use sqlx::Row;
+use async_trait::async_trait;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::{Arguments, PgConnection, Row};
 use tocsin_core::Timestamp;
-use tocsin_store::decode::{self, StoredRow};
-use tocsin_store::{
-    AlertRow, ApiToken, ChangeEventRow, IncidentRow, StoreError, StoredEvent, TimelineEntry,
-};
-
-pub(crate) const INCIDENT_COLUMNS: &str = "number, service_id, dedup_key, title, severity, \
-    priority, state, open_alerts, created_at, impact_started_at, acknowledged_at, resolved_at, \
-    updated_at";
-
-pub(crate) const ALERT_COLUMNS: &str = "id, incident_number, service_id, dedup_key, state, count, \
-    first_seen, last_seen, severity, summary, source, details, acknowledged_at, resolved_at";
-
-/// What `tocsin_store::decode::unlogged_folds` reads of an alert.
-pub(crate) const UNLOGGED_FOLDS_COLUMNS: &str =
-    "id, incident_number, dedup_key, unlogged_folds, count, summary, last_seen";
-
-pub(crate) const EVENT_COLUMNS: &str = "id, service_id, integration, action, dedup_key, severity, \
-    summary, source, occurred_at, received_at, alert_id, outcome, details";
+use tocsin_store::decode::StoredRow;
+use tocsin_store::sql::{Arg, Connection, Dialect};
+use tocsin_store::StoreError;
 
 pub(crate) fn db(error: sqlx::Error) -> StoreError {
     StoreError::database(error)
@@ -34,9 +17,9 @@ pub(crate) fn micros(at: Timestamp) -> i64 {
 }
 
 /// A PostgreSQL row as `tocsin_store::decode` reads it.
-pub(crate) struct Stored<'r>(pub(crate) &'r PgRow);
+pub(crate) struct Stored<R = PgRow>(pub(crate) R);
 
-impl StoredRow for Stored<'_> {
+impl<R: std::ops::Deref<Target = PgRow>> StoredRow for Stored<R> {
     fn text(&self, column: &str) -> Result<String, StoreError> {
         self.0.try_get(column).map_err(db)
     }
@@ -54,36 +37,62 @@ impl StoredRow for Stored<'_> {
     }
 }
 
-pub(crate) fn read_incident(row: &PgRow) -> Result<IncidentRow, StoreError> {
-    decode::incident(&Stored(row))
+/// A PostgreSQL connection (or transaction) running the shared SQL.
+pub(crate) struct Postgres<'c>(pub(crate) &'c mut PgConnection);
+
+fn arguments<'q>(args: &[Arg<'q>]) -> Result<PgArguments, StoreError> {
+    let mut arguments = PgArguments::default();
+    for arg in args {
+        match *arg {
+            Arg::Integer(value) => arguments.add(value),
+            Arg::OptionalInteger(value) => arguments.add(value),
+            Arg::Text(value) => arguments.add(value),
+        }
+        .map_err(StoreError::Database)?;
+    }
+    Ok(arguments)
 }
 
-pub(crate) fn read_alert(row: &PgRow) -> Result<AlertRow, StoreError> {
-    decode::alert(&Stored(row))
-}
+#[async_trait]
+impl Connection for Postgres<'_> {
+    type Row = Stored<Box<PgRow>>;
 
-pub(crate) fn read_timeline_entry(row: &PgRow) -> Result<TimelineEntry, StoreError> {
-    decode::timeline_entry(&Stored(row))
-}
+    fn dialect(&self) -> Dialect {
+        Dialect {
+            lock_rows: " FOR UPDATE",
+            open_alerts_index: "",
+        }
+    }
 
-pub(crate) fn read_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
-    decode::event(&Stored(row))
-}
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        let result = sqlx::query_with(sql, arguments(args)?)
+            .execute(&mut *self.0)
+            .await
+            .map_err(db)?;
+        Ok(result.rows_affected())
+    }
 
-pub(crate) fn read_change_event(row: &PgRow) -> Result<ChangeEventRow, StoreError> {
-    decode::change_event(&Stored(row))
-}
+    async fn fetch_all(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<Self::Row>, StoreError> {
+        let rows = sqlx::query_with(sql, arguments(args)?)
+            .fetch_all(&mut *self.0)
+            .await
+            .map_err(db)?;
+        Ok(rows.into_iter().map(|row| Stored(Box::new(row))).collect())
+    }
 
-pub(crate) fn read_api_token(row: &PgRow) -> Result<ApiToken, StoreError> {
-    decode::api_token(&Stored(row))
-}
-
-/// PostgreSQL text cannot hold NUL characters, which SQLite stores as sent; they become U+FFFD
-/// so that one such event does not fail the whole batch it arrived in.
-pub(crate) fn text(value: &str) -> Cow<'_, str> {
-    if value.contains('\0') {
-        Cow::Owned(value.replace('\0', "\u{FFFD}"))
-    } else {
-        Cow::Borrowed(value)
+    async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<Self::Row>, StoreError> {
+        let row = sqlx::query_with(sql, arguments(args)?)
+            .fetch_optional(&mut *self.0)
+            .await
+            .map_err(db)?;
+        Ok(row.map(|row| Stored(Box::new(row))))
     }
 }

@@ -2,35 +2,28 @@
 //! only PostgreSQL does: several replicas writing to one database.
 
 mod support;
-#[path = "conformance/test_store_due.rs"]
-mod test_store_due;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use tocsin_core::{
-    Actor, AlertId, AlertState, EventAction, IncidentNumber, Priority, ResolvePolicy, ServiceId,
+    Actor, AlertState, Command, EventAction, IncidentNumber, ResolvePolicy, ServiceId,
     TimelineKind, Timestamp,
 };
 use tocsin_store::conformance::event;
 use tocsin_store::{
-    AlertFilter, AlertRow, ApiToken, ChangeEventRow, CommandOutcome, Counts, EventFilter, Inbound,
-    IncidentFilter, IncidentRow, IngestReport, Page, PageRequest, ResolvePolicyOf, Store,
-    StoreError, StoredEvent, TimelineEntry, TokenScope,
+    AlertFilter, EventFilter, IncidentFilter, IncidentStore, PageRequest, Store, StoreError,
 };
 use tocsin_store_postgres::PostgresStore;
 
 use crate::support::TestDatabase;
 
-async fn fresh_store() -> Option<Arc<dyn Store>> {
+/// A store on a database of its own, dropped with the guard after the case.
+async fn fresh_store() -> Option<(Arc<dyn Store>, TestDatabase)> {
     let database = TestDatabase::create().await?;
     let store = PostgresStore::connect(database.url())
         .await
         .expect("connect store");
-    Some(Arc::new(TestStore {
-        store,
-        _database: database,
-    }))
+    Some((Arc::new(store), database))
 }
 
 tocsin_store::conformance_suite!(fresh_store);
@@ -167,7 +160,12 @@ async fn replicas_logging_folds_while_others_fold_count_every_fold_once() {
         tasks.push(tokio::spawn(async move {
             for number in 1..=KEYS {
                 match store
-                    .acknowledge_incident(IncidentNumber(number), &Actor::system(), second(200))
+                    .command(
+                        IncidentNumber(number),
+                        &Command::Acknowledge,
+                        &Actor::system(),
+                        second(200),
+                    )
                     .await
                 {
                     Ok(_) | Err(StoreError::NotFound { .. }) => {}
@@ -202,8 +200,8 @@ async fn replicas_logging_folds_while_others_fold_count_every_fold_once() {
         let logged: i64 = timeline
             .items
             .iter()
-            .filter(|entry| entry.kind == TimelineKind::AlertFolded)
-            .map(|entry| entry.data["events"].as_i64().expect("events"))
+            .filter(|entry| entry.kind() == TimelineKind::AlertFolded)
+            .map(|entry| entry.data.folded_events().expect("events"))
             .sum();
         assert_eq!(
             logged + unlogged,
@@ -219,154 +217,4 @@ async fn replicas_logging_folds_while_others_fold_count_every_fold_once() {
 
 fn second(second: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + second).expect("valid timestamp")
-}
-
-/// The store of one test case; when the case drops it, its database goes too.
-struct TestStore {
-    store: PostgresStore,
-    _database: TestDatabase,
-}
-
-#[async_trait]
-impl Store for TestStore {
-    fn backend(&self) -> &'static str {
-        self.store.backend()
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.store.ping().await
-    }
-
-    async fn ingest(
-        &self,
-        batch: &[Inbound],
-        resolve_policy: ResolvePolicyOf<'_>,
-    ) -> Result<IngestReport, StoreError> {
-        self.store.ingest(batch, resolve_policy).await
-    }
-
-    async fn incident(&self, number: IncidentNumber) -> Result<IncidentRow, StoreError> {
-        self.store.incident(number).await
-    }
-
-    async fn incidents(
-        &self,
-        filter: &IncidentFilter,
-        page: PageRequest,
-    ) -> Result<Page<IncidentRow>, StoreError> {
-        self.store.incidents(filter, page).await
-    }
-
-    async fn alert(&self, id: AlertId) -> Result<AlertRow, StoreError> {
-        self.store.alert(id).await
-    }
-
-    async fn alerts(
-        &self,
-        filter: &AlertFilter,
-        page: PageRequest,
-    ) -> Result<Page<AlertRow>, StoreError> {
-        self.store.alerts(filter, page).await
-    }
-
-    async fn timeline(
-        &self,
-        number: IncidentNumber,
-        page: PageRequest,
-    ) -> Result<Page<TimelineEntry>, StoreError> {
-        self.store.timeline(number, page).await
-    }
-
-    async fn events(
-        &self,
-        filter: &EventFilter,
-        page: PageRequest,
-    ) -> Result<Page<StoredEvent>, StoreError> {
-        self.store.events(filter, page).await
-    }
-
-    async fn change_events(
-        &self,
-        service: &ServiceId,
-        page: PageRequest,
-    ) -> Result<Page<ChangeEventRow>, StoreError> {
-        self.store.change_events(service, page).await
-    }
-
-    async fn log_due_folds(
-        &self,
-        due: Timestamp,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<usize, StoreError> {
-        self.store.log_due_folds(due, now, limit).await
-    }
-
-    async fn acknowledge_incident(
-        &self,
-        number: IncidentNumber,
-        actor: &Actor,
-        now: Timestamp,
-    ) -> Result<CommandOutcome, StoreError> {
-        self.store.acknowledge_incident(number, actor, now).await
-    }
-
-    async fn resolve_incident(
-        &self,
-        number: IncidentNumber,
-        actor: &Actor,
-        now: Timestamp,
-    ) -> Result<CommandOutcome, StoreError> {
-        self.store.resolve_incident(number, actor, now).await
-    }
-
-    async fn set_incident_priority(
-        &self,
-        number: IncidentNumber,
-        priority: Priority,
-        actor: &Actor,
-        now: Timestamp,
-    ) -> Result<CommandOutcome, StoreError> {
-        self.store
-            .set_incident_priority(number, priority, actor, now)
-            .await
-    }
-
-    async fn add_note(
-        &self,
-        number: IncidentNumber,
-        text: &str,
-        actor: &Actor,
-        now: Timestamp,
-    ) -> Result<TimelineEntry, StoreError> {
-        self.store.add_note(number, text, actor, now).await
-    }
-
-    async fn counts(&self) -> Result<Counts, StoreError> {
-        self.store.counts().await
-    }
-
-    async fn create_api_token(
-        &self,
-        name: &str,
-        scope: TokenScope,
-        secret_hash: &str,
-        now: Timestamp,
-    ) -> Result<ApiToken, StoreError> {
-        self.store
-            .create_api_token(name, scope, secret_hash, now)
-            .await
-    }
-
-    async fn api_token_by_hash(&self, secret_hash: &str) -> Result<Option<ApiToken>, StoreError> {
-        self.store.api_token_by_hash(secret_hash).await
-    }
-
-    async fn api_tokens(&self, page: PageRequest) -> Result<Page<ApiToken>, StoreError> {
-        self.store.api_tokens(page).await
-    }
-
-    async fn revoke_api_token(&self, id: i64, now: Timestamp) -> Result<ApiToken, StoreError> {
-        self.store.revoke_api_token(id, now).await
-    }
 }

@@ -8,7 +8,7 @@ use tocsin_core::{
     AlertId, EventAction, IncidentNumber, IncidentState, ResolvePolicy, ServiceId, TimelineKind,
 };
 use tocsin_store::conformance::event;
-use tocsin_store::{AlertFilter, PageRequest, Store, StoreError};
+use tocsin_store::{AlertFilter, IncidentStore, PageRequest, Store, StoreError};
 use tocsin_store_postgres::PostgresStore;
 
 use crate::support::TestDatabase;
@@ -135,10 +135,15 @@ async fn alerts_from_before_the_unlogged_folds_migration_fold_and_log() {
     assert_eq!(row.get::<Option<i64>, _>(1), None);
 
     let fold = event("api", EventAction::Trigger, "disk", 1);
-    let first_seen = store.alert(AlertId(1)).await.expect("alert").first_seen;
+    let first_seen = store
+        .alert(AlertId(1))
+        .await
+        .expect("alert")
+        .alert
+        .first_seen;
     store.ingest(&[fold], &auto).await.expect("fold");
     let alert = store.alert(AlertId(1)).await.expect("alert");
-    assert_eq!(alert.count, 2);
+    assert_eq!(alert.alert.count, 2);
     let row = sqlx::query("SELECT unlogged_folds, folds_logged_at FROM alerts")
         .fetch_one(&mut conn)
         .await
@@ -149,7 +154,7 @@ async fn alerts_from_before_the_unlogged_folds_migration_fold_and_log() {
         Some(first_seen.as_microsecond())
     );
 
-    let now = alert.last_seen;
+    let now = alert.alert.last_seen;
     let logged = store
         .log_due_folds(first_seen, now, 10)
         .await
@@ -162,11 +167,13 @@ async fn alerts_from_before_the_unlogged_folds_migration_fold_and_log() {
     let folded: Vec<_> = timeline
         .items
         .iter()
-        .filter(|entry| entry.kind == TimelineKind::AlertFolded)
+        .filter(|entry| entry.kind() == TimelineKind::AlertFolded)
         .collect();
     assert_eq!(folded.len(), 1);
-    assert_eq!(folded[0].data["events"], 1);
-    assert_eq!(folded[0].data["count"], 2);
+    let tocsin_core::TimelineData::AlertFolded { events, count, .. } = &folded[0].data else {
+        panic!("not a fold entry: {:?}", folded[0].data);
+    };
+    assert_eq!((*events, *count), (1, 2));
     store.close().await;
 }
 

@@ -123,7 +123,7 @@ impl DueWorkStore for SqliteStore {
         let mut tx = self.begin_write().await?;
         let rows = query.build().fetch_all(&mut *tx).await.map_err(db)?;
         let mut items = rows
-            .iter()
+            .into_iter()
             .map(|row| read_claimed_due_item(&Stored(row), request.claimer))
             .collect::<Result<Vec<_>, _>>()?;
         tx.commit().await.map_err(db)?;
@@ -279,7 +279,5 @@ async fn item_in(
     .fetch_optional(&mut *conn)
     .await
     .map_err(db)?;
-    row.as_ref()
-        .map(|row| read_due_item(&Stored(row)))
-        .transpose()
+    row.map(|row| read_due_item(&Stored(row))).transpose()
 }

@@ -36,6 +36,7 @@ struct Job {
 #[derive(Debug)]
 pub(crate) struct IngestWriter {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl IngestWriter {
@@ -51,7 +52,7 @@ impl IngestWriter {
             )
         })?;
         let (jobs, queue) = mpsc::channel::<Job>(WAITING_BATCHES);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("tocsin-sqlite-ingest".to_owned())
             .spawn(move || run(conn, queue))
             .map_err(|error| {
@@ -61,6 +62,7 @@ impl IngestWriter {
             })?;
         Ok(IngestWriter {
             jobs: Mutex::new(Some(jobs)),
+            thread: Mutex::new(Some(thread)),
         })
     }
 
@@ -96,12 +98,21 @@ impl IngestWriter {
         outcome.await.map_err(|_| closed())?
     }
 
-    /// Stops the thread once the batches already handed to it are done.
-    pub(crate) fn close(&self) {
+    /// Stops the thread once the batches already handed to it are done, and waits until it
+    /// has (and so has closed its connection).
+    pub(crate) async fn close(&self) {
         self.jobs
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 }
 
@@ -587,8 +598,8 @@ fn write_plan(
                     ids.incident(entry.incident)?,
                     micros(entry.at),
                     entry.actor.as_str(),
-                    entry.kind.as_str(),
-                    entry.data.to_string(),
+                    entry.kind().as_str(),
+                    tocsin_store::encode::timeline_data(&entry.data),
                 ])
                 .map_err(db)?;
         }

@@ -1,22 +1,12 @@
-//! Reading rows back into the store's models (`tocsin_store::decode`).
+//! The store's shared SQL (`tocsin_store::sql`) on a SQLite connection.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Arguments, Row, SqliteConnection};
 use tocsin_core::Timestamp;
-use tocsin_store::decode::{self, StoredRow};
-use tocsin_store::{
-    AlertRow, ApiToken, ChangeEventRow, IncidentRow, StoreError, StoredEvent, TimelineEntry,
-};
-
-pub(crate) const INCIDENT_COLUMNS: &str = "number, service_id, dedup_key, title, severity, \
-    priority, state, open_alerts, created_at, impact_started_at, acknowledged_at, resolved_at, \
-    updated_at";
-
-pub(crate) const ALERT_COLUMNS: &str = "id, incident_number, service_id, dedup_key, state, count, \
-    first_seen, last_seen, severity, summary, source, details, acknowledged_at, resolved_at";
-
-pub(crate) const EVENT_COLUMNS: &str = "id, service_id, integration, action, dedup_key, severity, \
-    summary, source, occurred_at, received_at, alert_id, outcome, details";
+use tocsin_store::decode::StoredRow;
+use tocsin_store::sql::{Arg, Connection, Dialect};
+use tocsin_store::StoreError;
 
 pub(crate) fn db(error: sqlx::Error) -> StoreError {
     StoreError::database(error)
@@ -27,9 +17,9 @@ pub(crate) fn micros(at: Timestamp) -> i64 {
 }
 
 /// A SQLite row as `tocsin_store::decode` reads it.
-pub(crate) struct Stored<'r>(pub(crate) &'r SqliteRow);
+pub(crate) struct Stored(pub(crate) SqliteRow);
 
-impl StoredRow for Stored<'_> {
+impl StoredRow for Stored {
     fn text(&self, column: &str) -> Result<String, StoreError> {
         self.0.try_get(column).map_err(db)
     }
@@ -47,26 +37,58 @@ impl StoredRow for Stored<'_> {
     }
 }
 
-pub(crate) fn read_incident(row: &SqliteRow) -> Result<IncidentRow, StoreError> {
-    decode::incident(&Stored(row))
+/// A SQLite connection (or transaction) running the shared SQL.
+pub(crate) struct Sqlite<'c>(pub(crate) &'c mut SqliteConnection);
+
+fn arguments<'q>(args: &[Arg<'q>]) -> Result<SqliteArguments<'q>, StoreError> {
+    let mut arguments = SqliteArguments::default();
+    for arg in args {
+        match *arg {
+            Arg::Integer(value) => arguments.add(value),
+            Arg::OptionalInteger(value) => arguments.add(value),
+            Arg::Text(value) => arguments.add(value),
+        }
+        .map_err(StoreError::Database)?;
+    }
+    Ok(arguments)
 }
 
-pub(crate) fn read_alert(row: &SqliteRow) -> Result<AlertRow, StoreError> {
-    decode::alert(&Stored(row))
-}
+#[async_trait]
+impl Connection for Sqlite<'_> {
+    type Row = Stored;
 
-pub(crate) fn read_timeline_entry(row: &SqliteRow) -> Result<TimelineEntry, StoreError> {
-    decode::timeline_entry(&Stored(row))
-}
+    fn dialect(&self) -> Dialect {
+        Dialect {
+            lock_rows: "",
+            open_alerts_index: " INDEXED BY alerts_one_open_per_key",
+        }
+    }
 
-pub(crate) fn read_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
-    decode::event(&Stored(row))
-}
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        let result = sqlx::query_with(sql, arguments(args)?)
+            .execute(&mut *self.0)
+            .await
+            .map_err(db)?;
+        Ok(result.rows_affected())
+    }
 
-pub(crate) fn read_change_event(row: &SqliteRow) -> Result<ChangeEventRow, StoreError> {
-    decode::change_event(&Stored(row))
-}
+    async fn fetch_all(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Stored>, StoreError> {
+        let rows = sqlx::query_with(sql, arguments(args)?)
+            .fetch_all(&mut *self.0)
+            .await
+            .map_err(db)?;
+        Ok(rows.into_iter().map(Stored).collect())
+    }
 
-pub(crate) fn read_api_token(row: &SqliteRow) -> Result<ApiToken, StoreError> {
-    decode::api_token(&Stored(row))
+    async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<Stored>, StoreError> {
+        let row = sqlx::query_with(sql, arguments(args)?)
+            .fetch_optional(&mut *self.0)
+            .await
+            .map_err(db)?;
+        Ok(row.map(Stored))
+    }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use sqlx::{Connection, Executor, Row, SqliteConnection};
 use tocsin_core::{EventAction, IncidentNumber, IncidentState, ResolvePolicy, ServiceId};
 use tocsin_store::conformance::event;
-use tocsin_store::{AlertFilter, PageRequest, Store, StoreError};
+use tocsin_store::{AlertFilter, IncidentStore, PageRequest, Store, StoreError};
 use tocsin_store_sqlite::{SqliteStore, DATABASE_FILE};
 
 fn auto(_: &ServiceId) -> ResolvePolicy {
@@ -165,7 +165,10 @@ async fn an_alert_opened_before_migration_2_keeps_folding_and_logs_its_folds() {
         .await
         .expect("fold");
     let alert = store.alert(tocsin_core::AlertId(1)).await.expect("alert");
-    assert_eq!(alert.count, 4, "the trigger folded into the old alert");
+    assert_eq!(
+        alert.alert.count, 4,
+        "the trigger folded into the old alert"
+    );
     // Its folds wait from its first event (second 0): due at second 60.
     let at = |second: i64| {
         tocsin_core::Timestamp::from_second(1_800_000_000 + second).expect("timestamp")
@@ -183,8 +186,11 @@ async fn an_alert_opened_before_migration_2_keeps_folding_and_logs_its_folds() {
         .await
         .expect("timeline");
     assert_eq!(timeline.items.len(), 1);
-    assert_eq!(timeline.items[0].data["events"], 1);
-    assert_eq!(timeline.items[0].data["count"], 4);
+    let tocsin_core::TimelineData::AlertFolded { events, count, .. } = &timeline.items[0].data
+    else {
+        panic!("not a fold entry: {:?}", timeline.items[0].data);
+    };
+    assert_eq!((*events, *count), (1, 4));
     store.close().await;
 }
 

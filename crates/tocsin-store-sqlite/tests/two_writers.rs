@@ -1,9 +1,11 @@
 //! Two stores on one database file (two tocsin processes, or a command tool next to the server):
 //! each sees what the other committed, whatever it remembers of what is open.
 
-use tocsin_core::{Actor, EventAction, IncidentNumber, ResolvePolicy, ServiceId, Timestamp};
+use tocsin_core::{
+    Actor, Command, EventAction, IncidentNumber, ResolvePolicy, ServiceId, Timestamp,
+};
 use tocsin_store::conformance::event;
-use tocsin_store::{AlertFilter, EventFilter, PageRequest, Store};
+use tocsin_store::{AlertFilter, EventFilter, IncidentStore, PageRequest, Store};
 use tocsin_store_sqlite::SqliteStore;
 
 fn auto(_: &ServiceId) -> ResolvePolicy {
@@ -38,9 +40,14 @@ async fn stores_on_one_file_fold_into_each_others_alerts() {
     assert_eq!(alerts.items[0].count, 7, "a saw the five folds b wrote");
 
     // A command through the other store: the next acknowledge event finds it done.
-    b.acknowledge_incident(IncidentNumber(1), &Actor::token("ops"), at(7))
-        .await
-        .expect("acknowledge");
+    b.command(
+        IncidentNumber(1),
+        &Command::Acknowledge,
+        &Actor::token("ops"),
+        at(7),
+    )
+    .await
+    .expect("acknowledge");
     a.ingest(&[event("api", EventAction::Acknowledge, "disk", 8)], &auto)
         .await
         .expect("acknowledge event");

@@ -7,12 +7,13 @@
 use std::str::FromStr;
 
 use tocsin_core::{
-    Actor, AlertId, DedupKey, EventAction, IncidentNumber, Integration, OpenAlert, OpenIncident,
-    ServiceId, TimelineKind, Timestamp, UnloggedFolds,
+    Actor, AlertId, AlertSnapshot, DedupKey, EventAction, IncidentNumber, Integration, OpenAlert,
+    OpenIncident, ServiceId, TimelineData, TimelineKind, Timestamp, UnloggedFolds,
 };
 
 use crate::{
-    AlertRow, ApiToken, ChangeEventRow, IncidentRow, StoreError, StoredEvent, TimelineEntry,
+    AlertRow, AlertSummary, ApiToken, ChangeEventRow, EventSummary, IncidentRow, StoreError,
+    StoredEvent, TimelineEntry,
 };
 
 /// One row of a query result, read by column name. A column that is missing or of another type
@@ -100,6 +101,14 @@ pub fn incident(row: &impl StoredRow) -> Result<IncidentRow, StoreError> {
 /// An `alerts` row with all of its columns.
 pub fn alert(row: &impl StoredRow) -> Result<AlertRow, StoreError> {
     Ok(AlertRow {
+        alert: alert_summary(row)?,
+        details: json_column(row, "details")?,
+    })
+}
+
+/// An `alerts` row with the columns of [`AlertSummary`] (all but `details`).
+pub fn alert_summary(row: &impl StoredRow) -> Result<AlertSummary, StoreError> {
+    Ok(AlertSummary {
         id: AlertId(row.integer("id")?),
         incident: IncidentNumber(row.integer("incident_number")?),
         service: ServiceId::new(row.text("service_id")?),
@@ -111,7 +120,6 @@ pub fn alert(row: &impl StoredRow) -> Result<AlertRow, StoreError> {
         severity: enum_column(row, "severity")?,
         summary: row.text("summary")?,
         source: row.text("source")?,
-        details: json_column(row, "details")?,
         acknowledged_at: optional_time_column(row, "acknowledged_at")?,
         resolved_at: optional_time_column(row, "resolved_at")?,
     })
@@ -120,22 +128,35 @@ pub fn alert(row: &impl StoredRow) -> Result<AlertRow, StoreError> {
 /// A `timeline_entries` row with all of its columns.
 pub fn timeline_entry(row: &impl StoredRow) -> Result<TimelineEntry, StoreError> {
     let kind = row.text("kind")?;
+    let kind = TimelineKind::parse(&kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("timeline kind {kind:?}")))?;
     Ok(TimelineEntry {
         id: row.integer("id")?,
         incident: IncidentNumber(row.integer("incident_number")?),
         at: time_column(row, "at")?,
         actor: Actor::from_stored(row.text("actor")?),
-        kind: TimelineKind::parse(&kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("timeline kind {kind:?}")))?,
-        data: json_column(row, "data")?,
+        data: timeline_data(kind, &row.text("data")?)?,
     })
+}
+
+/// The `data` of a timeline entry of `kind`, as stored.
+pub fn timeline_data(kind: TimelineKind, text: &str) -> Result<TimelineData, StoreError> {
+    crate::timeline::decode(kind, text)
 }
 
 /// An `events` row with all of its columns.
 pub fn event(row: &impl StoredRow) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        event: event_summary(row)?,
+        details: json_column(row, "details")?,
+    })
+}
+
+/// An `events` row with the columns of [`EventSummary`] (all but `details`).
+pub fn event_summary(row: &impl StoredRow) -> Result<EventSummary, StoreError> {
     let integration = row.text("integration")?;
     let action = row.text("action")?;
-    Ok(StoredEvent {
+    Ok(EventSummary {
         id: row.integer("id")?,
         service: ServiceId::new(row.text("service_id")?),
         integration: Integration::parse(&integration)
@@ -154,7 +175,6 @@ pub fn event(row: &impl StoredRow) -> Result<StoredEvent, StoreError> {
         received_at: time_column(row, "received_at")?,
         alert: row.optional_integer("alert_id")?.map(AlertId),
         outcome: row.text("outcome")?,
-        details: json_column(row, "details")?,
     })
 }
 
@@ -180,6 +200,22 @@ pub fn api_token(row: &impl StoredRow) -> Result<ApiToken, StoreError> {
         scope: enum_column(row, "scope")?,
         created_at: time_column(row, "created_at")?,
         revoked_at: optional_time_column(row, "revoked_at")?,
+    })
+}
+
+/// An open alert for an incident command, from its `id, dedup_key, state, acknowledged_at,
+/// count, summary, last_seen, unlogged_folds, folds_logged_at` columns.
+pub fn alert_snapshot(row: &impl StoredRow) -> Result<AlertSnapshot, StoreError> {
+    Ok(AlertSnapshot {
+        id: AlertId(row.integer("id")?),
+        dedup_key: dedup_key_column(row)?,
+        state: enum_column(row, "state")?,
+        acknowledged_at: optional_time_column(row, "acknowledged_at")?,
+        count: row.integer("count")?,
+        summary: row.text("summary")?,
+        last_seen: time_column(row, "last_seen")?,
+        unlogged_folds: row.integer("unlogged_folds")?,
+        folds_logged_at: optional_time_column(row, "folds_logged_at")?,
     })
 }
 

@@ -1,6 +1,11 @@
 //! Writing values the way [`decode`](crate::decode) reads them back, the same for every backend.
 
-use tocsin_core::EventLink;
+use tocsin_core::{EventLink, TimelineData};
+
+/// A timeline entry's `data` column (see [`decode::timeline_data`](crate::decode::timeline_data)).
+pub fn timeline_data(data: &TimelineData) -> String {
+    crate::timeline::encode(data)
+}
 
 /// A change event's links as stored: a JSON array of `{"href", "text"?}` objects.
 pub fn change_links(links: &[EventLink]) -> String {

@@ -8,6 +8,11 @@ pub enum StoreError {
     #[error("{0}")]
     Conflict(String),
 
+    /// The request holds something the store cannot keep as it is (a NUL character in text);
+    /// the message names the field and what to change.
+    #[error("{0}")]
+    Invalid(String),
+
     /// The database lacks tables or columns this version needs: it was not migrated, or was
     /// changed by hand. Tocsin refuses to start on it.
     #[error("the database schema is not usable by this version of tocsin: {0}")]

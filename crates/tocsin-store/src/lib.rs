@@ -5,40 +5,56 @@
 //! transaction per call, executing what `tocsin-core` decides.
 
 mod assigned;
+#[cfg(feature = "testsuite")]
 pub mod conformance;
 pub mod decode;
 pub mod due;
+#[cfg(feature = "testsuite")]
 pub mod due_conformance;
 pub mod encode;
 mod error;
 mod model;
+pub mod sql;
+mod timeline;
 
 pub use assigned::AssignedIds;
+#[doc(hidden)]
+pub use async_trait::async_trait;
 pub use due::DueWorkStore;
 pub use error::StoreError;
 pub use model::{
-    AlertFilter, AlertRow, ApiToken, ChangeEventRow, CommandOutcome, Counts, EventFilter, Inbound,
-    IncidentFilter, IncidentRow, IngestReport, Page, PageRequest, StoredEvent, TimelineEntry,
-    TokenScope,
+    AlertFilter, AlertRow, AlertSummary, ApiToken, ChangeEventRow, CommandOutcome, Counts,
+    EventFilter, EventSummary, Inbound, IncidentFilter, IncidentRow, IngestReport, Page,
+    PageRequest, StoredEvent, TimelineEntry, TokenScope,
 };
 
 use std::collections::HashMap;
 
-use async_trait::async_trait;
-use tocsin_core::{Actor, AlertId, IncidentNumber, Priority, ResolvePolicy, ServiceId, Timestamp};
+use tocsin_core::{Actor, AlertId, Command, IncidentNumber, ResolvePolicy, ServiceId, Timestamp};
 
 /// How each service resolves its incidents; consulted by the fold.
 pub type ResolvePolicyOf<'a> = &'a (dyn Fn(&ServiceId) -> ResolvePolicy + Send + Sync);
 
-/// One storage interface, two implementations (SQLite and PostgreSQL).
+/// One storage interface, two implementations (SQLite and PostgreSQL): every concern's
+/// interface, plus what concerns the store as a whole. A new concern is a trait of its own,
+/// added to the supertraits here.
 #[async_trait]
-pub trait Store: DueWorkStore + Send + Sync + 'static {
+pub trait Store: IncidentStore + TokenStore + DueWorkStore + 'static {
     /// "sqlite" or "postgres", for logs and metrics.
     fn backend(&self) -> &'static str;
 
     /// Answers when the database can run a query.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Finishes what is in flight and releases the database: SQLite stops its ingest thread
+    /// and checkpointer and copies the write-ahead log into the database file; PostgreSQL
+    /// closes its pool. Calls made after it fail.
+    async fn close(&self);
+}
+
+/// Events, alerts, incidents and their timelines: ingest, reads and incident commands.
+#[async_trait]
+pub trait IncidentStore: Send + Sync {
     /// Applies a batch of inbound events in one transaction: stores every event, folds alert
     /// events into alerts and incidents (`tocsin_core::fold_batch`) and appends the timeline.
     /// When this returns `Ok`, all of it is committed; on `Err`, none of it is.
@@ -57,14 +73,15 @@ pub trait Store: DueWorkStore + Send + Sync + 'static {
         page: PageRequest,
     ) -> Result<Page<IncidentRow>, StoreError>;
 
+    /// One alert, with the latest payload's details.
     async fn alert(&self, id: AlertId) -> Result<AlertRow, StoreError>;
 
-    /// Newest first.
+    /// Newest first, without details (a page of them could be hundreds of megabytes).
     async fn alerts(
         &self,
         filter: &AlertFilter,
         page: PageRequest,
-    ) -> Result<Page<AlertRow>, StoreError>;
+    ) -> Result<Page<AlertSummary>, StoreError>;
 
     /// Oldest first: the order things happened.
     async fn timeline(
@@ -73,12 +90,15 @@ pub trait Store: DueWorkStore + Send + Sync + 'static {
         page: PageRequest,
     ) -> Result<Page<TimelineEntry>, StoreError>;
 
-    /// Stored events, newest first.
+    /// One stored event, with its details.
+    async fn event(&self, id: i64) -> Result<StoredEvent, StoreError>;
+
+    /// Stored events, newest first, without details.
     async fn events(
         &self,
         filter: &EventFilter,
         page: PageRequest,
-    ) -> Result<Page<StoredEvent>, StoreError>;
+    ) -> Result<Page<EventSummary>, StoreError>;
 
     /// A service's change events, newest first.
     async fn change_events(
@@ -98,44 +118,24 @@ pub trait Store: DueWorkStore + Send + Sync + 'static {
         limit: usize,
     ) -> Result<usize, StoreError>;
 
-    /// Acknowledges the incident and its triggered alerts. Acknowledging an acknowledged
-    /// incident changes nothing; a resolved one is a `Conflict`. Folds that no timeline entry
-    /// counts yet are written first, by [`Actor::system`].
-    async fn acknowledge_incident(
+    /// Runs an incident command in one transaction: loads the incident and its open alerts
+    /// (locked), lets `tocsin_core::plan_command` decide, applies the plan. A command the
+    /// incident's state refuses is a `Conflict`; one that changes nothing appends nothing.
+    async fn command(
         &self,
         number: IncidentNumber,
+        command: &Command,
         actor: &Actor,
         now: Timestamp,
     ) -> Result<CommandOutcome, StoreError>;
-
-    /// Resolves the incident and all of its open alerts. Resolving a resolved incident changes
-    /// nothing. Folds that no timeline entry counts yet are written first.
-    async fn resolve_incident(
-        &self,
-        number: IncidentNumber,
-        actor: &Actor,
-        now: Timestamp,
-    ) -> Result<CommandOutcome, StoreError>;
-
-    async fn set_incident_priority(
-        &self,
-        number: IncidentNumber,
-        priority: Priority,
-        actor: &Actor,
-        now: Timestamp,
-    ) -> Result<CommandOutcome, StoreError>;
-
-    async fn add_note(
-        &self,
-        number: IncidentNumber,
-        text: &str,
-        actor: &Actor,
-        now: Timestamp,
-    ) -> Result<TimelineEntry, StoreError>;
 
     /// Open incidents and alerts, for metrics.
     async fn counts(&self) -> Result<Counts, StoreError>;
+}
 
+/// API tokens, stored by the hash of their secret.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
     /// Stores a new API token by the hash of its secret (the secret itself is never stored).
     async fn create_api_token(
         &self,

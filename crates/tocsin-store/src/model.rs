@@ -3,8 +3,8 @@ use std::str::FromStr;
 
 use tocsin_core::{
     Actor, AlertId, AlertState, ChangeEvent, DedupKey, Event, EventAction, IncidentNumber,
-    IncidentState, IncidentTimes, Integration, Priority, ServiceId, Severity, TimelineKind,
-    Timestamp, Transition, UnknownValue,
+    IncidentSnapshot, IncidentState, IncidentTimes, Integration, Priority, ServiceId, Severity,
+    TimelineData, TimelineKind, Timestamp, Transition, UnknownValue,
 };
 
 /// One item of an ingest batch.
@@ -98,6 +98,19 @@ pub struct IncidentRow {
 }
 
 impl IncidentRow {
+    /// What an incident command decides from.
+    pub fn snapshot(&self) -> IncidentSnapshot {
+        IncidentSnapshot {
+            number: self.number,
+            state: self.state,
+            priority: self.priority,
+            open_alerts: self.open_alerts,
+            acknowledged_at: self.acknowledged_at,
+            resolved_at: self.resolved_at,
+            updated_at: self.updated_at,
+        }
+    }
+
     /// The incident's times, as recorded with its state changes.
     pub fn times(&self) -> IncidentTimes {
         IncidentTimes {
@@ -117,8 +130,9 @@ pub struct IncidentFilter {
     pub priority: Option<Priority>,
 }
 
+/// An alert as lists show it: everything but the latest payload's details.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AlertRow {
+pub struct AlertSummary {
     pub id: AlertId,
     pub incident: IncidentNumber,
     pub service: ServiceId,
@@ -130,10 +144,16 @@ pub struct AlertRow {
     pub severity: Severity,
     pub summary: String,
     pub source: String,
-    /// The latest payload's details.
-    pub details: serde_json::Value,
     pub acknowledged_at: Option<Timestamp>,
     pub resolved_at: Option<Timestamp>,
+}
+
+/// One alert with the latest payload's details (which can be large: lists leave them out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRow {
+    pub alert: AlertSummary,
+    /// The latest payload's details.
+    pub details: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -149,13 +169,18 @@ pub struct TimelineEntry {
     pub incident: IncidentNumber,
     pub at: Timestamp,
     pub actor: Actor,
-    pub kind: TimelineKind,
-    pub data: serde_json::Value,
+    pub data: TimelineData,
 }
 
-/// An event as stored, with what the fold did with it.
+impl TimelineEntry {
+    pub fn kind(&self) -> TimelineKind {
+        self.data.kind()
+    }
+}
+
+/// An event as stored, with what the fold did with it, as lists show it: without its details.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredEvent {
+pub struct EventSummary {
     pub id: i64,
     pub service: ServiceId,
     pub integration: Integration,
@@ -169,6 +194,12 @@ pub struct StoredEvent {
     pub alert: Option<AlertId>,
     /// `tocsin_core::EventOutcome::as_str` of what the fold did.
     pub outcome: String,
+}
+
+/// One stored event with its details.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub event: EventSummary,
     pub details: serde_json::Value,
 }
 
@@ -192,11 +223,13 @@ pub struct ChangeEventRow {
     pub links: serde_json::Value,
 }
 
-/// The result of an incident command: the incident afterwards, and whether it changed.
+/// The result of an incident command: the incident afterwards, whether it changed, and the
+/// timeline entries it appended (in order; none when it changed nothing).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandOutcome {
     pub incident: IncidentRow,
     pub transition: Transition,
+    pub entries: Vec<TimelineEntry>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

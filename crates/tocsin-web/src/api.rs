@@ -8,10 +8,11 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use tocsin_core::Command;
 use tocsin_core::{AlertId, AlertState, IncidentNumber, IncidentState, Priority, ServiceId};
 use tocsin_store::{
-    AlertFilter, AlertRow, ChangeEventRow, CommandOutcome, EventFilter, IncidentFilter,
-    IncidentRow, PageRequest, StoredEvent, TimelineEntry,
+    AlertFilter, AlertRow, AlertSummary, ChangeEventRow, CommandOutcome, EventFilter, EventSummary,
+    IncidentFilter, IncidentRow, PageRequest, StoredEvent, TimelineEntry,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
@@ -70,6 +71,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_alerts))
         .routes(routes!(get_alert))
         .routes(routes!(alert_events))
+        .routes(routes!(get_event))
         .routes(routes!(list_services))
         .routes(routes!(service_changes))
         .routes(routes!(crate::reload::reload_config));
@@ -143,9 +145,10 @@ impl From<IncidentRow> for Incident {
     }
 }
 
-/// Events folded by (service, dedup key).
+/// Events folded by (service, dedup key), as lists show them: without the latest payload's
+/// details (`GET /api/v1/alerts/{id}` has them).
 #[derive(Serialize, ToSchema)]
-pub(crate) struct Alert {
+pub(crate) struct AlertItem {
     id: i64,
     incident: i64,
     service: String,
@@ -160,16 +163,13 @@ pub(crate) struct Alert {
     /// Summary of the latest event.
     summary: String,
     source: String,
-    /// Details of the latest event, as sent.
-    #[schema(value_type = Object)]
-    details: serde_json::Value,
     acknowledged_at: Option<String>,
     resolved_at: Option<String>,
 }
 
-impl From<AlertRow> for Alert {
-    fn from(row: AlertRow) -> Self {
-        Alert {
+impl From<AlertSummary> for AlertItem {
+    fn from(row: AlertSummary) -> Self {
+        AlertItem {
             id: row.id.0,
             incident: row.incident.0,
             service: row.service.to_string(),
@@ -181,9 +181,27 @@ impl From<AlertRow> for Alert {
             severity: row.severity.to_string(),
             summary: row.summary,
             source: row.source,
-            details: row.details,
             acknowledged_at: row.acknowledged_at.map(|at| at.to_string()),
             resolved_at: row.resolved_at.map(|at| at.to_string()),
+        }
+    }
+}
+
+/// One alert, with the latest payload's details.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Alert {
+    #[serde(flatten)]
+    alert: AlertItem,
+    /// Details of the latest event, as sent.
+    #[schema(value_type = Object)]
+    details: serde_json::Value,
+}
+
+impl From<AlertRow> for Alert {
+    fn from(row: AlertRow) -> Self {
+        Alert {
+            alert: row.alert.into(),
+            details: row.details,
         }
     }
 }
@@ -196,10 +214,135 @@ pub(crate) struct TimelineItem {
     at: String,
     /// Who did it: `integration:<kind>`, `token:<name>` or `tocsin`.
     actor: String,
-    /// e.g. `incident.triggered`, `alert.folded`, `incident.acknowledged`, `note.added`.
-    kind: String,
-    #[schema(value_type = Object)]
-    data: serde_json::Value,
+    /// What happened (`kind`) and its details (`data`).
+    #[serde(flatten)]
+    what: TimelineData,
+}
+
+/// A timeline entry's `kind` and the fields of its `data`, by kind.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "kind", content = "data")]
+pub(crate) enum TimelineData {
+    /// An alert opened this incident.
+    #[serde(rename = "incident.triggered")]
+    IncidentTriggered {
+        dedup_key: String,
+        severity: String,
+        summary: String,
+        source: String,
+        /// When the first signal says the problem began.
+        impact_started_at: String,
+    },
+    /// A new alert joined the open incident.
+    #[serde(rename = "alert.opened")]
+    AlertOpened {
+        dedup_key: String,
+        severity: String,
+        summary: String,
+        source: String,
+    },
+    /// Events folded into an open alert since its previous `alert.folded` entry.
+    #[serde(rename = "alert.folded")]
+    AlertFolded {
+        dedup_key: String,
+        /// How many folds this entry counts.
+        events: i64,
+        /// The alert's count after them.
+        count: i64,
+        last_summary: String,
+        /// Absent in entries written before it was recorded.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_seen: Option<String>,
+    },
+    #[serde(rename = "alert.acknowledged")]
+    AlertAcknowledged { dedup_key: String },
+    #[serde(rename = "alert.resolved")]
+    AlertResolved { dedup_key: String },
+    /// By an event (no count) or a command (how many triggered alerts it acknowledged).
+    #[serde(rename = "incident.acknowledged")]
+    IncidentAcknowledged {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        alerts_acknowledged: Option<i64>,
+    },
+    /// By the event that resolved the last alert (no count) or a command (how many open
+    /// alerts it resolved).
+    #[serde(rename = "incident.resolved")]
+    IncidentResolved {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        alerts_resolved: Option<i64>,
+    },
+    /// Every alert resolved; the service resolves incidents by hand.
+    #[serde(rename = "incident.all_alerts_resolved")]
+    AllAlertsResolved {},
+    #[serde(rename = "incident.priority_changed")]
+    PriorityChanged { from: String, to: String },
+    #[serde(rename = "note.added")]
+    NoteAdded { text: String },
+}
+
+impl From<tocsin_core::TimelineData> for TimelineData {
+    fn from(data: tocsin_core::TimelineData) -> Self {
+        use tocsin_core::TimelineData as Data;
+        match data {
+            Data::IncidentTriggered {
+                dedup_key,
+                severity,
+                summary,
+                source,
+                impact_started_at,
+            } => TimelineData::IncidentTriggered {
+                dedup_key: dedup_key.into_string(),
+                severity: severity.to_string(),
+                summary,
+                source,
+                impact_started_at: impact_started_at.to_string(),
+            },
+            Data::AlertOpened {
+                dedup_key,
+                severity,
+                summary,
+                source,
+            } => TimelineData::AlertOpened {
+                dedup_key: dedup_key.into_string(),
+                severity: severity.to_string(),
+                summary,
+                source,
+            },
+            Data::AlertFolded {
+                dedup_key,
+                events,
+                count,
+                last_summary,
+                last_seen,
+            } => TimelineData::AlertFolded {
+                dedup_key: dedup_key.into_string(),
+                events,
+                count,
+                last_summary,
+                last_seen: last_seen.map(|at| at.to_string()),
+            },
+            Data::AlertAcknowledged { dedup_key } => TimelineData::AlertAcknowledged {
+                dedup_key: dedup_key.into_string(),
+            },
+            Data::AlertResolved { dedup_key } => TimelineData::AlertResolved {
+                dedup_key: dedup_key.into_string(),
+            },
+            Data::IncidentAcknowledged {
+                alerts_acknowledged,
+            } => TimelineData::IncidentAcknowledged {
+                alerts_acknowledged,
+            },
+            Data::IncidentResolved { alerts_resolved } => {
+                TimelineData::IncidentResolved { alerts_resolved }
+            }
+            Data::AllAlertsResolved => TimelineData::AllAlertsResolved {},
+            Data::PriorityChanged { from, to } => TimelineData::PriorityChanged {
+                from: from.to_string(),
+                to: to.to_string(),
+            },
+            Data::NoteAdded { text } => TimelineData::NoteAdded { text },
+        }
+    }
 }
 
 impl From<TimelineEntry> for TimelineItem {
@@ -209,13 +352,13 @@ impl From<TimelineEntry> for TimelineItem {
             incident: entry.incident.0,
             at: entry.at.to_string(),
             actor: entry.actor.to_string(),
-            kind: entry.kind.to_string(),
-            data: entry.data,
+            what: entry.data.into(),
         }
     }
 }
 
-/// An inbound event as stored.
+/// An inbound event as stored, as lists show it: without its details
+/// (`GET /api/v1/events/{id}` has them).
 #[derive(Serialize, ToSchema)]
 pub(crate) struct EventItem {
     id: i64,
@@ -232,12 +375,10 @@ pub(crate) struct EventItem {
     /// What the fold did: `opened`, `folded`, `acknowledged`, `resolved`,
     /// `ignored_no_open_alert`, `ignored_already_acknowledged`.
     outcome: String,
-    #[schema(value_type = Object)]
-    details: serde_json::Value,
 }
 
-impl From<StoredEvent> for EventItem {
-    fn from(event: StoredEvent) -> Self {
+impl From<EventSummary> for EventItem {
+    fn from(event: EventSummary) -> Self {
         EventItem {
             id: event.id,
             service: event.service.to_string(),
@@ -251,6 +392,23 @@ impl From<StoredEvent> for EventItem {
             received_at: event.received_at.to_string(),
             alert: event.alert.map(|id| id.0),
             outcome: event.outcome,
+        }
+    }
+}
+
+/// One stored event, with its details as sent.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Event {
+    #[serde(flatten)]
+    event: EventItem,
+    #[schema(value_type = Object)]
+    details: serde_json::Value,
+}
+
+impl From<StoredEvent> for Event {
+    fn from(event: StoredEvent) -> Self {
+        Event {
+            event: event.event.into(),
             details: event.details,
         }
     }
@@ -317,7 +475,7 @@ macro_rules! page_type {
 }
 
 page_type!(IncidentPage, Incident);
-page_type!(AlertPage, Alert);
+page_type!(AlertPage, AlertItem);
 page_type!(TimelinePage, TimelineItem);
 page_type!(EventPage, EventItem);
 page_type!(ChangePage, ChangeItem);
@@ -569,7 +727,11 @@ async fn acknowledge_incident(
 ) -> Result<Json<CommandResult>, ApiError> {
     let outcome = state
         .engine
-        .acknowledge(incident_number(&number)?, &access.actor())
+        .command(
+            incident_number(&number)?,
+            &Command::Acknowledge,
+            &access.actor(),
+        )
         .await?;
     Ok(Json(outcome.into()))
 }
@@ -592,7 +754,11 @@ async fn resolve_incident(
 ) -> Result<Json<CommandResult>, ApiError> {
     let outcome = state
         .engine
-        .resolve(incident_number(&number)?, &access.actor())
+        .command(
+            incident_number(&number)?,
+            &Command::Resolve,
+            &access.actor(),
+        )
         .await?;
     Ok(Json(outcome.into()))
 }
@@ -620,7 +786,7 @@ async fn set_priority(
     let priority = priority("priority", &request.priority)?;
     let outcome = state
         .engine
-        .set_priority(number, priority, &access.actor())
+        .command(number, &Command::SetPriority(priority), &access.actor())
         .await?;
     Ok(Json(outcome.into()))
 }
@@ -653,7 +819,15 @@ async fn add_note(
             format!("text must be 1 to {MAX_NOTE_CHARS} characters (got {length})"),
         ));
     }
-    let entry = state.engine.add_note(number, text, &access.actor()).await?;
+    let outcome = state
+        .engine
+        .command(number, &Command::AddNote(text.to_owned()), &access.actor())
+        .await?;
+    let entry = outcome.entries.into_iter().next().ok_or_else(|| {
+        ApiError::from(tocsin_store::StoreError::Corrupt(
+            "a note appended no timeline entry".to_owned(),
+        ))
+    })?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(TimelineItem::from(entry)),
@@ -800,6 +974,28 @@ async fn alert_events(
 }
 
 /// The services declared in the config, in config order.
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "alerts",
+    params(("id" = i64, Path, description = "Event id", minimum = 1)),
+    security(("api_token" = [])),
+    responses(
+        (status = 200, description = "The event, with its details", body = Event),
+        (status = 400, description = "The id is invalid", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 404, description = "No such event", body = ErrorBody),
+    ))]
+async fn get_event(
+    State(state): State<AppState>,
+    _access: ReadAccess,
+    Path(id): Path<String>,
+) -> Result<Json<Event>, ApiError> {
+    let id = id
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::invalid("id", format!("{id:?} is not an event id")))?;
+    Ok(Json(state.engine.event(id).await?.into()))
+}
+
 #[utoipa::path(get, path = "/api/v1/services", tag = "services",
     params(PageParams),
     security(("api_token" = [])),

@@ -72,6 +72,12 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound { what } => ApiError::not_found(format!("{what} not found")),
+            StoreError::Invalid(message) => ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid_request",
+                message,
+                field: None,
+            },
             StoreError::Conflict(message) => ApiError {
                 status: StatusCode::CONFLICT,
                 code: "conflict",

@@ -11,7 +11,6 @@ mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,7 +66,7 @@ impl Settings {
 /// Closes the store a [`open_store`] call opened: SQLite stops its ingest thread and
 /// checkpointer and closes its connections; PostgreSQL closes its pool. Call it once nothing
 /// uses the store any more.
-pub struct StoreCloser(Pin<Box<dyn Future<Output = ()> + Send>>);
+pub struct StoreCloser(Arc<dyn Store>);
 
 impl std::fmt::Debug for StoreCloser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,7 +76,7 @@ impl std::fmt::Debug for StoreCloser {
 
 impl StoreCloser {
     pub async fn close(self) {
-        self.0.await;
+        self.0.close().await;
         tracing::info!("store closed");
     }
 }
@@ -92,17 +91,15 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<(Arc<dyn Store>, 
                     "database URL must start with postgres:// or postgresql:// (leave it unset to use SQLite in the data directory)"
                 );
             }
-            let store = Arc::new(
+            let store: Arc<dyn Store> = Arc::new(
                 tocsin_store_postgres::PostgresStore::connect(&url)
                     .await
                     .context("cannot open the PostgreSQL store")?,
             );
-            let closing = Arc::clone(&store);
-            let closer = StoreCloser(Box::pin(async move { closing.close().await }));
-            Ok((store, closer))
+            Ok((Arc::clone(&store), StoreCloser(store)))
         }
         None => {
-            let store = Arc::new(
+            let store: Arc<dyn Store> = Arc::new(
                 tocsin_store_sqlite::SqliteStore::open(&settings.data_dir)
                     .await
                     .with_context(|| {
@@ -112,9 +109,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<(Arc<dyn Store>, 
                         )
                     })?,
             );
-            let closing = Arc::clone(&store);
-            let closer = StoreCloser(Box::pin(async move { closing.close().await }));
-            Ok((store, closer))
+            Ok((Arc::clone(&store), StoreCloser(store)))
         }
     }
 }

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::Integration;
+use crate::{Integration, TimelineKind};
 
 fn at(seconds: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + seconds).expect("valid timestamp")
@@ -33,7 +33,7 @@ fn manual(_: &ServiceId) -> ResolvePolicy {
 }
 
 fn kinds(plan: &BatchPlan) -> Vec<TimelineKind> {
-    plan.timeline.iter().map(|entry| entry.kind).collect()
+    plan.timeline.iter().map(|entry| entry.kind()).collect()
 }
 
 #[test]
@@ -80,7 +80,7 @@ fn folds_reach_the_timeline_at_most_once_a_minute_and_every_fold_is_counted() {
     let folded: Vec<_> = plan
         .timeline
         .iter()
-        .filter(|entry| entry.kind == TimelineKind::AlertFolded)
+        .filter(|entry| entry.kind() == TimelineKind::AlertFolded)
         .collect();
     // At 60, 120, ... 960 seconds.
     assert_eq!(folded.len(), 16);
@@ -88,12 +88,21 @@ fn folds_reach_the_timeline_at_most_once_a_minute_and_every_fold_is_counted() {
         assert!(pair[1].at.duration_since(pair[0].at) >= FOLD_LOG_INTERVAL);
     }
     assert_eq!(folded[0].at, at(60));
-    assert_eq!(folded[0].data["events"], 60);
-    assert_eq!(folded[0].data["count"], 61);
-    assert_eq!(folded[0].data["last_summary"], "trigger disk");
+    let TimelineData::AlertFolded {
+        events,
+        count,
+        last_summary,
+        ..
+    } = &folded[0].data
+    else {
+        panic!("not a fold entry: {:?}", folded[0].data);
+    };
+    assert_eq!(*events, 60);
+    assert_eq!(*count, 61);
+    assert_eq!(last_summary, "trigger disk");
     let logged: i64 = folded
         .iter()
-        .map(|entry| entry.data["events"].as_i64().expect("events"))
+        .map(|entry| entry.data.folded_events().expect("events"))
         .sum();
     assert_eq!(logged + plan.alerts[0].unlogged_folds, 999);
     assert_eq!(plan.alerts[0].folds_logged_at, at(960));
@@ -120,7 +129,7 @@ fn unlogged_folds_are_written_before_an_acknowledgement() {
             TimelineKind::IncidentAcknowledged,
         ]
     );
-    assert_eq!(plan.timeline[1].data["events"], 2);
+    assert_eq!(plan.timeline[1].data.folded_events(), Some(2));
     assert_eq!(plan.timeline[1].at, at(3));
     assert_eq!(plan.alerts[0].unlogged_folds, 0);
     assert_eq!(plan.alerts[0].folds_logged_at, at(3));
@@ -139,12 +148,18 @@ fn unlogged_folds_entry_counts_what_waited() {
     };
     let entry = folds.entry(at(90), Actor::system());
     assert_eq!(entry.incident, IncidentRef::Existing(IncidentNumber(9)));
-    assert_eq!(entry.kind, TimelineKind::AlertFolded);
+    assert_eq!(entry.kind(), TimelineKind::AlertFolded);
     assert_eq!(entry.at, at(90));
-    assert_eq!(entry.data["events"], 12);
-    assert_eq!(entry.data["count"], 13);
-    assert_eq!(entry.data["dedup_key"], "disk");
-    assert_eq!(entry.data["last_summary"], "disk full");
+    assert_eq!(
+        entry.data,
+        TimelineData::AlertFolded {
+            dedup_key: DedupKey::parse("disk").expect("key"),
+            events: 12,
+            count: 13,
+            last_summary: "disk full".to_owned(),
+            last_seen: Some(at(30)),
+        }
+    );
 }
 
 #[test]
@@ -306,8 +321,8 @@ proptest! {
         let logged: i64 = plan
             .timeline
             .iter()
-            .filter(|entry| entry.kind == TimelineKind::AlertFolded)
-            .map(|entry| entry.data["events"].as_i64().unwrap_or(0))
+            .filter(|entry| entry.kind() == TimelineKind::AlertFolded)
+            .map(|entry| entry.data.folded_events().unwrap_or(0))
             .sum();
         prop_assert_eq!(logged + plan.alerts.iter().map(|a| a.unlogged_folds).sum::<i64>(), folds);
         // A resolved alert has nothing left to log.

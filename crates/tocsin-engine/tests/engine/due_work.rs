@@ -110,7 +110,7 @@ async fn the_fold_log_sweep_is_recurring_due_work() {
     let entries = folded(&engine, IncidentNumber(1)).await;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].at, clock.now());
-    assert_eq!(entries[0].data["events"], 5);
+    assert_eq!(folded_events(&entries[0].data), 5);
     assert_eq!(runs_of(engine.metrics(), "fold_log.sweep"), 3);
 }
 
@@ -161,7 +161,7 @@ async fn a_dead_runners_sweep_is_taken_over_when_its_lease_ends_and_counts_each_
 
     let entries = folded(&engine_b, IncidentNumber(1)).await;
     assert_eq!(entries.len(), 1, "the sweep ran twice, its effect once");
-    assert_eq!(entries[0].data["events"], 3);
+    assert_eq!(folded_events(&entries[0].data), 3);
     let alert = engine_b
         .alerts(
             &tocsin_store::AlertFilter::default(),
@@ -347,4 +347,12 @@ async fn a_running_runner_schedules_the_sweep_and_stops_when_told() {
         .await
         .expect("stops within 5 s")
         .expect("runner task");
+}
+
+/// How many folds an `alert.folded` entry counts.
+fn folded_events(data: &tocsin_core::TimelineData) -> i64 {
+    match data {
+        tocsin_core::TimelineData::AlertFolded { events, .. } => *events,
+        other => panic!("not an alert.folded entry: {other:?}"),
+    }
 }

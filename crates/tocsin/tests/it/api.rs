@@ -281,6 +281,7 @@ async fn openapi_document_matches_the_routes() {
         "/api/v1/alerts",
         "/api/v1/alerts/{id}",
         "/api/v1/alerts/{id}/events",
+        "/api/v1/events/{id}",
         "/api/v1/services",
         "/api/v1/services/{id}/changes",
         "/api/v1/config/reload",

@@ -197,7 +197,7 @@ async fn token_create_prints_a_working_token() {
         .await
         .expect("open");
     let engine_token =
-        tocsin_store::Store::api_tokens(&store, tocsin_store::PageRequest::default())
+        tocsin_store::TokenStore::api_tokens(&store, tocsin_store::PageRequest::default())
             .await
             .expect("tokens");
     assert_eq!(engine_token.items.len(), 1);

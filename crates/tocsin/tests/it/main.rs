@@ -8,6 +8,7 @@ mod due_work;
 mod durability;
 mod ingest;
 mod interop;
+mod lists;
 mod postgres;
 mod runtime;
 mod shedding;

@@ -67,7 +67,11 @@ async fn a_million_events_on_one_key_make_one_alert_and_one_incident() {
     // Folds reach the timeline at most once a minute, and all of them before a resolution.
     let number = incidents.items[0].number;
     app.engine
-        .resolve(number, &tocsin_core::Actor::token("storm-test"))
+        .command(
+            number,
+            &tocsin_core::Command::Resolve,
+            &tocsin_core::Actor::token("storm-test"),
+        )
         .await
         .expect("resolve");
     let timeline = app
@@ -78,7 +82,7 @@ async fn a_million_events_on_one_key_make_one_alert_and_one_incident() {
     let folded: i64 = timeline
         .items
         .iter()
-        .filter_map(|entry| entry.data["events"].as_i64())
+        .filter_map(|entry| entry.data.folded_events())
         .sum();
     assert_eq!(folded, TOTAL as i64 - 1, "every fold is counted once");
     assert!(

@@ -1,0 +1,185 @@
+use super::*;
+use crate::TimelineKind;
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + seconds).expect("valid timestamp")
+}
+
+fn alert(id: i64, state: AlertState, unlogged_folds: i64) -> AlertSnapshot {
+    AlertSnapshot {
+        id: AlertId(id),
+        dedup_key: DedupKey::parse(&format!("key-{id}")).expect("key"),
+        state,
+        acknowledged_at: (state == AlertState::Acknowledged).then(|| at(5)),
+        count: unlogged_folds + 1,
+        summary: format!("alert {id}"),
+        last_seen: at(8),
+        unlogged_folds,
+        folds_logged_at: None,
+    }
+}
+
+fn snapshot(state: IncidentState, open_alerts: Vec<AlertSnapshot>) -> CommandSnapshot {
+    CommandSnapshot {
+        incident: IncidentSnapshot {
+            number: IncidentNumber(7),
+            state,
+            priority: Priority::P2,
+            open_alerts: i64::try_from(open_alerts.len()).expect("few alerts"),
+            acknowledged_at: None,
+            resolved_at: None,
+            updated_at: at(8),
+        },
+        open_alerts,
+    }
+}
+
+fn kinds(plan: &CommandPlan) -> Vec<TimelineKind> {
+    plan.timeline.iter().map(TimelineRecord::kind).collect()
+}
+
+fn who() -> Actor {
+    Actor::token("ana")
+}
+
+#[test]
+fn acknowledging_logs_waiting_folds_first_and_acknowledges_triggered_alerts() {
+    let snapshot = snapshot(
+        IncidentState::Triggered,
+        vec![
+            alert(1, AlertState::Triggered, 3),
+            alert(2, AlertState::Acknowledged, 0),
+            alert(3, AlertState::Triggered, 0),
+        ],
+    );
+    let plan = plan_command(&snapshot, &Command::Acknowledge, &who(), at(10)).expect("plan");
+    assert_eq!(plan.transition, Transition::Changed);
+    assert_eq!(
+        kinds(&plan),
+        vec![
+            TimelineKind::AlertFolded,
+            TimelineKind::IncidentAcknowledged
+        ]
+    );
+    assert_eq!(plan.timeline[0].actor, Actor::system());
+    assert_eq!(plan.timeline[0].data.folded_events(), Some(3));
+    assert_eq!(
+        plan.timeline[1].data,
+        TimelineData::IncidentAcknowledged {
+            alerts_acknowledged: Some(2)
+        }
+    );
+    let changed: Vec<_> = plan.alerts.iter().map(|alert| alert.id.0).collect();
+    assert_eq!(changed, vec![1, 3], "the acknowledged alert stays as it is");
+    assert_eq!(plan.alerts[0].unlogged_folds, 0);
+    assert_eq!(plan.alerts[0].folds_logged_at, Some(at(10)));
+    assert_eq!(plan.alerts[1].acknowledged_at, Some(at(10)));
+    let update = plan.incident_update.expect("incident changes");
+    assert_eq!(update.state, IncidentState::Acknowledged);
+    assert_eq!(update.acknowledged_at, Some(at(10)));
+    assert!(plan.due_work.is_empty() && plan.outbox.is_empty());
+}
+
+#[test]
+fn resolving_resolves_every_open_alert() {
+    let snapshot = snapshot(
+        IncidentState::Acknowledged,
+        vec![
+            alert(1, AlertState::Acknowledged, 0),
+            alert(2, AlertState::Triggered, 1),
+        ],
+    );
+    let plan = plan_command(&snapshot, &Command::Resolve, &who(), at(20)).expect("plan");
+    assert_eq!(
+        kinds(&plan),
+        vec![TimelineKind::AlertFolded, TimelineKind::IncidentResolved]
+    );
+    assert_eq!(
+        plan.timeline[1].data,
+        TimelineData::IncidentResolved {
+            alerts_resolved: Some(2)
+        }
+    );
+    assert!(plan
+        .alerts
+        .iter()
+        .all(|alert| alert.state == AlertState::Resolved && alert.resolved_at == Some(at(20))));
+    let update = plan.incident_update.expect("incident changes");
+    assert_eq!(update.open_alerts, 0);
+    assert_eq!(update.resolved_at, Some(at(20)));
+}
+
+#[test]
+fn repeated_commands_change_nothing_and_a_resolved_incident_refuses_acknowledgement() {
+    let acknowledged = snapshot(
+        IncidentState::Acknowledged,
+        vec![alert(1, AlertState::Acknowledged, 4)],
+    );
+    let plan = plan_command(&acknowledged, &Command::Acknowledge, &who(), at(10)).expect("plan");
+    assert_eq!(plan, CommandPlan::unchanged(IncidentNumber(7)));
+    let resolved = snapshot(IncidentState::Resolved, Vec::new());
+    let plan = plan_command(&resolved, &Command::Resolve, &who(), at(10)).expect("plan");
+    assert_eq!(plan.transition, Transition::Unchanged);
+    assert!(plan.timeline.is_empty() && plan.incident_update.is_none());
+    assert_eq!(
+        plan_command(&resolved, &Command::Acknowledge, &who(), at(10)),
+        Err(CommandError::AlreadyResolved(IncidentNumber(7)))
+    );
+    let plan = plan_command(
+        &resolved,
+        &Command::SetPriority(Priority::P2),
+        &who(),
+        at(10),
+    )
+    .expect("plan");
+    assert_eq!(plan.transition, Transition::Unchanged);
+}
+
+#[test]
+fn priority_and_notes_append_their_entry() {
+    let snapshot = snapshot(IncidentState::Resolved, Vec::new());
+    let plan = plan_command(
+        &snapshot,
+        &Command::SetPriority(Priority::P1),
+        &who(),
+        at(30),
+    )
+    .expect("plan");
+    assert_eq!(
+        plan.timeline[0].data,
+        TimelineData::PriorityChanged {
+            from: Priority::P2,
+            to: Priority::P1
+        }
+    );
+    assert_eq!(plan.incident_update.expect("update").priority, Priority::P1);
+    let plan = plan_command(
+        &snapshot,
+        &Command::AddNote("rolled back".to_owned()),
+        &who(),
+        at(31),
+    )
+    .expect("plan");
+    assert_eq!(plan.transition, Transition::Changed);
+    assert_eq!(plan.timeline[0].actor, who());
+    assert_eq!(plan.incident_update.expect("update").updated_at, at(31));
+}
+
+#[test]
+fn a_command_is_never_dated_before_what_the_incident_records() {
+    // Acknowledged at 50 by a command that took the lock first; a resolve decided at 40 waited.
+    let mut snapshot = snapshot(
+        IncidentState::Acknowledged,
+        vec![alert(1, AlertState::Acknowledged, 0)],
+    );
+    snapshot.incident.acknowledged_at = Some(at(50));
+    snapshot.incident.updated_at = at(50);
+    let plan = plan_command(&snapshot, &Command::Resolve, &who(), at(40)).expect("plan");
+    let update = plan.incident_update.expect("update");
+    assert_eq!(update.resolved_at, Some(at(50)));
+    assert!(update.acknowledged_at <= update.resolved_at);
+    assert_eq!(plan.timeline[0].at, at(50));
+    // A later `now` is kept as it is.
+    let plan = plan_command(&snapshot, &Command::Resolve, &who(), at(60)).expect("plan");
+    assert_eq!(plan.timeline[0].at, at(60));
+}
