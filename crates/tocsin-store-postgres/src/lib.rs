@@ -632,7 +632,7 @@ impl Store for PostgresStore {
         Ok(page.finish(items, |change| change.id))
     }
 
-    #[tracing::instrument(skip_all, fields(incident = %number), err)]
+    #[tracing::instrument(skip_all, fields(incident = %number), err(level = "debug"))]
     async fn acknowledge_incident(
         &self,
         number: IncidentNumber,
@@ -663,7 +663,7 @@ impl Store for PostgresStore {
         finish_command(tx, number, transition).await
     }
 
-    #[tracing::instrument(skip_all, fields(incident = %number), err)]
+    #[tracing::instrument(skip_all, fields(incident = %number), err(level = "debug"))]
     async fn resolve_incident(
         &self,
         number: IncidentNumber,
@@ -694,7 +694,7 @@ impl Store for PostgresStore {
         finish_command(tx, number, transition).await
     }
 
-    #[tracing::instrument(skip_all, fields(incident = %number), err)]
+    #[tracing::instrument(skip_all, fields(incident = %number), err(level = "debug"))]
     async fn set_incident_priority(
         &self,
         number: IncidentNumber,
@@ -726,7 +726,7 @@ impl Store for PostgresStore {
         finish_command(tx, number, transition).await
     }
 
-    #[tracing::instrument(skip_all, fields(incident = %number), err)]
+    #[tracing::instrument(skip_all, fields(incident = %number), err(level = "debug"))]
     async fn add_note(
         &self,
         number: IncidentNumber,

@@ -606,7 +606,7 @@ impl Store for SqliteStore {
         Ok(page.finish(items, |change| change.id))
     }
 
-    #[tracing::instrument(skip_all, fields(incident = %number), err)]
+    #[tracing::instrument(skip_all, fields(incident = %number), err(level = "debug"))]
     async fn acknowledge_incident(
         &self,
         number: IncidentNumber,
@@ -635,7 +635,7 @@ impl Store for SqliteStore {
         finish_command(tx, number, transition).await
     }
 
-    #[tracing::instrument(skip_all, fields(incident = %number), err)]
+    #[tracing::instrument(skip_all, fields(incident = %number), err(level = "debug"))]
     async fn resolve_incident(
         &self,
         number: IncidentNumber,
@@ -663,7 +663,7 @@ impl Store for SqliteStore {
         finish_command(tx, number, transition).await
     }
 
-    #[tracing::instrument(skip_all, fields(incident = %number), err)]
+    #[tracing::instrument(skip_all, fields(incident = %number), err(level = "debug"))]
     async fn set_incident_priority(
         &self,
         number: IncidentNumber,
@@ -695,7 +695,7 @@ impl Store for SqliteStore {
         finish_command(tx, number, transition).await
     }
 
-    #[tracing::instrument(skip_all, fields(incident = %number), err)]
+    #[tracing::instrument(skip_all, fields(incident = %number), err(level = "debug"))]
     async fn add_note(
         &self,
         number: IncidentNumber,

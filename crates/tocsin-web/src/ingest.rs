@@ -37,6 +37,24 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/integrations/generic/{key}", post(generic))
 }
 
+/// The answer to an accepted PagerDuty v2 or generic event:
+/// `{"status":"success","message":"Event processed","dedup_key":"..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EventAccepted {
+    pub status: String,
+    pub message: String,
+    pub dedup_key: String,
+}
+
+/// The body of every refused ingestion request (PagerDuty's error shape).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IngestErrorBody {
+    pub status: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
 /// Why an ingestion request was refused. Rendered in PagerDuty's error shape, which every
 /// ingestion endpoint shares: `{status, message, errors[]}`.
 #[derive(Debug)]
@@ -207,9 +225,11 @@ fn lookup(state: &AppState) -> impl Fn(&str) -> Option<ServiceId> + '_ {
 fn accepted(dedup_key: &str) -> Response {
     (
         StatusCode::ACCEPTED,
-        axum::Json(
-            json!({ "status": "success", "message": "Event processed", "dedup_key": dedup_key }),
-        ),
+        axum::Json(EventAccepted {
+            status: "success".to_owned(),
+            message: "Event processed".to_owned(),
+            dedup_key: dedup_key.to_owned(),
+        }),
     )
         .into_response()
 }

@@ -3,7 +3,7 @@
 //! Only this crate knows wire formats. Handlers are three steps: extract (and validate into
 //! domain types), call one engine function, render.
 
-mod api;
+pub mod api;
 mod auth;
 mod error;
 mod health;
@@ -19,6 +19,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 pub use api::openapi_document;
+pub use ingest::{EventAccepted, IngestErrorBody};
 
 /// Shared by every handler.
 #[derive(Clone, Debug)]
