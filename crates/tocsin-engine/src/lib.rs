@@ -17,7 +17,7 @@ pub mod tokens;
 pub use catalog::{Catalog, GrafanaSettings, ServiceEntry};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, FOLD_LOG_CHECK};
-pub use ingest::{IngestSettings, Ingestor, SubmitError};
+pub use ingest::{IngestSettings, IngestTarget, Ingestor, SubmitError, GAUGE_RECOUNT_INTERVAL};
 pub use metrics::Metrics;
 pub use tokens::TOKEN_PREFIX;
 

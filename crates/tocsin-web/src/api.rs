@@ -828,10 +828,16 @@ async fn resolve_incident(
     access: WriteAccess,
     Path(number): Path<String>,
 ) -> Result<Json<CommandResult>, ApiError> {
-    let outcome = state
-        .engine
-        .resolve(incident_number(&number)?, &access.actor())
-        .await?;
+    let number = incident_number(&number)?;
+    // How many alerts the resolution closes, for the open-alerts gauge.
+    let before = state.engine.incident(number).await?;
+    let outcome = state.engine.resolve(number, &access.actor()).await?;
+    if outcome.transition == tocsin_core::Transition::Changed {
+        state
+            .engine
+            .metrics()
+            .record_resolved_incident(before.open_alerts);
+    }
     Ok(Json(outcome.into()))
 }
 

@@ -2,8 +2,6 @@
 //! Alertmanager, Grafana and Tocsin's generic JSON. Each authenticates by integration key,
 //! validates everything before anything is queued, and answers 2xx only after the commit.
 
-use std::time::Duration;
-
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -19,9 +17,6 @@ use crate::parse::{self, ParseErrors};
 use crate::AppState;
 
 use crate::parse::MAX_BODY_BYTES;
-/// How long a request waits for its commit before answering 503 (the sender retries; the dedup
-/// key makes a retry fold into the same alert).
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How far a signed Grafana timestamp may be from our clock.
 const GRAFANA_MAX_SKEW_SECONDS: i64 = 300;
 
@@ -93,12 +88,13 @@ impl From<SubmitError> for IngestError {
             SubmitError::TooLarge { events, capacity } => IngestError::Invalid(vec![format!(
                 "the request holds {events} events; at most {capacity} fit in one request"
             )]),
-            SubmitError::ShuttingDown => {
-                IngestError::Unavailable("tocsin is shutting down".to_owned())
-            }
-            SubmitError::Store(_) => {
-                IngestError::Unavailable("the store could not commit the event".to_owned())
-            }
+            SubmitError::ShuttingDown => IngestError::Unavailable(
+                "tocsin is shutting down; nothing of this request was stored, retry".to_owned(),
+            ),
+            SubmitError::Store(_) => IngestError::Unavailable(
+                "the store could not commit the events; nothing of this request was stored, retry"
+                    .to_owned(),
+            ),
         }
     }
 }
@@ -194,14 +190,13 @@ async fn ingest(
     }
 }
 
+/// Queues the events and waits for the real outcome of their commit, however long the writer
+/// takes: the writer answers every request, so a 2xx means committed and an error means that
+/// nothing of the request was stored, and a sender that retries after an error is not counted
+/// twice. (Requests cannot pile up meanwhile: the queue is bounded, and a full one answers 429
+/// at once.)
 async fn commit(state: &AppState, items: Vec<Inbound>) -> Result<(), IngestError> {
-    match tokio::time::timeout(COMMIT_TIMEOUT, state.engine.submit(items)).await {
-        Ok(result) => result.map_err(IngestError::from),
-        Err(_) => Err(IngestError::Unavailable(
-            "the commit did not finish in time; retry (the dedup key keeps it from counting twice)"
-                .to_owned(),
-        )),
-    }
+    state.engine.submit(items).await.map_err(IngestError::from)
 }
 
 fn service_by_key<'a>(state: &'a AppState, key: &str) -> Result<&'a ServiceEntry, IngestError> {

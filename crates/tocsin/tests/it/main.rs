@@ -5,6 +5,7 @@
 mod api;
 mod cli;
 mod durability;
+mod edge;
 mod ingest;
 mod interop;
 mod postgres;
