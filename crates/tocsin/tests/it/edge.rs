@@ -460,3 +460,55 @@ async fn a_page_stops_at_the_byte_budget_and_its_cursor_continues() {
     );
     app.stop().await;
 }
+
+const HUGE: &str = "12345678901234567890123";
+
+/// Sends a trigger whose details hold integers beyond f64 and reads the alert back as text.
+async fn huge_integers_round_trip(base: &str, token: &str, client: &reqwest::Client) {
+    let body = format!(
+        r#"{{"routing_key":"{API_KEY}","event_action":"trigger","dedup_key":"huge",
+            "payload":{{"summary":"huge","source":"s","severity":"error",
+                        "custom_details":{{"id":{HUGE},"negative":-{HUGE},"exact":9007199254740993}}}}}}"#
+    );
+    let response = client
+        .post(format!("{base}/v2/enqueue"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 202);
+    let text = client
+        .get(format!("{base}/api/v1/alerts/1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    for number in [
+        format!(r#""id":{HUGE}"#),
+        format!(r#""negative":-{HUGE}"#),
+        r#""exact":9007199254740993"#.to_owned(),
+    ] {
+        assert!(text.contains(&number), "{number} in {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integers_beyond_f64_are_kept_exactly_in_details_on_sqlite() {
+    let app = spawn_app().await;
+    huge_integers_round_trip(&app.base, &app.token, &app.client).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integers_beyond_f64_are_kept_exactly_in_details_on_postgres() {
+    let Some(app) = spawn_on_postgres().await else {
+        return;
+    };
+    huge_integers_round_trip(&app.base, &app.token, &app.client).await;
+    app.shutdown.cancel();
+    app.server.await.expect("task").expect("server");
+}
