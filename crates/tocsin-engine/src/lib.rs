@@ -23,7 +23,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use due::{DueRunner, DueRunnerSettings, FOLD_LOG_CHECK};
 pub use engine::Engine;
 pub use error::EngineError;
-pub use ingest::{IngestSettings, Ingestor, SubmitError};
+pub use ingest::{IngestSettings, IngestTarget, Ingestor, SubmitError, GAUGE_RECOUNT_INTERVAL};
 pub use metrics::Metrics;
 pub use reload::{ConfigReload, ReloadError, ReloadReport};
 pub use tokens::TOKEN_PREFIX;

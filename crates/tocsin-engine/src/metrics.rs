@@ -18,8 +18,12 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
 }
 
-/// Tocsin's Prometheus metrics. Gauges that describe stored state (open incidents) are set
-/// when `/metrics` is scraped.
+/// Tocsin's Prometheus metrics, all kept in memory: a scrape of `/metrics` never reaches the
+/// store. The gauges of stored state (open incidents and alerts) start from one count when the
+/// ingest writer starts, follow every batch it commits and every incident command of this
+/// process, and are recounted by the writer every
+/// [`GAUGE_RECOUNT_INTERVAL`](crate::GAUGE_RECOUNT_INTERVAL) (which also brings in the changes of
+/// other replicas).
 pub struct Metrics {
     pub registry: Registry,
     pub events_accepted: Family<Labels, Counter>,
@@ -238,6 +242,29 @@ impl Metrics {
         self.http_connections_closed
             .get_or_create(&vec![("reason".to_owned(), reason.to_owned())])
             .inc();
+    }
+
+    /// Sets the open incident and alert gauges from a count of the store.
+    pub fn set_open(&self, counts: tocsin_store::Counts) {
+        self.open_incidents.set(counts.open_incidents);
+        self.open_alerts.set(counts.open_alerts);
+    }
+
+    /// Follows what a committed ingest batch did.
+    pub fn record_ingest(&self, report: &tocsin_store::IngestReport) {
+        self.alerts_opened.inc_by(report.alerts_opened as u64);
+        self.incidents_opened.inc_by(report.incidents_opened as u64);
+        self.open_incidents
+            .inc_by(report.incidents_opened as i64 - report.incidents_resolved as i64);
+        self.open_alerts
+            .inc_by(report.alerts_opened as i64 - report.alerts_resolved as i64);
+    }
+
+    /// Follows an incident command that resolved an incident which had `open_alerts` alerts
+    /// open just before.
+    pub fn record_resolved_incident(&self, open_alerts: i64) {
+        self.open_incidents.dec();
+        self.open_alerts.dec_by(open_alerts.max(0));
     }
 
     /// Records how long a store call took.

@@ -171,6 +171,9 @@ pub(crate) async fn ingest(
     let mut new_alerts = Vec::new();
     let mut alert_updates = AlertUpdates::default();
     for record in &plan.alerts {
+        if record.state == tocsin_core::AlertState::Resolved {
+            report.alerts_resolved += 1;
+        }
         let details = record.details.as_ref().map(|details| details.to_string());
         match record.alert {
             AlertRef::New(n) => {

@@ -521,6 +521,9 @@ fn write_plan(
     }
 
     for record in &plan.alerts {
+        if record.state == tocsin_core::AlertState::Resolved {
+            report.alerts_resolved += 1;
+        }
         let details = record.details.as_ref().map(|details| details.to_string());
         match record.alert {
             AlertRef::New(n) => {

@@ -336,6 +336,7 @@ pub async fn lifecycle_trigger_acknowledge_resolve_reopen(store: Arc<dyn Store>)
         .await
         .expect("resolve");
     assert_eq!(report.incidents_resolved, 1);
+    assert_eq!(report.alerts_resolved, 1);
     let incident = store.incident(IncidentNumber(1)).await.expect("incident 1");
     assert_eq!(incident.state, IncidentState::Resolved);
     assert_eq!(incident.resolved_at, Some(at(20)));

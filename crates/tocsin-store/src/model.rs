@@ -20,6 +20,8 @@ pub struct IngestReport {
     pub events: usize,
     pub change_events: usize,
     pub alerts_opened: usize,
+    /// Alerts resolved by the batch (one opened and resolved in the same batch counts in both).
+    pub alerts_resolved: usize,
     pub incidents_opened: usize,
     pub incidents_resolved: usize,
 }

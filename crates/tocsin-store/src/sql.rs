@@ -714,7 +714,7 @@ macro_rules! impl_store_with_shared_sql {
                 ))
             }
 
-            #[tracing::instrument(skip_all, fields(incident = %number, command = command.name()), err)]
+            #[tracing::instrument(skip_all, fields(incident = %number, command = command.name()), err(level = "debug"))]
             async fn command(
                 &self,
                 number: tocsin_core::IncidentNumber,

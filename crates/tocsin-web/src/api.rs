@@ -8,11 +8,13 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tocsin_core::Command;
-use tocsin_core::{AlertId, AlertState, IncidentNumber, IncidentState, Priority, ServiceId};
+use tocsin_core::{
+    AlertId, AlertState, Command, EventAction, IncidentNumber, IncidentState, Priority,
+    ResolvePolicy, ServiceId, Severity,
+};
 use tocsin_store::{
     AlertFilter, AlertRow, AlertSummary, ChangeEventRow, CommandOutcome, EventFilter, EventSummary,
-    IncidentFilter, IncidentRow, PageRequest, StoredEvent, TimelineEntry,
+    IncidentFilter, IncidentRow, PageRequest, StoredEvent, TimelineEntry, TokenScope,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
@@ -20,7 +22,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{ReadAccess, WriteAccess};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
+pub use crate::error::ErrorBody;
 use crate::AppState;
 
 /// The longest note accepted, in characters.
@@ -91,35 +94,139 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 }
 
 // ---------------------------------------------------------------- wire types
+//
+// Public so that clients (the CLI) decode answers into the same types the server encodes.
+
+/// The most bytes of items one response carries. A page whose items would need more ends
+/// early, with a `next_cursor` for the rest, so no single answer can be huge whatever its
+/// `limit` (one item is always sent, and is itself bounded by the 512 KB ingestion limit).
+pub const RESPONSE_BUDGET_BYTES: usize = 4 * 1024 * 1024;
+
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident from $core:ident, $case:tt {
+        $($(#[$variant_meta:meta])* $variant:ident = $text:tt),+ $(,)?
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = $case)]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl From<$core> for $name {
+            fn from(value: $core) -> Self {
+                match value {
+                    $($core::$variant => $name::$variant),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum! {
+    /// Where an incident is in its life.
+    IncidentStateName from IncidentState, "lowercase" {
+        Triggered = "triggered",
+        Acknowledged = "acknowledged",
+        Resolved = "resolved",
+    }
+}
+
+wire_enum! {
+    /// Where an alert is in its life.
+    AlertStateName from AlertState, "lowercase" {
+        Triggered = "triggered",
+        Acknowledged = "acknowledged",
+        Resolved = "resolved",
+    }
+}
+
+wire_enum! {
+    /// An incident's priority, `P1` (most urgent) to `P5`.
+    PriorityName from Priority, "UPPERCASE" {
+        P1 = "P1",
+        P2 = "P2",
+        P3 = "P3",
+        P4 = "P4",
+        P5 = "P5",
+    }
+}
+
+wire_enum! {
+    /// How bad an event says things are.
+    SeverityName from Severity, "lowercase" {
+        Critical = "critical",
+        Error = "error",
+        Warning = "warning",
+        Info = "info",
+    }
+}
+
+wire_enum! {
+    /// What an inbound event asks for.
+    EventActionName from EventAction, "lowercase" {
+        Trigger = "trigger",
+        Acknowledge = "acknowledge",
+        Resolve = "resolve",
+    }
+}
+
+wire_enum! {
+    /// How a service's incidents resolve: `auto` with their last alert, `manual` by a person.
+    ResolvePolicyName from ResolvePolicy, "lowercase" {
+        Auto = "auto",
+        Manual = "manual",
+    }
+}
+
+wire_enum! {
+    /// What an API token may do: `read` allows GETs, `write` everything.
+    TokenScopeName from TokenScope, "lowercase" {
+        Read = "read",
+        Write = "write",
+    }
+}
 
 /// An incident: one or more alerts of a service, with a priority and a state.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct Incident {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Incident {
     /// Sequential number, shown to people ("incident #42").
-    number: i64,
-    title: String,
+    pub number: i64,
+    pub title: String,
     /// The service's id from the config.
-    service: String,
+    pub service: String,
     /// The dedup key of the alert that opened it.
-    dedup_key: String,
-    /// `triggered`, `acknowledged` or `resolved`.
-    state: String,
-    /// `P1` (most urgent) to `P5`.
-    priority: String,
-    /// Severity of the opening event: `critical`, `error`, `warning`, `info`.
-    severity: String,
+    pub dedup_key: String,
+    pub state: IncidentStateName,
+    pub priority: PriorityName,
+    /// Severity of the opening event.
+    pub severity: SeverityName,
     /// Alerts of this incident not yet resolved.
-    open_alerts: i64,
-    created_at: String,
+    pub open_alerts: i64,
+    pub created_at: String,
     /// When the first signal says the problem began.
-    impact_started_at: String,
-    acknowledged_at: Option<String>,
-    resolved_at: Option<String>,
-    updated_at: String,
+    pub impact_started_at: String,
+    pub acknowledged_at: Option<String>,
+    pub resolved_at: Option<String>,
+    pub updated_at: String,
     /// From creation to the first acknowledgement.
-    time_to_acknowledge_seconds: Option<f64>,
+    pub time_to_acknowledge_seconds: Option<f64>,
     /// From the start of impact to resolution.
-    time_to_resolve_seconds: Option<f64>,
+    pub time_to_resolve_seconds: Option<f64>,
 }
 
 impl From<IncidentRow> for Incident {
@@ -130,9 +237,9 @@ impl From<IncidentRow> for Incident {
             title: row.title,
             service: row.service.to_string(),
             dedup_key: row.dedup_key.into_string(),
-            state: row.state.to_string(),
-            priority: row.priority.to_string(),
-            severity: row.severity.to_string(),
+            state: row.state.into(),
+            priority: row.priority.into(),
+            severity: row.severity.into(),
             open_alerts: row.open_alerts,
             created_at: row.created_at.to_string(),
             impact_started_at: row.impact_started_at.to_string(),
@@ -147,24 +254,23 @@ impl From<IncidentRow> for Incident {
 
 /// Events folded by (service, dedup key), as lists show them: without the latest payload's
 /// details (`GET /api/v1/alerts/{id}` has them).
-#[derive(Serialize, ToSchema)]
-pub(crate) struct AlertItem {
-    id: i64,
-    incident: i64,
-    service: String,
-    dedup_key: String,
-    /// `triggered`, `acknowledged` or `resolved`.
-    state: String,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AlertItem {
+    pub id: i64,
+    pub incident: i64,
+    pub service: String,
+    pub dedup_key: String,
+    pub state: AlertStateName,
     /// How many trigger events folded into it.
-    count: i64,
-    first_seen: String,
-    last_seen: String,
-    severity: String,
+    pub count: i64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub severity: SeverityName,
     /// Summary of the latest event.
-    summary: String,
-    source: String,
-    acknowledged_at: Option<String>,
-    resolved_at: Option<String>,
+    pub summary: String,
+    pub source: String,
+    pub acknowledged_at: Option<String>,
+    pub resolved_at: Option<String>,
 }
 
 impl From<AlertSummary> for AlertItem {
@@ -174,11 +280,11 @@ impl From<AlertSummary> for AlertItem {
             incident: row.incident.0,
             service: row.service.to_string(),
             dedup_key: row.dedup_key.into_string(),
-            state: row.state.to_string(),
+            state: row.state.into(),
             count: row.count,
             first_seen: row.first_seen.to_string(),
             last_seen: row.last_seen.to_string(),
-            severity: row.severity.to_string(),
+            severity: row.severity.into(),
             summary: row.summary,
             source: row.source,
             acknowledged_at: row.acknowledged_at.map(|at| at.to_string()),
@@ -188,13 +294,13 @@ impl From<AlertSummary> for AlertItem {
 }
 
 /// One alert, with the latest payload's details.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct Alert {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Alert {
     #[serde(flatten)]
-    alert: AlertItem,
+    pub alert: AlertItem,
     /// Details of the latest event, as sent.
     #[schema(value_type = Object)]
-    details: serde_json::Value,
+    pub details: serde_json::Value,
 }
 
 impl From<AlertRow> for Alert {
@@ -207,22 +313,22 @@ impl From<AlertRow> for Alert {
 }
 
 /// One append-only record of something that happened to an incident.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct TimelineItem {
-    id: i64,
-    incident: i64,
-    at: String,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TimelineItem {
+    pub id: i64,
+    pub incident: i64,
+    pub at: String,
     /// Who did it: `integration:<kind>`, `token:<name>` or `tocsin`.
-    actor: String,
+    pub actor: String,
     /// What happened (`kind`) and its details (`data`).
     #[serde(flatten)]
-    what: TimelineData,
+    pub what: TimelineData,
 }
 
 /// A timeline entry's `kind` and the fields of its `data`, by kind.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", content = "data")]
-pub(crate) enum TimelineData {
+pub enum TimelineData {
     /// An alert opened this incident.
     #[serde(rename = "incident.triggered")]
     IncidentTriggered {
@@ -251,7 +357,7 @@ pub(crate) enum TimelineData {
         count: i64,
         last_summary: String,
         /// Absent in entries written before it was recorded.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         last_seen: Option<String>,
     },
     #[serde(rename = "alert.acknowledged")]
@@ -261,14 +367,14 @@ pub(crate) enum TimelineData {
     /// By an event (no count) or a command (how many triggered alerts it acknowledged).
     #[serde(rename = "incident.acknowledged")]
     IncidentAcknowledged {
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         alerts_acknowledged: Option<i64>,
     },
     /// By the event that resolved the last alert (no count) or a command (how many open
     /// alerts it resolved).
     #[serde(rename = "incident.resolved")]
     IncidentResolved {
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         alerts_resolved: Option<i64>,
     },
     /// Every alert resolved; the service resolves incidents by hand.
@@ -359,22 +465,22 @@ impl From<TimelineEntry> for TimelineItem {
 
 /// An inbound event as stored, as lists show it: without its details
 /// (`GET /api/v1/events/{id}` has them).
-#[derive(Serialize, ToSchema)]
-pub(crate) struct EventItem {
-    id: i64,
-    service: String,
-    integration: String,
-    action: String,
-    dedup_key: String,
-    severity: String,
-    summary: String,
-    source: String,
-    occurred_at: Option<String>,
-    received_at: String,
-    alert: Option<i64>,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EventItem {
+    pub id: i64,
+    pub service: String,
+    pub integration: String,
+    pub action: EventActionName,
+    pub dedup_key: String,
+    pub severity: SeverityName,
+    pub summary: String,
+    pub source: String,
+    pub occurred_at: Option<String>,
+    pub received_at: String,
+    pub alert: Option<i64>,
     /// What the fold did: `opened`, `folded`, `acknowledged`, `resolved`,
     /// `ignored_no_open_alert`, `ignored_already_acknowledged`.
-    outcome: String,
+    pub outcome: String,
 }
 
 impl From<EventSummary> for EventItem {
@@ -383,9 +489,9 @@ impl From<EventSummary> for EventItem {
             id: event.id,
             service: event.service.to_string(),
             integration: event.integration.to_string(),
-            action: event.action.to_string(),
+            action: event.action.into(),
             dedup_key: event.dedup_key.into_string(),
-            severity: event.severity.to_string(),
+            severity: event.severity.into(),
             summary: event.summary,
             source: event.source,
             occurred_at: event.occurred_at.map(|at| at.to_string()),
@@ -397,12 +503,12 @@ impl From<EventSummary> for EventItem {
 }
 
 /// One stored event, with its details as sent.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct Event {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
     #[serde(flatten)]
-    event: EventItem,
+    pub event: EventItem,
     #[schema(value_type = Object)]
-    details: serde_json::Value,
+    pub details: serde_json::Value,
 }
 
 impl From<StoredEvent> for Event {
@@ -415,18 +521,18 @@ impl From<StoredEvent> for Event {
 }
 
 /// A change (deploy, config push) reported on a service.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct ChangeItem {
-    id: i64,
-    service: String,
-    summary: String,
-    source: Option<String>,
-    occurred_at: Option<String>,
-    received_at: String,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChangeItem {
+    pub id: i64,
+    pub service: String,
+    pub summary: String,
+    pub source: Option<String>,
+    pub occurred_at: Option<String>,
+    pub received_at: String,
     #[schema(value_type = Object)]
-    details: serde_json::Value,
+    pub details: serde_json::Value,
     #[schema(value_type = Vec<Object>)]
-    links: serde_json::Value,
+    pub links: serde_json::Value,
 }
 
 impl From<ChangeEventRow> for ChangeItem {
@@ -445,48 +551,154 @@ impl From<ChangeEventRow> for ChangeItem {
 }
 
 /// A service declared in the config.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct Service {
-    id: String,
-    name: String,
-    /// `auto`: an incident resolves with its last alert; `manual`: a person resolves it.
-    resolve: String,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Service {
+    pub id: String,
+    pub name: String,
+    pub resolve: ResolvePolicyName,
+}
+
+/// The position of a listed item in its list, as the store's cursors count it.
+trait Listed {
+    fn cursor(&self) -> i64;
+}
+
+impl Listed for Incident {
+    fn cursor(&self) -> i64 {
+        self.number
+    }
+}
+
+impl Listed for AlertItem {
+    fn cursor(&self) -> i64 {
+        self.id
+    }
+}
+
+impl Listed for TimelineItem {
+    fn cursor(&self) -> i64 {
+        self.id
+    }
+}
+
+impl Listed for EventItem {
+    fn cursor(&self) -> i64 {
+        self.id
+    }
+}
+
+impl Listed for ChangeItem {
+    fn cursor(&self) -> i64 {
+        self.id
+    }
+}
+
+/// Keeps the leading items whose JSON fits in `budget` bytes (at least one), and says where the
+/// next page starts: after the last item kept when the budget cut the page, else `next`.
+fn within_budget<T: Serialize>(
+    mut items: Vec<(i64, T)>,
+    next: Option<i64>,
+    budget: usize,
+) -> (Vec<T>, Option<i64>) {
+    let mut used = 0usize;
+    let mut keep = items.len();
+    for (index, (_, item)) in items.iter().enumerate() {
+        let size = json_size(item);
+        if index > 0 && used.saturating_add(size) > budget {
+            keep = index;
+            break;
+        }
+        // The comma between items.
+        used = used.saturating_add(size + 1);
+    }
+    let next = if keep < items.len() {
+        items.truncate(keep);
+        items.last().map(|(cursor, _)| *cursor)
+    } else {
+        next
+    };
+    (items.into_iter().map(|(_, item)| item).collect(), next)
+}
+
+/// The length of a value's JSON encoding, without building it.
+fn json_size<T: Serialize>(value: &T) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Encoding plain data into a writer that cannot fail does not fail; should it ever, the
+    // item counts as too large to share a page.
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 macro_rules! page_type {
     ($name:ident, $item:ty) => {
         /// A page of a list. Pass `next_cursor` back as `cursor` for the next page; it is null
-        /// on the last page.
-        #[derive(Serialize, ToSchema)]
-        pub(crate) struct $name {
-            items: Vec<$item>,
-            next_cursor: Option<String>,
+        /// on the last page. A page may hold fewer items than `limit` when their size reaches
+        /// the response budget (4 MB); `next_cursor` then continues where it stopped.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+        pub struct $name {
+            pub items: Vec<$item>,
+            pub next_cursor: Option<String>,
         }
 
         impl $name {
-            fn new<T: Into<$item>>(page: tocsin_store::Page<T>) -> Self {
+            /// `items` with their cursors, in list order; `next` is the store's next cursor.
+            fn from_positioned(items: Vec<(i64, $item)>, next: Option<i64>, budget: usize) -> Self {
+                let (items, next) = within_budget(items, next, budget);
                 $name {
-                    items: page.items.into_iter().map(Into::into).collect(),
-                    next_cursor: page.next.map(|cursor| cursor.to_string()),
+                    items,
+                    next_cursor: next.map(|cursor| cursor.to_string()),
                 }
+            }
+        }
+    };
+    ($name:ident, $item:ty, listed) => {
+        page_type!($name, $item);
+
+        impl $name {
+            fn new<T: Into<$item>>(page: tocsin_store::Page<T>) -> Self {
+                Self::with_budget(page, RESPONSE_BUDGET_BYTES)
+            }
+
+            fn with_budget<T: Into<$item>>(page: tocsin_store::Page<T>, budget: usize) -> Self {
+                let items = page
+                    .items
+                    .into_iter()
+                    .map(|item| {
+                        let item: $item = item.into();
+                        (item.cursor(), item)
+                    })
+                    .collect();
+                Self::from_positioned(items, page.next, budget)
             }
         }
     };
 }
 
-page_type!(IncidentPage, Incident);
-page_type!(AlertPage, AlertItem);
-page_type!(TimelinePage, TimelineItem);
-page_type!(EventPage, EventItem);
-page_type!(ChangePage, ChangeItem);
+page_type!(IncidentPage, Incident, listed);
+page_type!(AlertPage, AlertItem, listed);
+page_type!(TimelinePage, TimelineItem, listed);
+page_type!(EventPage, EventItem, listed);
+page_type!(ChangePage, ChangeItem, listed);
 page_type!(ServicePage, Service);
 
 /// The incident after a command, and whether the command changed it (repeating a command
 /// that already took effect changes nothing and adds nothing to the timeline).
-#[derive(Serialize, ToSchema)]
-pub(crate) struct CommandResult {
-    incident: Incident,
-    changed: bool,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CommandResult {
+    pub incident: Incident,
+    pub changed: bool,
 }
 
 impl From<CommandOutcome> for CommandResult {
@@ -498,20 +710,20 @@ impl From<CommandOutcome> for CommandResult {
     }
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct PriorityRequest {
+pub struct PriorityRequest {
     /// `P1` to `P5`.
     #[schema(pattern = r"^[Pp][1-5]$")]
-    priority: String,
+    pub priority: String,
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct NoteRequest {
+pub struct NoteRequest {
     /// The note, 1 to 10,000 characters, not all white space.
     #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
-    text: String,
+    pub text: String,
 }
 
 // ---------------------------------------------------------------- parameters
@@ -532,12 +744,22 @@ impl PageParams {
     fn page(&self) -> Result<PageRequest, ApiError> {
         let after = match &self.cursor {
             None => None,
-            Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| {
-                ApiError::invalid(
-                    "cursor",
-                    "cursor must be a `next_cursor` value from a previous page",
-                )
-            })?),
+            Some(cursor) => Some(
+                cursor
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|cursor| *cursor > 0)
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            "cursor",
+                            format!(
+                                "cursor {:?} is not a `next_cursor` value from a previous page; \
+                                 leave it out for the first page",
+                                fields_echo(cursor)
+                            ),
+                        )
+                    })?,
+            ),
         };
         let limit = match &self.limit {
             None => PageRequest::DEFAULT_LIMIT,
@@ -598,6 +820,23 @@ pub(crate) struct AlertListParams {
     /// Items per page, 1 to 500 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+}
+
+/// A text parameter that reaches the store: refused when it holds a NUL character, which no
+/// identifier contains and PostgreSQL cannot compare.
+fn text_param(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(value) if value.contains('\0') => Err(ApiError::invalid(
+            field,
+            format!("{field} must not contain a NUL character (%00)"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// A value repeated in an error message: at most 64 characters.
+fn fields_echo(value: &str) -> String {
+    value.chars().take(64).collect()
 }
 
 fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
@@ -678,7 +917,7 @@ async fn list_incidents(
             .map(incident_states)
             .transpose()?
             .unwrap_or_default(),
-        service: params.service.map(ServiceId::new),
+        service: text_param("service", params.service)?.map(ServiceId::new),
         priority: params
             .priority
             .as_deref()
@@ -752,14 +991,20 @@ async fn resolve_incident(
     access: WriteAccess,
     Path(number): Path<String>,
 ) -> Result<Json<CommandResult>, ApiError> {
+    let number = incident_number(&number)?;
     let outcome = state
         .engine
-        .command(
-            incident_number(&number)?,
-            &Command::Resolve,
-            &access.actor(),
-        )
+        .command(number, &Command::Resolve, &access.actor())
         .await?;
+    // The open-incident and open-alert gauges follow what the resolution closed.
+    for entry in &outcome.entries {
+        if let tocsin_core::TimelineData::IncidentResolved {
+            alerts_resolved: Some(alerts),
+        } = entry.data
+        {
+            state.engine.metrics().record_resolved_incident(alerts);
+        }
+    }
     Ok(Json(outcome.into()))
 }
 
@@ -811,6 +1056,12 @@ async fn add_note(
 ) -> Result<impl IntoResponse, ApiError> {
     let number = incident_number(&number)?;
     let request = body(request)?;
+    if request.text.contains('\0') {
+        return Err(ApiError::invalid(
+            "text",
+            "text must not contain a NUL character (\\u0000)",
+        ));
+    }
     let text = request.text.trim();
     let length = text.chars().count();
     if length == 0 || length > MAX_NOTE_CHARS {
@@ -915,11 +1166,11 @@ async fn list_alerts(
                     .map_err(|error| ApiError::invalid("state", error.to_string()))
             })
             .transpose()?,
-        service: params.service.map(ServiceId::new),
+        service: text_param("service", params.service)?.map(ServiceId::new),
         incident: params
             .incident
             .as_deref()
-            .map(incident_number)
+            .map(|value| incident_number(value).map_err(|error| error.for_field("incident")))
             .transpose()?,
     };
     Ok(Json(AlertPage::new(
@@ -973,7 +1224,7 @@ async fn alert_events(
     )))
 }
 
-/// The services declared in the config, in config order.
+/// Get one event, with its details.
 #[utoipa::path(get, path = "/api/v1/events/{id}", tag = "alerts",
     params(("id" = i64, Path, description = "Event id", minimum = 1)),
     security(("api_token" = [])),
@@ -996,6 +1247,7 @@ async fn get_event(
     Ok(Json(state.engine.event(id).await?.into()))
 }
 
+/// The services declared in the config, in config order.
 #[utoipa::path(get, path = "/api/v1/services", tag = "services",
     params(PageParams),
     security(("api_token" = [])),
@@ -1025,24 +1277,17 @@ async fn list_services(
                 Service {
                     id: service.id.to_string(),
                     name: service.name.clone(),
-                    resolve: match service.resolve {
-                        tocsin_core::ResolvePolicy::Auto => "auto",
-                        tocsin_core::ResolvePolicy::Manual => "manual",
-                    }
-                    .to_owned(),
+                    resolve: service.resolve.into(),
                 },
             )
         })
         .collect();
     let finished = page.finish(rows, |(position, _)| *position);
-    Ok(Json(ServicePage::new(tocsin_store::Page {
-        items: finished
-            .items
-            .into_iter()
-            .map(|(_, service)| service)
-            .collect(),
-        next: finished.next,
-    })))
+    Ok(Json(ServicePage::from_positioned(
+        finished.items,
+        finished.next,
+        RESPONSE_BUDGET_BYTES,
+    )))
 }
 
 /// A service's change events (deploys, config pushes), newest first.
@@ -1062,6 +1307,7 @@ async fn service_changes(
     params: Result<Query<PageParams>, QueryRejection>,
 ) -> Result<Json<ChangePage>, ApiError> {
     let page = query(params)?.page()?;
+    let id = text_param("id", Some(id))?.unwrap_or_default();
     let service = ServiceId::new(id);
     if state.engine.catalog().service(&service).is_none() {
         return Err(ApiError::not_found(format!("service {service} not found")));
@@ -1069,4 +1315,127 @@ async fn service_changes(
     Ok(Json(ChangePage::new(
         state.engine.change_events(&service, page).await?,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(id: i64, details_bytes: usize) -> ChangeItem {
+        ChangeItem {
+            id,
+            service: "checkout-api".to_owned(),
+            summary: "deploy".to_owned(),
+            source: None,
+            occurred_at: None,
+            received_at: "2026-01-01T00:00:00Z".to_owned(),
+            details: serde_json::json!({ "blob": "x".repeat(details_bytes) }),
+            links: serde_json::json!([]),
+        }
+    }
+
+    fn positioned(items: Vec<ChangeItem>) -> Vec<(i64, ChangeItem)> {
+        items.into_iter().map(|item| (item.id, item)).collect()
+    }
+
+    #[test]
+    fn a_page_over_the_byte_budget_ends_early_with_a_cursor_after_its_last_item() {
+        let items = positioned((1..=10).rev().map(|id| change(id, 1_000)).collect());
+        let page = ChangePage::from_positioned(items, None, 3_500);
+        assert_eq!(page.items.len(), 3, "three items of ~1.1 KB fit in 3.5 KB");
+        assert_eq!(page.next_cursor.as_deref(), Some("8"));
+        let encoded = serde_json::to_vec(&page).unwrap();
+        assert!(encoded.len() < 3_500 + 200, "{} bytes", encoded.len());
+    }
+
+    #[test]
+    fn a_page_within_the_budget_keeps_the_stores_cursor() {
+        let items = positioned(vec![change(3, 10), change(2, 10)]);
+        let page = ChangePage::from_positioned(items.clone(), Some(2), 3_500);
+        assert_eq!(page.items.len(), 2);
+        assert_eq!(page.next_cursor.as_deref(), Some("2"));
+        let last = ChangePage::from_positioned(items, None, 3_500);
+        assert_eq!(last.next_cursor, None);
+    }
+
+    #[test]
+    fn one_item_larger_than_the_budget_is_still_sent_alone() {
+        let items = positioned(vec![change(2, 10_000), change(1, 10)]);
+        let page = ChangePage::from_positioned(items, None, 1_000);
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.next_cursor.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn the_default_budget_is_four_megabytes() {
+        assert_eq!(RESPONSE_BUDGET_BYTES, 4 * 1024 * 1024);
+    }
+
+    #[test]
+    fn wire_enums_keep_todays_strings_and_round_trip() {
+        assert_eq!(
+            serde_json::to_value(IncidentStateName::from(IncidentState::Acknowledged)).unwrap(),
+            "acknowledged"
+        );
+        assert_eq!(
+            serde_json::to_value(PriorityName::from(Priority::P3)).unwrap(),
+            "P3"
+        );
+        assert_eq!(
+            serde_json::to_value(SeverityName::from(Severity::Warning)).unwrap(),
+            "warning"
+        );
+        assert_eq!(
+            serde_json::to_value(AlertStateName::from(AlertState::Resolved)).unwrap(),
+            "resolved"
+        );
+        assert_eq!(
+            serde_json::to_value(TokenScopeName::from(TokenScope::Write)).unwrap(),
+            "write"
+        );
+        let state: IncidentStateName = serde_json::from_value("triggered".into()).unwrap();
+        assert_eq!(state, IncidentStateName::Triggered);
+        assert!(serde_json::from_value::<PriorityName>("P9".into()).is_err());
+    }
+
+    #[test]
+    fn openapi_states_incident_state_priority_and_severity_as_enums() {
+        let document = serde_json::to_value(openapi_document()).unwrap();
+        let schemas = &document["components"]["schemas"];
+        let incident = &schemas["Incident"]["properties"];
+        for (property, schema, values) in [
+            (
+                "state",
+                "IncidentStateName",
+                vec!["triggered", "acknowledged", "resolved"],
+            ),
+            (
+                "priority",
+                "PriorityName",
+                vec!["P1", "P2", "P3", "P4", "P5"],
+            ),
+            (
+                "severity",
+                "SeverityName",
+                vec!["critical", "error", "warning", "info"],
+            ),
+        ] {
+            assert_eq!(
+                incident[property]["$ref"],
+                format!("#/components/schemas/{schema}"),
+                "{property}: {}",
+                incident[property]
+            );
+            assert_eq!(
+                schemas[schema]["enum"],
+                serde_json::json!(values),
+                "{schema}: {}",
+                schemas[schema]
+            );
+        }
+        assert_eq!(
+            schemas["Alert"]["properties"]["state"]["$ref"],
+            "#/components/schemas/AlertStateName"
+        );
+    }
 }

@@ -37,8 +37,7 @@ async fn authorize(
     let secret = header
         .to_str()
         .ok()
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(bearer_secret)
         .ok_or_else(|| {
             ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
         })?;
@@ -54,6 +53,14 @@ async fn authorize(
         )));
     }
     Ok(token)
+}
+
+/// The token of an `Authorization` value `Bearer <token>`. The scheme is case-insensitive
+/// (RFC 9110, section 11.1): `bearer x` and `BEARER x` are as valid as `Bearer x`.
+fn bearer_secret(value: &str) -> Option<&str> {
+    let (scheme, secret) = value.trim_start().split_once(' ')?;
+    let secret = secret.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !secret.is_empty()).then_some(secret)
 }
 
 impl FromRequestParts<AppState> for ReadAccess {
@@ -79,5 +86,25 @@ impl FromRequestParts<AppState> for WriteAccess {
         authorize(parts, state, TokenScope::Write)
             .await
             .map(WriteAccess)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_secret;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in [
+            "Bearer tcn_x",
+            "bearer tcn_x",
+            "BEARER tcn_x",
+            "bEaReR  tcn_x ",
+        ] {
+            assert_eq!(bearer_secret(value), Some("tcn_x"), "{value:?}");
+        }
+        for value in ["Basic tcn_x", "Bearer", "Bearer ", "Bearertcn_x", "tcn_x"] {
+            assert_eq!(bearer_secret(value), None, "{value:?}");
+        }
     }
 }

@@ -2,7 +2,7 @@ use std::any::Any;
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tocsin_engine::EngineError;
 use tocsin_store::StoreError;
 
@@ -18,16 +18,17 @@ pub(crate) struct ApiError {
     field: Option<String>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct ErrorBody {
+/// The body of every `/api/v1` error answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
     /// A stable machine-readable code: `invalid_request`, `unauthorized`, `forbidden`,
-    /// `not_found`, `conflict`, `unavailable`, `internal`.
-    error: &'static str,
+    /// `not_found`, `conflict`, `unavailable`, `overloaded`, `internal`.
+    pub error: String,
     /// What went wrong and how to fix it.
-    message: String,
+    pub message: String,
     /// The request field at fault, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -38,6 +39,15 @@ impl ApiError {
             message: message.into(),
             field: Some(field.into()),
         }
+    }
+
+    /// The same error, about another field (a value parsed by a shared function but given
+    /// under another name).
+    pub(crate) fn for_field(mut self, field: impl Into<String>) -> Self {
+        if self.field.is_some() {
+            self.field = Some(field.into());
+        }
+        self
     }
 
     pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
@@ -85,6 +95,7 @@ impl From<StoreError> for ApiError {
                 field: None,
             },
             other => {
+                // The one place a store failure behind an API answer is logged, with its cause.
                 tracing::error!(error = %error_chain(&other), "store call failed");
                 ApiError {
                     status: StatusCode::SERVICE_UNAVAILABLE,
@@ -117,12 +128,26 @@ impl From<EngineError> for ApiError {
     }
 }
 
+/// How loudly an answer with this status is logged. A client error (4xx) is the client's to
+/// fix and anyone with a token can cause as many as they like, so it never reaches the error
+/// log; a server error (5xx) is the operator's.
+pub(crate) fn log_level(status: StatusCode) -> tracing::Level {
+    if status.is_server_error() {
+        tracing::Level::ERROR
+    } else {
+        tracing::Level::DEBUG
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if log_level(self.status) == tracing::Level::DEBUG {
+            tracing::debug!(status = self.status.as_u16(), code = self.code, message = %self.message, "request refused");
+        }
         let mut response = (
             self.status,
             axum::Json(ErrorBody {
-                error: self.code,
+                error: self.code.to_owned(),
                 message: self.message,
                 field: self.field,
             }),
@@ -161,4 +186,21 @@ pub(crate) fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         field: None,
     }
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_are_logged_below_error_and_server_errors_at_error() {
+        for status in [400, 401, 403, 404, 405, 409, 413, 429] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert!(log_level(status) > tracing::Level::INFO, "{status}");
+        }
+        for status in [500, 503] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(log_level(status), tracing::Level::ERROR, "{status}");
+        }
+    }
 }

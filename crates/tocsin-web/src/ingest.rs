@@ -3,7 +3,6 @@
 //! validates everything before anything is queued, and answers 2xx only after the commit.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
@@ -20,9 +19,6 @@ use crate::parse::{self, ParseErrors};
 use crate::AppState;
 
 use crate::parse::MAX_BODY_BYTES;
-/// How long a request waits for its commit before answering 503 (the sender retries; the dedup
-/// key makes a retry fold into the same alert).
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How far a signed Grafana timestamp may be from our clock.
 const GRAFANA_MAX_SKEW_SECONDS: i64 = 300;
 
@@ -36,6 +32,24 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/integrations/alertmanager/{key}", post(alertmanager))
         .route("/integrations/grafana/{key}", post(grafana).put(grafana))
         .route("/integrations/generic/{key}", post(generic))
+}
+
+/// The answer to an accepted PagerDuty v2 or generic event:
+/// `{"status":"success","message":"Event processed","dedup_key":"..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EventAccepted {
+    pub status: String,
+    pub message: String,
+    pub dedup_key: String,
+}
+
+/// The body of every refused ingestion request (PagerDuty's error shape).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IngestErrorBody {
+    pub status: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 /// Why an ingestion request was refused. Rendered in PagerDuty's error shape, which every
@@ -76,12 +90,13 @@ impl From<SubmitError> for IngestError {
             SubmitError::TooLarge { events, capacity } => IngestError::Invalid(vec![format!(
                 "the request holds {events} events; at most {capacity} fit in one request"
             )]),
-            SubmitError::ShuttingDown => {
-                IngestError::Unavailable("tocsin is shutting down".to_owned())
-            }
-            SubmitError::Store(_) => {
-                IngestError::Unavailable("the store could not commit the event".to_owned())
-            }
+            SubmitError::ShuttingDown => IngestError::Unavailable(
+                "tocsin is shutting down; nothing of this request was stored, retry".to_owned(),
+            ),
+            SubmitError::Store(_) => IngestError::Unavailable(
+                "the store could not commit the events; nothing of this request was stored, retry"
+                    .to_owned(),
+            ),
         }
     }
 }
@@ -177,14 +192,13 @@ async fn ingest(
     }
 }
 
+/// Queues the events and waits for the real outcome of their commit, however long the writer
+/// takes: the writer answers every request, so a 2xx means committed and an error means that
+/// nothing of the request was stored, and a sender that retries after an error is not counted
+/// twice. (Requests cannot pile up meanwhile: the queue is bounded, and a full one answers 429
+/// at once.)
 async fn commit(state: &AppState, items: Vec<Inbound>) -> Result<(), IngestError> {
-    match tokio::time::timeout(COMMIT_TIMEOUT, state.engine.submit(items)).await {
-        Ok(result) => result.map_err(IngestError::from),
-        Err(_) => Err(IngestError::Unavailable(
-            "the commit did not finish in time; retry (the dedup key keeps it from counting twice)"
-                .to_owned(),
-        )),
-    }
+    state.engine.submit(items).await.map_err(IngestError::from)
 }
 
 fn service_by_key(state: &AppState, key: &str) -> Result<Arc<ServiceEntry>, IngestError> {
@@ -208,9 +222,11 @@ fn lookup(state: &AppState) -> impl Fn(&str) -> Option<ServiceId> + '_ {
 fn accepted(dedup_key: &str) -> Response {
     (
         StatusCode::ACCEPTED,
-        axum::Json(
-            json!({ "status": "success", "message": "Event processed", "dedup_key": dedup_key }),
-        ),
+        axum::Json(EventAccepted {
+            status: "success".to_owned(),
+            message: "Event processed".to_owned(),
+            dedup_key: dedup_key.to_owned(),
+        }),
     )
         .into_response()
 }

@@ -3,11 +3,12 @@
 //! Only this crate knows wire formats. Handlers are three steps: extract (and validate into
 //! domain types), call one engine function, render.
 
-mod api;
+pub mod api;
 mod auth;
 mod error;
 mod health;
 mod ingest;
+mod limit;
 pub mod parse;
 mod reload;
 
@@ -20,6 +21,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 pub use api::openapi_document;
+pub use ingest::{EventAccepted, IngestErrorBody};
+pub use limit::{WebSettings, API_CONCURRENCY};
 pub use reload::Reloader;
 
 /// Shared by every handler.
@@ -28,23 +31,53 @@ pub struct AppState {
     pub engine: Arc<Engine>,
 }
 
-/// How long a request may take before Tocsin gives up on it.
+/// How long an API or health request may take before Tocsin gives up on it. Ingestion
+/// requests have no such bound: they wait for the real outcome of their commit (see
+/// `ingest::commit`), and the bounded ingest queue keeps them from piling up.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The whole HTTP application.
+/// The whole HTTP application, with the default [`WebSettings`].
 pub fn router(engine: Arc<Engine>) -> Router {
+    router_with(engine, WebSettings::default())
+}
+
+/// The whole HTTP application.
+pub fn router_with(engine: Arc<Engine>, settings: WebSettings) -> Router {
     let state = AppState { engine };
     let (api_routes, _) = api::routes().split_for_parts();
-    Router::new()
-        .merge(ingest::routes())
-        .merge(api_routes)
-        .merge(health::routes())
-        .fallback(error::not_found)
-        .with_state(state)
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+    assemble(api_routes, ingest::routes(), health::routes(), settings).with_state(state)
+}
+
+/// Puts the three groups of routes together. Each has its own path to the handlers: `/api/v1`
+/// reads and commands are limited to `settings.api_concurrency` at once (beyond it, an
+/// immediate 503), so that no amount of API traffic can starve ingestion or health checks.
+fn assemble<S: Clone + Send + Sync + 'static>(
+    api_routes: Router<S>,
+    ingest_routes: Router<S>,
+    health_routes: Router<S>,
+    settings: WebSettings,
+) -> Router<S> {
+    let timeout = || {
+        tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
-        ))
+        )
+    };
+    Router::new()
+        .merge(ingest_routes)
+        .merge(
+            api_routes
+                .layer(timeout())
+                .layer(axum::middleware::from_fn_with_state(
+                    limit::Permits::new(settings.api_concurrency),
+                    limit::shed,
+                )),
+        )
+        .merge(health_routes.layer(timeout()))
+        .fallback(error::not_found)
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TraceLayer::new_for_http())
 }
+
+#[cfg(test)]
+mod tests;

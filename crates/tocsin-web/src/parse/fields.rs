@@ -65,13 +65,78 @@ pub(crate) fn decode_object(body: &[u8]) -> Result<Map<String, Value>, ParseErro
     })?;
     let value: Value = serde_json::from_str(text)
         .map_err(|error| ParseErrors::one(format!("body is not valid JSON: {error}")))?;
-    match value {
-        Value::Object(object) => Ok(object),
-        other => Err(ParseErrors::one(format!(
-            "body must be a JSON object (got {})",
-            kind_of(&other)
-        ))),
+    let object = match value {
+        Value::Object(object) => object,
+        other => {
+            return Err(ParseErrors::one(format!(
+                "body must be a JSON object (got {})",
+                kind_of(&other)
+            )))
+        }
+    };
+    let nul_paths = paths_with_nul(&object);
+    if nul_paths.is_empty() {
+        Ok(object)
+    } else {
+        Err(ParseErrors(
+            nul_paths
+                .into_iter()
+                .map(|path| {
+                    format!("'{path}' contains a NUL character (\\u0000); remove it and send again")
+                })
+                .collect(),
+        ))
     }
+}
+
+/// At most this many fields holding a NUL are named in one answer.
+const MAX_NUL_PATHS: usize = 10;
+
+/// The fields (keys or string values, at any depth) that contain U+0000.
+///
+/// NUL is refused everywhere in a body, details included: PostgreSQL can store it neither in
+/// `text` nor in `jsonb`, and both stores must keep the same bytes. Iterative, so the depth of
+/// the document (bounded by the JSON parser) does not matter.
+fn paths_with_nul(root: &Map<String, Value>) -> Vec<String> {
+    fn child(prefix: &str, key: &str) -> String {
+        if prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{prefix}.{key}")
+        }
+    }
+    let mut found = Vec::new();
+    let mut pending: Vec<(String, &Value)> = root
+        .iter()
+        .rev()
+        .map(|(key, value)| (child("", key), value))
+        .collect();
+    while let Some((path, value)) = pending.pop() {
+        if found.len() >= MAX_NUL_PATHS {
+            break;
+        }
+        if path.contains('\0') {
+            found.push(path.replace('\0', "\\u0000"));
+            continue;
+        }
+        match value {
+            Value::String(text) if text.contains('\0') => found.push(path),
+            Value::Array(items) => pending.extend(
+                items
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .map(|(index, item)| (format!("{path}[{index}]"), item)),
+            ),
+            Value::Object(map) => pending.extend(
+                map.iter()
+                    .rev()
+                    .map(|(key, item)| (child(&path, key), item)),
+            ),
+            _ => {}
+        }
+    }
+    found
 }
 
 /// The problems found so far.
@@ -517,6 +582,27 @@ mod tests {
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
         let error = decode_object(deep.as_bytes()).unwrap_err();
         assert!(error.0[0].contains("recursion limit exceeded"), "{error}");
+    }
+
+    #[test]
+    fn nul_is_refused_anywhere_in_a_body_naming_the_field() {
+        let errors = decode_object(
+            br#"{"summary":"a\u0000b","payload":{"custom_details":{"ok":"x","k\u0000":1,"list":["y","\u0000"]}}}"#,
+        )
+        .unwrap_err()
+        .into_messages();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        for field in [
+            "'summary' contains a NUL character",
+            "'payload.custom_details.k\\u0000' contains a NUL character",
+            "'payload.custom_details.list[1]' contains a NUL character",
+        ] {
+            assert!(
+                errors.iter().any(|error| error.starts_with(field)),
+                "{field} in {errors:?}"
+            );
+        }
+        assert!(decode_object(br#"{"summary":"a\u0001b"}"#).is_ok());
     }
 
     #[test]

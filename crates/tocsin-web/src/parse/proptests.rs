@@ -124,6 +124,21 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
+/// The same value with every NUL character taken out of its strings and keys: bodies holding
+/// one are refused, so a round trip needs values without.
+fn without_nul(value: Value) -> Value {
+    match value {
+        Value::String(text) => Value::String(text.replace('\0', "")),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nul).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, value)| (key.replace('\0', ""), without_nul(value)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 fn json_object() -> impl Strategy<Value = Value> {
     prop::collection::vec((key(), json_value()), 0..12)
         .prop_map(|fields| Value::Object(fields.into_iter().collect()))
@@ -228,7 +243,7 @@ proptest! {
         source in "[^\\s\\p{C}]\\PC{0,80}",
         severity in select(&[Severity::Critical, Severity::Error, Severity::Warning, Severity::Info][..]),
         dedup_key in "\\PC{1,255}",
-        custom_details in json_object(),
+        custom_details in json_object().prop_map(without_nul),
     ) {
         let body = json!({
             "routing_key": "0123456789abcdef0123456789abcdef",

@@ -6,7 +6,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
+use tocsin_web::api::{
+    CommandResult, ErrorBody, Incident, IncidentPage, TimelineItem, TimelinePage,
+};
+use tocsin_web::{EventAccepted, IngestErrorBody};
 
 use super::out;
 
@@ -145,38 +150,45 @@ fn url(server: &ServerArgs, path: &str) -> String {
     format!("{}{path}", server.server.trim_end_matches('/'))
 }
 
-/// Sends a request and returns the JSON body of a 2xx answer, or an error with the server's
-/// message.
-async fn send(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
+/// Sends a request and decodes the body of a 2xx answer into the API's wire type, or returns an
+/// error with the server's message (either error shape: the API's or the ingestion endpoints').
+async fn send<T: DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+    what: &str,
+) -> anyhow::Result<T> {
     let response = request
         .send()
         .await
         .with_context(|| format!("cannot reach the server to {what}"))?;
     let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    let value: Value = serde_json::from_str(&body).unwrap_or(Value::String(body.clone()));
+    let body = response
+        .text()
+        .await
+        .with_context(|| format!("cannot read the server's answer to {what}"))?;
     if status.is_success() {
-        return Ok(value);
+        return serde_json::from_str(&body).with_context(|| {
+            format!("cannot {what}: the server's answer is not what this version of tocsin expects")
+        });
     }
-    let message = value
-        .get("message")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| body.trim().to_owned());
-    let errors = value
-        .get("errors")
-        .and_then(Value::as_array)
-        .map(|errors| {
-            errors
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-        .filter(|errors| !errors.is_empty())
-        .map(|errors| format!(": {errors}"))
-        .unwrap_or_default();
-    anyhow::bail!("cannot {what}: HTTP {status}: {message}{errors}")
+    anyhow::bail!("cannot {what}: HTTP {status}: {}", error_message(&body))
+}
+
+/// The message of an error answer, with the problems an ingestion endpoint lists.
+fn error_message(body: &str) -> String {
+    if let Ok(error) = serde_json::from_str::<ErrorBody>(body) {
+        return match error.field {
+            Some(field) => format!("{} (field `{field}`)", error.message),
+            None => error.message,
+        };
+    }
+    if let Ok(error) = serde_json::from_str::<IngestErrorBody>(body) {
+        return if error.errors.is_empty() {
+            error.message
+        } else {
+            format!("{}: {}", error.message, error.errors.join("; "))
+        };
+    }
+    body.trim().to_owned()
 }
 
 pub(crate) async fn event(command: EventCommand) -> anyhow::Result<ExitCode> {
@@ -228,34 +240,28 @@ pub(crate) async fn event(command: EventCommand) -> anyhow::Result<ExitCode> {
         }
     };
     let client = http_client(&event.server)?;
-    let answer = send(
+    let answer: EventAccepted = send(
         client.post(url(&event.server, "/v2/enqueue")).json(&body),
         "send the event",
     )
     .await?;
-    out(format!(
-        "accepted; dedup key {}",
-        answer
-            .get("dedup_key")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-    ))?;
+    out(format!("accepted; dedup key {}", answer.dedup_key))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn text<'a>(value: &'a Value, field: &str) -> &'a str {
-    value.get(field).and_then(Value::as_str).unwrap_or("-")
-}
-
-fn incident_line(incident: &Value) -> String {
+fn incident_line(incident: &Incident) -> String {
     format!(
         "#{:<5} {:<13} {:<3} {:<20} {}",
-        incident.get("number").and_then(Value::as_i64).unwrap_or(0),
-        text(incident, "state"),
-        text(incident, "priority"),
-        text(incident, "service"),
-        text(incident, "title"),
+        incident.number,
+        incident.state.as_str(),
+        incident.priority.as_str(),
+        incident.service,
+        incident.title,
     )
+}
+
+fn or_dash(value: Option<&str>) -> &str {
+    value.unwrap_or("-")
 }
 
 pub(crate) async fn incidents(command: IncidentCommand) -> anyhow::Result<ExitCode> {
@@ -274,7 +280,7 @@ pub(crate) async fn incidents(command: IncidentCommand) -> anyhow::Result<ExitCo
             if let Some(service) = service {
                 query.push(("service", service));
             }
-            let page = send(
+            let page: IncidentPage = send(
                 client
                     .get(url(&api.server, "/api/v1/incidents"))
                     .bearer_auth(&api.token)
@@ -290,28 +296,23 @@ pub(crate) async fn incidents(command: IncidentCommand) -> anyhow::Result<ExitCo
                 "{:<6} {:<13} {:<3} {:<20} TITLE",
                 "NUMBER", "STATE", "PRI", "SERVICE"
             ))?;
-            for incident in page
-                .get("items")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for incident in &page.items {
                 out(incident_line(incident))?;
             }
-            if let Some(cursor) = page.get("next_cursor").and_then(Value::as_str) {
+            if let Some(cursor) = &page.next_cursor {
                 out(format!("(more: cursor {cursor})"))?;
             }
         }
         IncidentCommand::Show { number, api } => {
             let client = http_client(&api.server)?;
-            let incident = send(
+            let incident: Incident = send(
                 client
                     .get(url(&api.server, &format!("/api/v1/incidents/{number}")))
                     .bearer_auth(&api.token),
                 "show the incident",
             )
             .await?;
-            let timeline = send(
+            let timeline: TimelinePage = send(
                 client
                     .get(url(
                         &api.server,
@@ -330,28 +331,27 @@ pub(crate) async fn incidents(command: IncidentCommand) -> anyhow::Result<ExitCo
             }
             out(format!(
                 "Incident #{number}: {}\n  state      {}\n  priority   {}\n  service    {}\n  dedup key  {}\n  impact     {}\n  created    {}\n  acked      {}\n  resolved   {}\n\nTimeline:",
-                text(&incident, "title"),
-                text(&incident, "state"),
-                text(&incident, "priority"),
-                text(&incident, "service"),
-                text(&incident, "dedup_key"),
-                text(&incident, "impact_started_at"),
-                text(&incident, "created_at"),
-                text(&incident, "acknowledged_at"),
-                text(&incident, "resolved_at"),
+                incident.title,
+                incident.state,
+                incident.priority,
+                incident.service,
+                incident.dedup_key,
+                incident.impact_started_at,
+                incident.created_at,
+                or_dash(incident.acknowledged_at.as_deref()),
+                or_dash(incident.resolved_at.as_deref()),
             ))?;
-            for entry in timeline
-                .get("items")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for entry in &timeline.items {
+                // The wire form of the entry's `kind` and `data`, as the API sends them.
+                let what = serde_json::to_value(&entry.what).unwrap_or_default();
+                let kind = what
+                    .get("kind")
+                    .and_then(|kind| kind.as_str())
+                    .unwrap_or("?");
+                let data = what.get("data").cloned().unwrap_or_default();
                 out(format!(
                     "  {}  {:<28} {:<26} {}",
-                    text(entry, "at"),
-                    text(entry, "kind"),
-                    text(entry, "actor"),
-                    entry.get("data").map(Value::to_string).unwrap_or_default()
+                    entry.at, kind, entry.actor, data
                 ))?;
             }
         }
@@ -376,7 +376,7 @@ pub(crate) async fn incidents(command: IncidentCommand) -> anyhow::Result<ExitCo
         }
         IncidentCommand::Note { number, text, api } => {
             let client = http_client(&api.server)?;
-            let entry = send(
+            let entry: TimelineItem = send(
                 client
                     .post(url(
                         &api.server,
@@ -409,18 +409,13 @@ async fn command_result(
         Some(body) => client.put(path).json(&body),
         None => client.post(path),
     };
-    let result = send(request.bearer_auth(&api.token), action).await?;
+    let result: CommandResult = send(request.bearer_auth(&api.token), action).await?;
     if api.json {
         return out(serde_json::to_string_pretty(&result)?);
     }
-    let changed = result
-        .get("changed")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let incident = result.get("incident").cloned().unwrap_or(Value::Null);
     out(format!(
         "{}{}",
-        incident_line(&incident),
-        if changed { "" } else { "  (unchanged)" }
+        incident_line(&result.incident),
+        if result.changed { "" } else { "  (unchanged)" }
     ))
 }

@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod due_work;
 mod durability;
+mod edge;
 mod ingest;
 mod interop;
 mod lists;
