@@ -1434,7 +1434,7 @@ mod tests {
             );
         }
         assert_eq!(
-            schemas["Alert"]["properties"]["state"]["$ref"],
+            schemas["AlertItem"]["properties"]["state"]["$ref"],
             "#/components/schemas/AlertStateName"
         );
     }
