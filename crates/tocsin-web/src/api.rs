@@ -721,8 +721,12 @@ pub struct PriorityRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteRequest {
-    /// The note, 1 to 10,000 characters, not all white space.
-    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
+    /// The note, 1 to 10,000 characters, not all white space, without NUL characters.
+    #[schema(
+        min_length = 1,
+        max_length = 10000,
+        pattern = r"^[^\x00]*[^\s\x00][^\x00]*$"
+    )]
     pub text: String,
 }
 
@@ -733,7 +737,7 @@ pub struct NoteRequest {
 #[into_params(parameter_in = Query)]
 pub(crate) struct PageParams {
     /// `next_cursor` of the previous page.
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1)]
     cursor: Option<String>,
     /// Items per page, 1 to 500 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
@@ -791,12 +795,13 @@ pub(crate) struct IncidentListParams {
     )]
     state: Option<String>,
     /// A service id.
+    #[param(pattern = r"^[^\x00]*$")]
     service: Option<String>,
     /// `P1` to `P5`.
     #[param(pattern = r"^[Pp][1-5]$")]
     priority: Option<String>,
     /// `next_cursor` of the previous page.
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1)]
     cursor: Option<String>,
     /// Items per page, 1 to 500 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
@@ -810,12 +815,13 @@ pub(crate) struct AlertListParams {
     #[param(pattern = r"^(triggered|acknowledged|resolved)$")]
     state: Option<String>,
     /// A service id.
+    #[param(pattern = r"^[^\x00]*$")]
     service: Option<String>,
     /// An incident number.
     #[param(value_type = Option<i64>, minimum = 1)]
     incident: Option<String>,
     /// `next_cursor` of the previous page.
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1)]
     cursor: Option<String>,
     /// Items per page, 1 to 500 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
@@ -1292,7 +1298,7 @@ async fn list_services(
 
 /// A service's change events (deploys, config pushes), newest first.
 #[utoipa::path(get, path = "/api/v1/services/{id}/changes", tag = "services",
-    params(("id" = String, Path, description = "Service id"), PageParams),
+    params(("id" = String, Path, description = "Service id", pattern = r"^[^\x00]*$"), PageParams),
     security(("api_token" = [])),
     responses(
         (status = 200, description = "A page of change events", body = ChangePage),

@@ -192,7 +192,9 @@ impl Api {
             .await;
         let alerts = page["items"].as_array().expect("items");
         assert_eq!(alerts.len(), 1, "one alert for incident {number}: {page:#}");
-        alerts[0].clone()
+        // Lists leave the details out; the alert's own read has them.
+        let id = alerts[0]["id"].as_i64().expect("alert id");
+        self.get(&format!("/api/v1/alerts/{id}")).await
     }
 }
 
