@@ -113,6 +113,12 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(extra_config: &str) -> TestApp {
     let config = tocsin_config::parse(&test_config(extra_config), "test.toml", &|_| None)
         .unwrap_or_else(|errors| panic!("test config is invalid:\n{errors}"));
+    start_app(config, None).await
+}
+
+/// Builds the app on a fresh SQLite directory (reloadable from `file` when given), creates a
+/// write and a read token, and serves it on a port-0 listener.
+async fn start_app(config: tocsin_config::Config, file: Option<tocsin::ConfigFile>) -> TestApp {
     let data_dir = temp_dir();
     let settings = tocsin::Settings {
         config,
@@ -121,7 +127,10 @@ pub async fn spawn_app_with(extra_config: &str) -> TestApp {
     };
     let listener = tocsin::bind_listener(([127, 0, 0, 1], 0).into()).expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("address"));
-    let app = tocsin::App::build(&settings).await.expect("build app");
+    let mut app = tocsin::App::build(&settings).await.expect("build app");
+    if let Some(file) = file {
+        app = app.reload_from(file, &settings.config);
+    }
     let engine = Arc::clone(app.engine());
     let (token, _) = engine
         .create_token("tester", TokenScope::Write)
@@ -250,44 +259,11 @@ impl TestApp {
 pub async fn spawn_app_from_file(path: &std::path::Path) -> TestApp {
     let loaded = tocsin::read_config(path)
         .unwrap_or_else(|errors| panic!("test config is invalid:\n{errors}"));
-    let data_dir = temp_dir();
-    let settings = tocsin::Settings {
-        config: loaded.config,
-        data_dir: data_dir.to_path_buf(),
-        database: None,
-    };
     let file = tocsin::ConfigFile {
         path: path.to_owned(),
         listen: None,
         database: None,
         sha256: loaded.sha256,
     };
-    let listener = tocsin::bind_listener(([127, 0, 0, 1], 0).into()).expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    let app = tocsin::App::build(&settings)
-        .await
-        .expect("build app")
-        .reload_from(file, &settings.config);
-    let engine = Arc::clone(app.engine());
-    let (token, _) = engine
-        .create_token("tester", TokenScope::Write)
-        .await
-        .expect("token");
-    let (read_token, _) = engine
-        .create_token("reader", TokenScope::Read)
-        .await
-        .expect("token");
-    let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    let server = tokio::spawn(app.serve(listener, async move { stop.cancelled().await }));
-    TestApp {
-        base,
-        engine,
-        client: reqwest::Client::new(),
-        token,
-        read_token,
-        shutdown,
-        server: Some(server),
-        _data_dir: data_dir,
-    }
+    start_app(loaded.config, Some(file)).await
 }
