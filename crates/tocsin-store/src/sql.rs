@@ -466,6 +466,9 @@ async fn append_timeline<C: Connection>(
     Ok(entries)
 }
 
+/// Alerts marked logged per statement by [`log_due_folds`].
+const LOG_FOLDS_CHUNK: usize = 500;
+
 /// Writes one `alert.folded` entry (by the system, at `now`) for each open alert whose
 /// unlogged folds have waited since `due` or longer, at most `limit` alerts, locked in the
 /// order ingest locks alerts. Returns how many it wrote. The caller commits.
@@ -501,10 +504,20 @@ pub async fn log_due_folds<C: Connection>(
         .map(|fold| fold.entry(now, Actor::system()))
         .collect();
     append_timeline(conn, &records).await?;
-    for fold in &folds {
+    // One statement marks the alerts of a chunk logged, not one per alert.
+    for chunk in folds.chunks(LOG_FOLDS_CHUNK) {
+        let placeholders = (0..chunk.len())
+            .map(|index| format!("${}", index + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut args = Vec::with_capacity(chunk.len() + 1);
+        args.push(Arg::Integer(micros(now)));
+        args.extend(chunk.iter().map(|fold| Arg::Integer(fold.alert.0)));
         conn.execute(
-            "UPDATE alerts SET unlogged_folds = 0, folds_logged_at = $1 WHERE id = $2",
-            &[Arg::Integer(micros(now)), Arg::Integer(fold.alert.0)],
+            &format!(
+                "UPDATE alerts SET unlogged_folds = 0, folds_logged_at = $1 WHERE id IN ({placeholders})"
+            ),
+            &args,
         )
         .await?;
     }
