@@ -1078,23 +1078,63 @@ fn syntax_errors_have_positions() {
     let errors = errors_of(
         "[server]\nlisten = \"127.0.0.1:8080\"\nlisten = \"0.0.0.0:8080\"\n\n[smtp\nhost = 1\n",
     );
-    assert!(
-        errors.len() >= 2,
+    // The first syntax error alone: what follows it is read out of step and would only echo it.
+    assert_eq!(
+        errors.len(),
+        1,
         "{}",
         ConfigErrors {
             errors: errors.clone()
         }
     );
-    assert!(errors
-        .iter()
-        .all(|error| error.message.starts_with("invalid TOML: ")));
     find(&errors, 3, 1, "invalid TOML: duplicate key");
-    assert!(
-        errors.iter().any(|error| error.line == 5),
+    let errors = errors_of("[server]\nlisten = \"127.0.0.1:8080\"\n\n[smtp\nhost = 1\n");
+    assert_eq!(
+        errors.len(),
+        1,
         "{}",
         ConfigErrors {
             errors: errors.clone()
         }
+    );
+    assert_eq!(
+        errors[0].line,
+        4,
+        "{}",
+        ConfigErrors {
+            errors: errors.clone()
+        }
+    );
+    assert!(errors[0].message.starts_with("invalid TOML: "));
+}
+
+#[test]
+fn one_missing_bracket_is_one_error_that_names_where_it_opened() {
+    let broken = EXAMPLE.replacen(
+        "contact = [{ id = \"mail\", kind = \"email\", address = \"ben@acme.example\" }]",
+        "contact = [{ id = \"mail\", kind = \"email\", address = \"ben@acme.example\" }",
+        1,
+    );
+    assert_ne!(
+        broken, EXAMPLE,
+        "the example no longer has the line this test breaks"
+    );
+    let opened = EXAMPLE
+        .lines()
+        .position(|line| line.starts_with("contact = [{ id = \"mail\""))
+        .expect("line")
+        + 1;
+    let errors = errors_of(&broken);
+    let report = ConfigErrors {
+        errors: errors.clone(),
+    };
+    assert_eq!(errors.len(), 1, "{report}");
+    assert!(errors[0].message.starts_with("invalid TOML: "), "{report}");
+    assert!(errors[0].line > opened, "{report}");
+    let help = errors[0].help.as_deref().unwrap_or_default();
+    assert!(
+        help.contains(&format!("`[` opened at line {opened}, column 11")),
+        "{report}"
     );
 }
 

@@ -49,19 +49,32 @@ pub(crate) fn parse_document(
 ) -> Result<Config, ConfigErrors> {
     let (document, syntax_errors) = DeTable::parse_recoverable(source);
     let mut cx = Ctx::new(source, origin, env);
-    if !syntax_errors.is_empty() {
-        // The recovered tree is incomplete, so checking it would mostly report the same
-        // mistakes again in confusing ways. Syntax comes first.
-        for error in syntax_errors {
-            let at = error.span().map_or(0, |span| span.start);
-            let message = error.message().trim().to_owned();
-            let help = message.starts_with("duplicate key").then(|| {
+    if let Some(error) = syntax_errors
+        .iter()
+        .min_by_key(|error| error.span().map_or(0, |span| span.start))
+    {
+        // After a syntax error the recovered tree is incomplete, and what follows the mistake
+        // is read out of step with what was meant: every later "error" is an echo of the first.
+        // So the first one is reported alone, with where the construct it broke was opened.
+        let at = error.span().map_or(0, |span| span.start);
+        let message = error.message().trim().to_owned();
+        let help = if message.starts_with("duplicate key") {
+            Some(
                 "a key may appear once per table; for a list of entries use `[[section]]` \
                  headers"
-                    .to_owned()
-            });
-            cx.error(at, format!("invalid TOML: {message}"), help);
-        }
+                    .to_owned(),
+            )
+        } else {
+            unclosed_before(source, at).map(|(opener, offset)| {
+                let (line, column) = line_and_column(source, offset);
+                let closer = if opener == '[' { ']' } else { '}' };
+                format!(
+                    "the `{opener}` opened at line {line}, column {column} is not closed before \
+                     this point: add the missing `{closer}` there"
+                )
+            })
+        };
+        cx.error(at, format!("invalid TOML: {message}"), help);
         return Err(ConfigErrors::sorted(cx.errors));
     }
     let root = Table::root(document.get_ref());
@@ -360,4 +373,68 @@ impl<'s> Parser<'s, '_> {
             None => id.cloned().unwrap_or_default(),
         }
     }
+}
+
+/// The innermost `[` or `{` still open at byte `end` of `source` (outside strings and
+/// comments), with its byte offset.
+fn unclosed_before(source: &str, end: usize) -> Option<(char, usize)> {
+    let text = source.get(..end).unwrap_or(source);
+    let mut open: Vec<(char, usize)> = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((offset, c)) = chars.next() {
+        match c {
+            '#' => {
+                for (_, next) in chars.by_ref() {
+                    if next == '\n' {
+                        break;
+                    }
+                }
+            }
+            '"' | '\'' => {
+                let triple = text[offset..].starts_with(if c == '"' { "\"\"\"" } else { "\'\'\'" });
+                if triple {
+                    chars.next();
+                    chars.next();
+                }
+                let mut escaped = false;
+                while let Some((at, next)) = chars.next() {
+                    if escaped {
+                        escaped = false;
+                    } else if next == '\\' && c == '"' {
+                        escaped = true;
+                    } else if next == c {
+                        let closing = !triple
+                            || text[at..].starts_with(if c == '"' { "\"\"\"" } else { "\'\'\'" });
+                        if closing {
+                            if triple {
+                                chars.next();
+                                chars.next();
+                            }
+                            break;
+                        }
+                    } else if next == '\n' && !triple {
+                        break;
+                    }
+                }
+            }
+            '[' | '{' => open.push((c, offset)),
+            ']' | '}' => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open.pop()
+}
+
+/// 1-based line and column (in characters) of byte `offset` of `source`.
+fn line_and_column(source: &str, offset: usize) -> (usize, usize) {
+    let before = source.get(..offset).unwrap_or(source);
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map_or(0, |tail| tail.chars().count())
+        + 1;
+    (line, column)
 }
