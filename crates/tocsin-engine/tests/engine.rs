@@ -36,10 +36,8 @@ impl Drop for TestDir {
     }
 }
 
-/// An engine on a fresh SQLite store; the directory lives as long as the returned guard.
-async fn engine(clock: Arc<ManualClock>, settings: IngestSettings) -> (Engine, TestDir) {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+/// An engine on `store` with one service, `api`, resolving automatically.
+fn engine_with(store: Arc<dyn Store>, clock: Arc<ManualClock>, settings: IngestSettings) -> Engine {
     let catalog = Arc::new(Catalog::new(vec![ServiceEntry {
         id: ServiceId::new("api"),
         name: "API".to_owned(),
@@ -55,10 +53,14 @@ async fn engine(clock: Arc<ManualClock>, settings: IngestSettings) -> (Engine, T
         settings,
     )
     .expect("ingest writer starts");
-    (
-        Engine::new(store, catalog, ingestor, clock, metrics),
-        TestDir(Some(dir)),
-    )
+    Engine::new(store, catalog, ingestor, clock, metrics)
+}
+
+/// An engine on a fresh SQLite store; the directory lives as long as the returned guard.
+async fn engine(clock: Arc<ManualClock>, settings: IngestSettings) -> (Engine, TestDir) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    (engine_with(store, clock, settings), TestDir(Some(dir)))
 }
 
 fn trigger(key: &str, at: Timestamp) -> Inbound {

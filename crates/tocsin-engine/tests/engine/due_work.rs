@@ -9,11 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
-use tocsin_core::{IncidentNumber, ResolvePolicy, ServiceId};
+use tocsin_core::IncidentNumber;
 use tocsin_engine::due::{DueError, DueHandler, DueOutcome, FOLD_LOG_SWEEP};
 use tocsin_engine::{
-    Catalog, Clock, DueRunner, DueRunnerSettings, Engine, IngestSettings, Ingestor, ManualClock,
-    Metrics, ServiceEntry,
+    Clock, DueRunner, DueRunnerSettings, Engine, IngestSettings, ManualClock, Metrics,
 };
 use tocsin_store::due::{
     ClaimRequest, ClaimedDueItem, ClaimerId, DueKey, DueKind, NewDueItem, WhenScheduled,
@@ -35,22 +34,7 @@ fn settings() -> DueRunnerSettings {
 
 async fn engine_on(path: &Path, clock: Arc<ManualClock>) -> (Arc<Engine>, Arc<dyn Store>) {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open_file(path).await.expect("store"));
-    let catalog = Arc::new(Catalog::new(vec![ServiceEntry {
-        id: ServiceId::new("api"),
-        name: "API".to_owned(),
-        integration_keys: vec!["0123456789abcdef0123456789abcdef".to_owned()],
-        resolve: ResolvePolicy::Auto,
-        grafana: None,
-    }]));
-    let metrics = Arc::new(Metrics::new());
-    let (ingestor, _writer) = Ingestor::start(
-        Arc::clone(&store),
-        Arc::clone(&catalog),
-        Arc::clone(&metrics),
-        IngestSettings::default(),
-    )
-    .expect("ingest writer starts");
-    let engine = Engine::new(Arc::clone(&store), catalog, ingestor, clock, metrics);
+    let engine = super::engine_with(Arc::clone(&store), clock, IngestSettings::default());
     (Arc::new(engine), store)
 }
 
