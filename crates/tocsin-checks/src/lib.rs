@@ -1,0 +1,2 @@
+//! Monitors: the scheduler that runs checks as due work, the probes (http, tcp, dns, tls) and
+//! heartbeat deadlines. Results feed the same ingest pipeline as external events.
