@@ -4,6 +4,8 @@
 
 mod api;
 mod cli;
+mod cli_views;
+mod demo;
 mod due_work;
 mod durability;
 mod edge;
