@@ -361,3 +361,43 @@ fn token_commands_refuse_a_data_directory_without_a_database() {
     assert_eq!(listed[0]["name"], "ops");
     assert!(listed[0].get("token").is_none(), "no secret in {listed}");
 }
+
+#[test]
+fn config_example_checks_clean_as_printed() {
+    let dir = temp_dir();
+    let file = dir.join("tocsin.toml");
+    let example = tocsin().args(["config", "example"]).output().expect("run");
+    std::fs::write(&file, succeeded(&example)).expect("write");
+    let mut check = tocsin();
+    check.args(["config", "check"]).arg(&file);
+    for variable in [
+        "PAYMENTS_CHAT_WEBHOOK",
+        "AUDIT_HOOK_SECRET",
+        "CHECKOUT_ROUTING_KEY",
+        "CHECKOUT_GRAFANA_SECRET",
+        "BACKUP_PING_KEY",
+        "SMTP_PASSWORD",
+    ] {
+        check.env_remove(variable);
+    }
+    let text = succeeded(&check.output().expect("run"));
+    assert!(text.contains("tocsin.toml: ok"), "{text}");
+
+    // A production-style reference without a default still fails when its variable is unset.
+    let strict = std::fs::read_to_string(&file)
+        .expect("read")
+        .replace("${AUDIT_HOOK_SECRET:-change-me}", "${AUDIT_HOOK_SECRET}");
+    std::fs::write(&file, strict).expect("write");
+    let output = tocsin()
+        .args(["config", "check"])
+        .arg(&file)
+        .env_remove("AUDIT_HOOK_SECRET")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("environment variable `AUDIT_HOOK_SECRET` is not set"),
+        "{}",
+        stderr(&output)
+    );
+}
