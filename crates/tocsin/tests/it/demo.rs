@@ -3,6 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use crate::support::{temp_dir, TestDir};
@@ -55,6 +56,16 @@ impl Demo {
         }
     }
 
+    /// The value after `prefix` on the first tour line that has it.
+    fn after(&self, prefix: &str) -> String {
+        self.tour
+            .lines()
+            .find_map(|line| line.split_once(prefix).map(|(_, rest)| rest))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{prefix:?} missing in the tour:\n{}", self.tour))
+            .to_owned()
+    }
+
     /// Stops the demo and returns what it logged.
     async fn stop(mut self) -> String {
         self.child.start_kill().expect("stop the demo");
@@ -82,4 +93,102 @@ async fn logs_to_a_pipe_have_no_colour_codes() {
         !logs.contains('\u{1b}'),
         "ANSI escape codes in logs to a pipe:\n{logs:?}"
     );
+}
+
+/// The demo's two "send an event" commands, run as printed (the CLI one through a shell with
+/// `tocsin` on PATH, the curl one as the same HTTP request), fold into one alert and one
+/// incident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demos_two_example_events_fold_into_one_incident() {
+    let demo = Demo::start(&[]).await;
+    let base = demo.after("export TOCSIN_SERVER=");
+    let token = demo.after("export TOCSIN_TOKEN=");
+    assert!(
+        demo.tour.contains(&format!("{base}/api/v1/docs")),
+        "the tour links the API reference:\n{}",
+        demo.tour
+    );
+    let cli_line = demo
+        .tour
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("tocsin event trigger"))
+        .expect("the CLI example")
+        .to_owned();
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_tocsin"))
+        .parent()
+        .expect("the binary's directory")
+        .to_owned();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let server = base.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .args(["-c", &cli_line])
+            .env("PATH", path)
+            .env("TOCSIN_SERVER", server)
+            .output()
+            .expect("run the CLI example")
+    })
+    .await
+    .expect("join");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The curl example: its body, to its URL.
+    let curl_body = demo
+        .tour
+        .split("-d '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("the curl example's body")
+        .to_owned();
+    assert!(
+        demo.tour
+            .contains(&format!("curl -X POST {base}/v2/enqueue")),
+        "{}",
+        demo.tour
+    );
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{base}/v2/enqueue"))
+        .header("content-type", "application/json")
+        .body(curl_body)
+        .send()
+        .await
+        .expect("send the curl example");
+    assert_eq!(response.status(), 202);
+
+    let get = |path: String| {
+        let request = client.get(format!("{base}{path}")).bearer_auth(&token);
+        async move {
+            let response = request.send().await.expect("request");
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.expect("JSON")
+        }
+    };
+    let alerts = get("/api/v1/alerts?limit=500".to_owned()).await;
+    let queue: Vec<&Value> = alerts["items"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|alert| alert["summary"] == "Queue depth above 10k")
+        .collect();
+    assert_eq!(queue.len(), 1, "one alert: {alerts}");
+    assert_eq!(queue[0]["count"], 2, "{alerts}");
+    let incidents = get("/api/v1/incidents?limit=500".to_owned()).await;
+    let queue_incidents = incidents["items"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .filter(|incident| incident["title"] == "Queue depth above 10k")
+        .count();
+    assert_eq!(queue_incidents, 1, "one incident: {incidents}");
+    demo.stop().await;
 }
