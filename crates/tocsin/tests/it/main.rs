@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod cli_views;
 mod demo;
+mod docs;
 mod due_work;
 mod durability;
 mod edge;
