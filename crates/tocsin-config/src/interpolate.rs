@@ -1,4 +1,4 @@
-//! `${NAME}` references to environment variables inside string values.
+//! `${NAME}` and `${NAME:-default}` references to environment variables inside string values.
 
 /// A problem with one `${...}` reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -7,8 +7,10 @@ pub(crate) struct InterpolationError {
     pub(crate) help: String,
 }
 
-/// Replaces every `${NAME}` with the variable's value; `$${` is a literal `${`. Any other `$`
-/// is kept as it is. Every problem in the string is reported.
+/// Replaces every `${NAME}` with the variable's value, and every `${NAME:-default}` with the
+/// value or, when the variable is unset or empty, with `default` (taken literally, up to the
+/// first `}`). `$${` is a literal `${`. Any other `$` is kept as it is. Every problem in the
+/// string is reported; only a `${NAME}` without a default fails when the variable is unset.
 pub(crate) fn interpolate(
     raw: &str,
     env: &dyn Fn(&str) -> Option<String>,
@@ -31,20 +33,30 @@ pub(crate) fn interpolate(
                 });
                 return Err(errors);
             };
-            let name = &reference[..end];
+            let inside = &reference[..end];
+            let (name, default) = match inside.split_once(":-") {
+                Some((name, default)) => (name, Some(default)),
+                None => (inside, None),
+            };
             if is_variable_name(name) {
-                match env(name) {
-                    Some(value) => output.push_str(&value),
-                    None => errors.push(InterpolationError {
+                match (env(name), default) {
+                    (Some(value), Some(default)) if value.is_empty() => output.push_str(default),
+                    (Some(value), _) => output.push_str(&value),
+                    (None, Some(default)) => output.push_str(default),
+                    (None, None) => errors.push(InterpolationError {
                         message: format!("environment variable `{name}` is not set"),
-                        help: format!("export {name}=... or remove the reference"),
+                        help: format!(
+                            "export {name}=..., write `${{{name}:-default}}` to fall back to a \
+                             default, or remove the reference"
+                        ),
                     }),
                 }
             } else {
                 errors.push(InterpolationError {
-                    message: format!("`${{{name}}}` is not a valid variable reference"),
-                    help: "variable names are letters, digits and `_`, not starting with a \
-                           digit; write `$${` for a literal `${`"
+                    message: format!("`${{{inside}}}` is not a valid variable reference"),
+                    help: "write `${NAME}` or `${NAME:-default}`; variable names are letters, \
+                           digits and `_`, not starting with a digit; write `$${` for a literal \
+                           `${`"
                         .to_owned(),
                 });
             }
@@ -119,7 +131,41 @@ mod tests {
                 "environment variable `B` is not set"
             ]
         );
-        assert_eq!(errors[0].help, "export A=... or remove the reference");
+        assert_eq!(
+            errors[0].help,
+            "export A=..., write `${A:-default}` to fall back to a default, or remove the reference"
+        );
+    }
+
+    #[test]
+    fn a_default_stands_in_for_an_unset_or_empty_variable() {
+        assert_eq!(
+            interpolate("${SMTP_PASSWORD:-change-me}", &env).unwrap(),
+            "change-me"
+        );
+        assert_eq!(interpolate("${EMPTY:-fallback}", &env).unwrap(), "fallback");
+        // A set variable wins over the default.
+        assert_eq!(
+            interpolate("postgres://${HOST:-localhost}/tocsin", &env).unwrap(),
+            "postgres://db.internal/tocsin"
+        );
+        // The default is literal, may be empty, and may hold `:-`, `$` and spaces.
+        assert_eq!(interpolate("a${UNSET:-}b", &env).unwrap(), "ab");
+        assert_eq!(
+            interpolate("${UNSET:-https://x.example/a:-b $5}", &env).unwrap(),
+            "https://x.example/a:-b $5"
+        );
+        // Without a default, an unset variable still fails, beside one that has a default.
+        let errors = interpolate("${UNSET:-ok} ${ALSO_UNSET}", &env).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            errors[0].message,
+            "environment variable `ALSO_UNSET` is not set"
+        );
+        // The name before `:-` is checked like any other.
+        assert!(interpolate("${1X:-default}", &env).unwrap_err()[0]
+            .message
+            .contains("not a valid variable reference"));
     }
 
     #[test]

@@ -35,9 +35,10 @@ pub use overrides::{apply_overrides, OVERRIDE_VARIABLES};
 pub use secret::Secret;
 pub use tocsin_core::CronError;
 
-/// A complete, commented example config. It passes validation once the variables it names
+/// A complete, commented example config. It passes validation as it is: the variables it names
 /// (`PAYMENTS_CHAT_WEBHOOK`, `AUDIT_HOOK_SECRET`, `CHECKOUT_ROUTING_KEY`,
-/// `CHECKOUT_GRAFANA_SECRET`, `BACKUP_PING_KEY`) are set. `tocsin config example` prints it.
+/// `CHECKOUT_GRAFANA_SECRET`, `BACKUP_PING_KEY`) fall back to placeholder defaults when unset.
+/// `tocsin config example` prints it.
 pub const EXAMPLE: &str = include_str!("../example.toml");
 
 /// The config `tocsin demo` runs: no environment variables, fixed integration keys, no

@@ -202,28 +202,50 @@ fn the_example_parses_with_its_variables_set() {
 }
 
 #[test]
-fn the_example_names_every_variable_it_needs() {
-    let errors = parse(EXAMPLE, "example.toml", &no_env).unwrap_err().errors;
-    let mut names: Vec<&str> = errors
-        .iter()
-        .map(|error| {
-            assert!(
-                error.message.starts_with("environment variable `"),
-                "{error}"
-            );
-            error.message.split('`').nth(1).unwrap()
-        })
-        .collect();
-    names.sort_unstable();
+fn the_example_checks_clean_as_printed_with_placeholder_secrets() {
+    let config =
+        parse(EXAMPLE, "example.toml", &no_env).unwrap_or_else(|errors| panic!("{errors}"));
+    let checkout = config.service("checkout-api").unwrap();
     assert_eq!(
-        names,
-        [
-            "AUDIT_HOOK_SECRET",
-            "BACKUP_PING_KEY",
-            "CHECKOUT_GRAFANA_SECRET",
-            "CHECKOUT_ROUTING_KEY",
-            "PAYMENTS_CHAT_WEBHOOK"
-        ]
+        checkout.integration_keys[0].expose(),
+        "changemechangemechangemechangeme"
+    );
+    assert!(config
+        .monitor_for_ping_key("change-me-backup-ping-key")
+        .is_some());
+    // Every variable the example reads has a default, and each default says it is one.
+    let references: Vec<&str> = EXAMPLE
+        .match_indices("${")
+        .map(|(at, _)| &EXAMPLE[at..at + EXAMPLE[at..].find('}').unwrap() + 1])
+        .filter(|reference| reference.contains(":-") && !reference.starts_with("${NAME:"))
+        .collect();
+    assert_eq!(references.len(), 6, "{references:?}");
+    for reference in references {
+        assert!(
+            reference.contains("change-me") || reference.contains("changeme"),
+            "{reference} is not a clearly fake default"
+        );
+    }
+}
+
+#[test]
+fn a_reference_without_default_still_fails_when_unset() {
+    let source = EXAMPLE.replace(
+        "${CHECKOUT_ROUTING_KEY:-changemechangemechangemechangeme}",
+        "${CHECKOUT_ROUTING_KEY}",
+    );
+    assert_ne!(source, EXAMPLE);
+    let errors = parse(&source, "example.toml", &no_env).unwrap_err().errors;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].message,
+        "environment variable `CHECKOUT_ROUTING_KEY` is not set"
+    );
+    // Set, it is used.
+    let config = parse(&source, "example.toml", &example_env).unwrap();
+    assert_eq!(
+        config.service("checkout-api").unwrap().integration_keys[0].expose(),
+        ROUTING_KEY
     );
 }
 
@@ -504,7 +526,10 @@ fn unset_variables_are_reported_where_they_are_used() {
     );
     assert_eq!(
         error.help.as_deref(),
-        Some("export DB_PASSWORD=... or remove the reference")
+        Some(
+            "export DB_PASSWORD=..., write `${DB_PASSWORD:-default}` to fall back to a default, \
+             or remove the reference"
+        )
     );
 
     let env = |name: &str| (name == "DB_PASSWORD").then(|| "s3cret".to_owned());

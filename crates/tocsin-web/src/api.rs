@@ -82,10 +82,28 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     let json = document
         .to_pretty_json()
         .unwrap_or_else(|_| "{}".to_owned());
-    router.route(
-        "/api/v1/openapi.json",
-        get(move || async move { ([(header::CONTENT_TYPE, "application/json")], json) }),
-    )
+    router
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], json) }),
+        )
+        .merge(docs().into())
+}
+
+/// Where the browsable API reference is served.
+pub const DOCS_PATH: &str = "/api/v1/docs";
+
+/// The browsable API reference at [`DOCS_PATH`]: Swagger UI, its assets served by Tocsin
+/// itself (nothing comes from a CDN, and the document is not sent to the public validator),
+/// reading `/api/v1/openapi.json`. "Authorize" takes an API token for "Try it out".
+fn docs() -> axum::Router<AppState> {
+    utoipa_swagger_ui::SwaggerUi::new(DOCS_PATH)
+        .config(
+            utoipa_swagger_ui::Config::new(["/api/v1/openapi.json"])
+                .validator_url("none")
+                .persist_authorization(false),
+        )
+        .into()
 }
 
 /// The OpenAPI document served at `/api/v1/openapi.json`.

@@ -9,20 +9,21 @@ use clap::{Args, Subcommand};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tocsin_web::api::{
-    CommandResult, ErrorBody, Incident, IncidentPage, TimelineItem, TimelinePage,
+    AlertPage, CommandResult, ErrorBody, Incident, IncidentPage, ServicePage, TimelineItem,
+    TimelinePage,
 };
 use tocsin_web::{EventAccepted, IngestErrorBody};
 
-use super::out;
+use super::{out, render};
 
 #[derive(Debug, Args)]
 pub(crate) struct ServerArgs {
     /// Base URL of the Tocsin server.
     #[arg(long, env = "TOCSIN_SERVER", default_value = "http://127.0.0.1:8080")]
-    server: String,
+    pub(crate) server: String,
     /// A PEM CA certificate to trust (for a server with a private certificate).
     #[arg(long, env = "TOCSIN_CA_CERT")]
-    ca_cert: Option<PathBuf>,
+    pub(crate) ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -33,6 +34,9 @@ pub(crate) struct EventArgs {
     /// Events with the same key fold into one alert (generated for a trigger when absent).
     #[arg(long)]
     dedup_key: Option<String>,
+    /// Print the server's JSON answer instead of a sentence.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -72,13 +76,13 @@ pub(crate) enum EventCommand {
 #[derive(Debug, Args)]
 pub(crate) struct ApiArgs {
     #[command(flatten)]
-    server: ServerArgs,
+    pub(crate) server: ServerArgs,
     /// API token (create one with `tocsin token create`).
     #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true)]
-    token: String,
+    pub(crate) token: String,
     /// Print the server's JSON instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,7 +94,7 @@ pub(crate) enum IncidentCommand {
         /// triggered, acknowledged, resolved, open (comma-separated).
         #[arg(long)]
         state: Option<String>,
-        /// Only this service.
+        /// Only this service (its id; `tocsin services list` shows them).
         #[arg(long)]
         service: Option<String>,
         /// How many (1 to 500).
@@ -132,7 +136,7 @@ pub(crate) enum IncidentCommand {
     },
 }
 
-fn http_client(server: &ServerArgs) -> anyhow::Result<reqwest::Client> {
+pub(crate) fn http_client(server: &ServerArgs) -> anyhow::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .user_agent(concat!("tocsin-cli/", env!("CARGO_PKG_VERSION")));
@@ -146,13 +150,13 @@ fn http_client(server: &ServerArgs) -> anyhow::Result<reqwest::Client> {
     builder.build().context("cannot build the HTTP client")
 }
 
-fn url(server: &ServerArgs, path: &str) -> String {
+pub(crate) fn url(server: &ServerArgs, path: &str) -> String {
     format!("{}{path}", server.server.trim_end_matches('/'))
 }
 
 /// Sends a request and decodes the body of a 2xx answer into the API's wire type, or returns an
 /// error with the server's message (either error shape: the API's or the ingestion endpoints').
-async fn send<T: DeserializeOwned>(
+pub(crate) async fn send<T: DeserializeOwned>(
     request: reqwest::RequestBuilder,
     what: &str,
 ) -> anyhow::Result<T> {
@@ -245,7 +249,11 @@ pub(crate) async fn event(command: EventCommand) -> anyhow::Result<ExitCode> {
         "send the event",
     )
     .await?;
-    out(format!("accepted; dedup key {}", answer.dedup_key))?;
+    if event.json {
+        out(serde_json::to_string_pretty(&answer)?)?;
+    } else {
+        out(format!("accepted; dedup key {}", answer.dedup_key))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -258,10 +266,6 @@ fn incident_line(incident: &Incident) -> String {
         incident.service,
         incident.title,
     )
-}
-
-fn or_dash(value: Option<&str>) -> &str {
-    value.unwrap_or("-")
 }
 
 pub(crate) async fn incidents(command: IncidentCommand) -> anyhow::Result<ExitCode> {
@@ -277,8 +281,8 @@ pub(crate) async fn incidents(command: IncidentCommand) -> anyhow::Result<ExitCo
             if let Some(state) = state {
                 query.push(("state", state));
             }
-            if let Some(service) = service {
-                query.push(("service", service));
+            if let Some(service) = &service {
+                query.push(("service", service.clone()));
             }
             let page: IncidentPage = send(
                 client
@@ -288,6 +292,11 @@ pub(crate) async fn incidents(command: IncidentCommand) -> anyhow::Result<ExitCo
                 "list incidents",
             )
             .await?;
+            if page.items.is_empty() {
+                if let Some(service) = &service {
+                    require_service(&client, &api, service).await?;
+                }
+            }
             if api.json {
                 out(serde_json::to_string_pretty(&page)?)?;
                 return Ok(ExitCode::SUCCESS);
@@ -309,57 +318,74 @@ pub(crate) async fn incidents(command: IncidentCommand) -> anyhow::Result<ExitCo
                 client
                     .get(url(&api.server, &format!("/api/v1/incidents/{number}")))
                     .bearer_auth(&api.token),
-                "show the incident",
+                &format!("show incident #{number}"),
             )
             .await?;
-            let timeline: TimelinePage = send(
-                client
-                    .get(url(
-                        &api.server,
-                        &format!("/api/v1/incidents/{number}/timeline"),
-                    ))
-                    .bearer_auth(&api.token)
-                    .query(&[("limit", "500")]),
+            let timeline = all_pages::<TimelinePage, _>(
+                &client,
+                &api,
+                &format!("/api/v1/incidents/{number}/timeline"),
                 "read the timeline",
+                |page| page.next_cursor.clone(),
             )
             .await?;
             if api.json {
+                let items: Vec<&TimelineItem> =
+                    timeline.iter().flat_map(|page| &page.items).collect();
                 out(serde_json::to_string_pretty(
-                    &json!({ "incident": incident, "timeline": timeline }),
+                    &json!({ "incident": incident, "timeline": { "items": items, "next_cursor": null } }),
                 )?)?;
                 return Ok(ExitCode::SUCCESS);
             }
+            let alerts: usize = all_pages::<AlertPage, _>(
+                &client,
+                &api,
+                &format!("/api/v1/incidents/{number}/alerts"),
+                "count the incident's alerts",
+                |page| page.next_cursor.clone(),
+            )
+            .await?
+            .iter()
+            .map(|page| page.items.len())
+            .sum();
+            out(render::incident_details(&incident, alerts))?;
+            let entries: Vec<&TimelineItem> =
+                timeline.iter().flat_map(|page| &page.items).collect();
+            let actor_width = entries
+                .iter()
+                .map(|entry| entry.actor.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(5);
             out(format!(
-                "Incident #{number}: {}\n  state      {}\n  priority   {}\n  service    {}\n  dedup key  {}\n  impact     {}\n  created    {}\n  acked      {}\n  resolved   {}\n\nTimeline:",
-                incident.title,
-                incident.state,
-                incident.priority,
-                incident.service,
-                incident.dedup_key,
-                incident.impact_started_at,
-                incident.created_at,
-                or_dash(incident.acknowledged_at.as_deref()),
-                or_dash(incident.resolved_at.as_deref()),
+                "\nTimeline ({}, oldest first, times in UTC):\n  {:<19}  {:<actor_width$}  WHAT",
+                entries.len(),
+                "WHEN",
+                "WHO"
             ))?;
-            for entry in &timeline.items {
-                // The wire form of the entry's `kind` and `data`, as the API sends them.
-                let what = serde_json::to_value(&entry.what).unwrap_or_default();
-                let kind = what
-                    .get("kind")
-                    .and_then(|kind| kind.as_str())
-                    .unwrap_or("?");
-                let data = what.get("data").cloned().unwrap_or_default();
-                out(format!(
-                    "  {}  {:<28} {:<26} {}",
-                    entry.at, kind, entry.actor, data
-                ))?;
+            for entry in entries {
+                out(render::timeline_row(entry, actor_width))?;
             }
         }
         IncidentCommand::Ack { number, api } => {
-            command_result(&api, number, "acknowledge", None).await?;
+            command_result(
+                &api,
+                number,
+                "acknowledge",
+                None,
+                &format!("acknowledge incident #{number}"),
+            )
+            .await?;
         }
         IncidentCommand::Resolve { number, api } => {
-            command_result(&api, number, "resolve", None).await?;
+            command_result(
+                &api,
+                number,
+                "resolve",
+                None,
+                &format!("resolve incident #{number}"),
+            )
+            .await?;
         }
         IncidentCommand::Priority {
             number,
@@ -371,6 +397,7 @@ pub(crate) async fn incidents(command: IncidentCommand) -> anyhow::Result<ExitCo
                 number,
                 "priority",
                 Some(json!({ "priority": priority })),
+                &format!("change the priority of incident #{number}"),
             )
             .await?;
         }
@@ -384,7 +411,7 @@ pub(crate) async fn incidents(command: IncidentCommand) -> anyhow::Result<ExitCo
                     ))
                     .bearer_auth(&api.token)
                     .json(&json!({ "text": text })),
-                "add the note",
+                &format!("add the note to incident #{number}"),
             )
             .await?;
             if api.json {
@@ -397,11 +424,101 @@ pub(crate) async fn incidents(command: IncidentCommand) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
+/// Every page of a list, following `next_cursor` (at most [`MAX_PAGES`] pages of 500).
+pub(crate) async fn all_pages<P: DeserializeOwned, F: Fn(&P) -> Option<String>>(
+    client: &reqwest::Client,
+    api: &ApiArgs,
+    path: &str,
+    what: &str,
+    next_cursor: F,
+) -> anyhow::Result<Vec<P>> {
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let mut query = vec![("limit", "500".to_owned())];
+        if let Some(cursor) = cursor.take() {
+            query.push(("cursor", cursor));
+        }
+        let page: P = send(
+            client
+                .get(url(&api.server, path))
+                .bearer_auth(&api.token)
+                .query(&query),
+            what,
+        )
+        .await?;
+        let next = next_cursor(&page);
+        pages.push(page);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(pages),
+        }
+    }
+    anyhow::bail!(
+        "cannot {what}: the list has more than {} items; use the API's cursors",
+        MAX_PAGES * 500
+    )
+}
+
+/// The most pages [`all_pages`] reads.
+const MAX_PAGES: usize = 200;
+
+/// The ids of the services the server knows, in config order.
+pub(crate) async fn service_ids(
+    client: &reqwest::Client,
+    api: &ApiArgs,
+) -> anyhow::Result<Vec<String>> {
+    Ok(
+        all_pages::<ServicePage, _>(client, api, "/api/v1/services", "list services", |page| {
+            page.next_cursor.clone()
+        })
+        .await?
+        .into_iter()
+        .flat_map(|page| page.items)
+        .map(|service| service.id)
+        .collect(),
+    )
+}
+
+/// An error when the server has no service `id`, naming the ones it has.
+pub(crate) async fn require_service(
+    client: &reqwest::Client,
+    api: &ApiArgs,
+    id: &str,
+) -> anyhow::Result<()> {
+    let known = service_ids(client, api).await?;
+    if known.iter().any(|known| known == id) {
+        return Ok(());
+    }
+    anyhow::bail!("{}", no_such_service(id, &known))
+}
+
+fn no_such_service(id: &str, known: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut names = known
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if known.len() > SHOWN {
+        names.push_str(&format!(" and {} more", known.len() - SHOWN));
+    }
+    if known.is_empty() {
+        format!("there is no service `{id}`: the server's config declares no services")
+    } else {
+        format!(
+            "there is no service `{id}`; known services: {names} (`tocsin services list` shows them all)"
+        )
+    }
+}
+
 async fn command_result(
     api: &ApiArgs,
     number: i64,
     action: &str,
     body: Option<Value>,
+    what: &str,
 ) -> anyhow::Result<()> {
     let client = http_client(&api.server)?;
     let path = url(&api.server, &format!("/api/v1/incidents/{number}/{action}"));
@@ -409,7 +526,7 @@ async fn command_result(
         Some(body) => client.put(path).json(&body),
         None => client.post(path),
     };
-    let result: CommandResult = send(request.bearer_auth(&api.token), action).await?;
+    let result: CommandResult = send(request.bearer_auth(&api.token), what).await?;
     if api.json {
         return out(serde_json::to_string_pretty(&result)?);
     }

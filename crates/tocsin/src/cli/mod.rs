@@ -1,5 +1,7 @@
+mod alerts;
 mod client;
 mod config;
+mod render;
 mod serve;
 mod token;
 
@@ -35,6 +37,12 @@ enum Command {
     /// List, show and act on incidents of a running server.
     #[command(subcommand, alias = "incident")]
     Incidents(client::IncidentCommand),
+    /// List and show alerts (events folded by dedup key) of a running server.
+    #[command(subcommand, alias = "alert")]
+    Alerts(alerts::AlertCommand),
+    /// List the services of a running server and their change events.
+    #[command(subcommand, alias = "service")]
+    Services(alerts::ServiceCommand),
     /// Create, list and revoke API tokens (works on the database directly).
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -46,9 +54,12 @@ pub(crate) struct StoreArgs {
     /// Config file (read for `server.database`).
     #[arg(long, short = 'c', env = "TOCSIN_CONFIG")]
     config: Option<PathBuf>,
-    /// Data directory of the embedded SQLite store.
+    /// Data directory of the embedded SQLite store: the server's `--data`.
     #[arg(long, env = "TOCSIN_DATA", default_value = "./tocsin-data")]
     data: PathBuf,
+    /// Create the data directory (and an empty database) when it does not exist yet.
+    #[arg(long)]
+    create: bool,
     /// PostgreSQL URL (postgres://...); overrides `server.database`.
     #[arg(long, env = "TOCSIN_DATABASE", hide_env_values = true)]
     database: Option<String>,
@@ -61,6 +72,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(command) => config::run(command).await,
         Command::Event(command) => client::event(command).await,
         Command::Incidents(command) => client::incidents(command).await,
+        Command::Alerts(command) => alerts::alerts(command).await,
+        Command::Services(command) => alerts::services(command).await,
         Command::Token(command) => token::run(command).await,
     }
 }

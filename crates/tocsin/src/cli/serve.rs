@@ -251,7 +251,7 @@ Tocsin demo is running on {base} (data in {data})
     curl {base}/readyz
     curl {base}/metrics
 
-  The API (OpenAPI document: {base}/api/v1/openapi.json)
+  The API (reference: {base}/api/v1/docs; OpenAPI document: {base}/api/v1/openapi.json)
     export TOCSIN_SERVER={base}
     export TOCSIN_TOKEN={token}
     curl -H "Authorization: Bearer $TOCSIN_TOKEN" {base}/api/v1/incidents
@@ -267,7 +267,9 @@ Tocsin demo is running on {base} (data in {data})
   Send an event (PagerDuty Events API v2; routing key of the first service)
     tocsin event trigger --routing-key {routing_key} --summary "Queue depth above 10k" --dedup-key queue-depth
     curl -X POST {base}/v2/enqueue -H 'Content-Type: application/json' \
-      -d '{{"routing_key":"{routing_key}","event_action":"trigger","payload":{{"summary":"Queue depth above 10k","source":"worker-3","severity":"error"}}}}'
+      -d '{{"routing_key":"{routing_key}","event_action":"trigger","dedup_key":"queue-depth","payload":{{"summary":"Queue depth above 10k","source":"worker-3","severity":"error"}}}}'
+    Both carry the dedup key queue-depth: the second folds into the first (one alert, count 2,
+    one incident). See it with `tocsin alerts list` and `tocsin incidents list`.
 
   Prometheus Alertmanager: webhook_configs url {base}/integrations/alertmanager/{routing_key}
 

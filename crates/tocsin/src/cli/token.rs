@@ -1,3 +1,4 @@
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -18,17 +19,26 @@ pub(crate) enum TokenCommand {
         /// `read` (lists and details) or `write` (also acknowledge, resolve, notes...).
         #[arg(long, default_value = "read")]
         scope: String,
+        /// Print the token and its id as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
     /// List tokens (never their secrets).
     List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
     /// Revoke a token by id.
     Revoke {
         id: i64,
+        /// Print the revoked token as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -46,12 +56,41 @@ async fn open_store(store: StoreArgs) -> anyhow::Result<(Arc<dyn Store>, tocsin:
         data_dir: store.data,
         database: store.database,
     };
+    if settings.database_url().is_none() {
+        check_data_dir(&settings.data_dir, store.create)?;
+    }
     tocsin::open_store(&settings).await
+}
+
+/// Refuses a data directory without a Tocsin database unless `create` is set: a mistyped
+/// `--data` must not create an empty store beside the server's real one.
+fn check_data_dir(dir: &Path, create: bool) -> anyhow::Result<()> {
+    if create || dir.join(tocsin_store_sqlite::DATABASE_FILE).is_file() {
+        return Ok(());
+    }
+    let what = if dir.is_dir() {
+        format!(
+            "the data directory {} holds no Tocsin database ({} is missing)",
+            dir.display(),
+            tocsin_store_sqlite::DATABASE_FILE
+        )
+    } else {
+        format!("the data directory {} does not exist", dir.display())
+    };
+    anyhow::bail!(
+        "{what}; pass the server's data directory with --data (or TOCSIN_DATA), \
+         --database for PostgreSQL, or add --create to start a new one there"
+    )
 }
 
 pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
     match command {
-        TokenCommand::Create { name, scope, store } => {
+        TokenCommand::Create {
+            name,
+            scope,
+            json,
+            store,
+        } => {
             let name = name.trim();
             if name.is_empty() || name.chars().count() > 100 {
                 anyhow::bail!("--name must be 1 to 100 characters");
@@ -68,16 +107,33 @@ pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
                 "created token {} `{}` with scope {}; it is shown only once:",
                 token.id, token.name, token.scope
             );
-            out(secret)?;
+            if json {
+                out(serde_json::to_string_pretty(&serde_json::json!({
+                    "id": token.id,
+                    "name": token.name,
+                    "scope": token.scope.to_string(),
+                    "created_at": token.created_at.to_string(),
+                    "token": secret,
+                }))?)?;
+            } else {
+                out(secret)?;
+            }
             closer.close().await;
         }
-        TokenCommand::List { store } => {
+        TokenCommand::List { json, store } => {
             let (store, closer) = open_store(store).await?;
             let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
-            out("ID\tSCOPE\tCREATED\tREVOKED\tNAME")?;
+            let mut listed = Vec::new();
+            if !json {
+                out("ID\tSCOPE\tCREATED\tREVOKED\tNAME")?;
+            }
             loop {
                 let tokens = store.api_tokens(page).await?;
                 for token in &tokens.items {
+                    if json {
+                        listed.push(token_json(token));
+                        continue;
+                    }
                     out(format!(
                         "{}\t{}\t{}\t{}\t{}",
                         token.id,
@@ -94,14 +150,32 @@ pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
                     None => break,
                 }
             }
+            if json {
+                out(serde_json::to_string_pretty(&listed)?)?;
+            }
             closer.close().await;
         }
-        TokenCommand::Revoke { id, store } => {
+        TokenCommand::Revoke { id, json, store } => {
             let (store, closer) = open_store(store).await?;
             let token = store.revoke_api_token(id, SystemClock.now()).await?;
-            out(format!("revoked token {} `{}`", token.id, token.name))?;
+            if json {
+                out(serde_json::to_string_pretty(&token_json(&token))?)?;
+            } else {
+                out(format!("revoked token {} `{}`", token.id, token.name))?;
+            }
             closer.close().await;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A token as `--json` prints it (never its secret, which only its hash remains of).
+fn token_json(token: &tocsin_store::ApiToken) -> serde_json::Value {
+    serde_json::json!({
+        "id": token.id,
+        "name": token.name,
+        "scope": token.scope.to_string(),
+        "created_at": token.created_at.to_string(),
+        "revoked_at": token.revoked_at.map(|at| at.to_string()),
+    })
 }

@@ -154,7 +154,7 @@ async fn event_and_incident_commands_talk_to_a_running_server() {
     let output = run(args("incidents show 1")).await.expect("join");
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(stdout.contains("rolled back to v41"), "{stdout}");
-    assert!(stdout.contains("incident.resolved"), "{stdout}");
+    assert!(stdout.contains("incident resolved"), "{stdout}");
 
     // Errors are clear and exit non-zero.
     let output = run(args("incidents show 99")).await.expect("join");
@@ -177,7 +177,7 @@ async fn token_create_prints_a_working_token() {
         move || {
             tocsin()
                 .args([
-                    "token", "create", "--name", "ops", "--scope", "write", "--data",
+                    "token", "create", "--name", "ops", "--scope", "write", "--create", "--data",
                 ])
                 .arg(&data)
                 .output()

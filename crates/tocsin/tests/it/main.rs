@@ -4,6 +4,9 @@
 
 mod api;
 mod cli;
+mod cli_views;
+mod demo;
+mod docs;
 mod due_work;
 mod durability;
 mod edge;
