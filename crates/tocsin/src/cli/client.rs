@@ -19,7 +19,7 @@ use super::out;
 pub(crate) struct ServerArgs {
     /// Base URL of the Tocsin server.
     #[arg(long, env = "TOCSIN_SERVER", default_value = "http://127.0.0.1:8080")]
-    server: String,
+    pub(crate) server: String,
     /// A PEM CA certificate to trust (for a server with a private certificate).
     #[arg(long, env = "TOCSIN_CA_CERT")]
     ca_cert: Option<PathBuf>,
@@ -72,13 +72,13 @@ pub(crate) enum EventCommand {
 #[derive(Debug, Args)]
 pub(crate) struct ApiArgs {
     #[command(flatten)]
-    server: ServerArgs,
+    pub(crate) server: ServerArgs,
     /// API token (create one with `tocsin token create`).
     #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true)]
-    token: String,
+    pub(crate) token: String,
     /// Print the server's JSON instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,7 +132,7 @@ pub(crate) enum IncidentCommand {
     },
 }
 
-fn http_client(server: &ServerArgs) -> anyhow::Result<reqwest::Client> {
+pub(crate) fn http_client(server: &ServerArgs) -> anyhow::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .user_agent(concat!("tocsin-cli/", env!("CARGO_PKG_VERSION")));
@@ -146,13 +146,13 @@ fn http_client(server: &ServerArgs) -> anyhow::Result<reqwest::Client> {
     builder.build().context("cannot build the HTTP client")
 }
 
-fn url(server: &ServerArgs, path: &str) -> String {
+pub(crate) fn url(server: &ServerArgs, path: &str) -> String {
     format!("{}{path}", server.server.trim_end_matches('/'))
 }
 
 /// Sends a request and decodes the body of a 2xx answer into the API's wire type, or returns an
 /// error with the server's message (either error shape: the API's or the ingestion endpoints').
-async fn send<T: DeserializeOwned>(
+pub(crate) async fn send<T: DeserializeOwned>(
     request: reqwest::RequestBuilder,
     what: &str,
 ) -> anyhow::Result<T> {

@@ -1,5 +1,6 @@
 mod client;
 mod config;
+mod oncall;
 mod serve;
 mod token;
 
@@ -35,6 +36,11 @@ enum Command {
     /// List, show and act on incidents of a running server.
     #[command(subcommand, alias = "incident")]
     Incidents(client::IncidentCommand),
+    /// Who is on call now or at a time, and the gaps of the schedules.
+    Oncall(oncall::OncallArgs),
+    /// Create, list and delete overrides of on-call schedules.
+    #[command(subcommand)]
+    Override(oncall::OverrideCommand),
     /// Create, list and revoke API tokens (works on the database directly).
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -62,6 +68,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Event(command) => client::event(command).await,
         Command::Incidents(command) => client::incidents(command).await,
         Command::Token(command) => token::run(command).await,
+        Command::Oncall(args) => oncall::oncall(args).await,
+        Command::Override(command) => oncall::overrides(command).await,
     }
 }
 
