@@ -160,13 +160,17 @@ pub struct OverridePage {
 #[serde(deny_unknown_fields)]
 pub struct OverrideCreate {
     /// RFC 3339 with an offset, e.g. `2026-11-02T09:00:00Z` or `2026-11-02T09:00:00-08:00`.
+    #[schema(format = DateTime)]
     pub start: String,
     /// RFC 3339 with an offset; after `start` and after now, at most 366 days after `start`.
+    #[schema(format = DateTime)]
     pub end: String,
     /// A user of the config, not a bot.
+    #[schema(pattern = r"^[^\x00]*$")]
     pub user: String,
     /// A member of the schedule: `user` then takes only this user's turns in the range.
     #[serde(default)]
+    #[schema(pattern = r"^[^\x00]*$")]
     pub replaces: Option<String>,
 }
 
@@ -176,7 +180,7 @@ pub struct OverrideCreate {
 #[into_params(parameter_in = Query)]
 pub(crate) struct OnCallParams {
     /// RFC 3339 with an offset (default: now).
-    #[param(example = "2026-11-02T09:00:00Z")]
+    #[param(format = DateTime, example = "2026-11-02T09:00:00Z")]
     at: Option<String>,
     /// A schedule id (default: every schedule).
     #[param(pattern = r"^[^\x00]*$")]
@@ -187,9 +191,11 @@ pub(crate) struct OnCallParams {
 #[into_params(parameter_in = Query)]
 pub(crate) struct RangeParams {
     /// RFC 3339 with an offset (default: now).
+    #[param(format = DateTime)]
     from: Option<String>,
     /// RFC 3339 with an offset, after `from`, at most 90 days later (default: 30 days after
     /// `from`).
+    #[param(format = DateTime)]
     to: Option<String>,
     /// Items at most, 1 to 500 (default 500).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
@@ -200,8 +206,10 @@ pub(crate) struct RangeParams {
 #[into_params(parameter_in = Query)]
 pub(crate) struct OverrideListParams {
     /// Only overrides that end after this (RFC 3339 with an offset).
+    #[param(format = DateTime)]
     from: Option<String>,
     /// Only overrides that start before this (RFC 3339 with an offset).
+    #[param(format = DateTime)]
     to: Option<String>,
     /// `next_cursor` of the previous page.
     #[param(value_type = Option<i64>, minimum = 1)]
@@ -262,6 +270,16 @@ fn item_limit(value: Option<&str>) -> Result<usize, ApiError> {
 /// A schedule or user id from the path or the query.
 fn id_param(field: &str, value: String) -> Result<String, ApiError> {
     Ok(text_param(field, Some(value))?.unwrap_or_default())
+}
+
+/// A schedule id from the path, which must be declared in the config in force: checked before
+/// anything else of the request, so an unknown schedule is a 404 whatever the rest says.
+fn known_schedule(state: &AppState, id: String) -> Result<String, ApiError> {
+    let id = id_param("id", id)?;
+    if state.engine.schedule_catalog().schedule(&id).is_none() {
+        return Err(api_error(OnCallError::UnknownSchedule(id), "id"));
+    }
+    Ok(id)
 }
 
 /// The API error for an on-call error; `schedule_field` names where the schedule id came from
@@ -330,7 +348,7 @@ async fn schedule_gaps(
     params: Result<Query<RangeParams>, QueryRejection>,
 ) -> Result<Json<GapList>, ApiError> {
     let params = query(params)?;
-    let id = id_param("id", id)?;
+    let id = known_schedule(&state, id)?;
     let (from, to) = range(&params, state.engine.now())?;
     let limit = item_limit(params.limit.as_deref())?;
     let mut gaps = state
@@ -374,6 +392,9 @@ async fn user_shifts(
 ) -> Result<Json<ShiftList>, ApiError> {
     let params = query(params)?;
     let id = id_param("id", id)?;
+    if state.engine.schedule_catalog().user(&id).is_none() {
+        return Err(api_error(OnCallError::UnknownUser(id), "id"));
+    }
     let (from, to) = range(&params, state.engine.now())?;
     let limit = item_limit(params.limit.as_deref())?;
     let mut shifts = state
@@ -418,7 +439,7 @@ async fn create_override(
     Path(id): Path<String>,
     request: Result<Json<OverrideCreate>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let id = id_param("id", id)?;
+    let id = known_schedule(&state, id)?;
     let request = body(request)?;
     let start = parse_instant("start", &request.start)?;
     let end = parse_instant("end", &request.end)?;
@@ -460,7 +481,7 @@ async fn list_overrides(
     params: Result<Query<OverrideListParams>, QueryRejection>,
 ) -> Result<Json<OverridePage>, ApiError> {
     let params = query(params)?;
-    let id = id_param("id", id)?;
+    let id = known_schedule(&state, id)?;
     let from = optional_instant("from", params.from.as_deref())?;
     let to = optional_instant("to", params.to.as_deref())?;
     let page = PageParams::new(params.cursor, params.limit).page()?;
@@ -509,7 +530,7 @@ async fn get_override(
     _access: ReadAccess,
     Path((id, override_id_text)): Path<(String, String)>,
 ) -> Result<Json<OverrideItem>, ApiError> {
-    let id = id_param("id", id)?;
+    let id = known_schedule(&state, id)?;
     let override_id = override_id(&override_id_text)?;
     let row = state
         .engine
@@ -538,7 +559,7 @@ async fn delete_override(
     _access: WriteAccess,
     Path((id, override_id_text)): Path<(String, String)>,
 ) -> Result<Json<OverrideItem>, ApiError> {
-    let id = id_param("id", id)?;
+    let id = known_schedule(&state, id)?;
     let override_id = override_id(&override_id_text)?;
     let row = state
         .engine

@@ -101,7 +101,6 @@ async fn an_override_made_over_http_changes_who_is_on_call_until_it_is_deleted()
     assert!(scheduled == "ana" || scheduled == "ben", "{before}");
     assert_eq!(before["layer"], 1, "{before}");
     assert_eq!(before["override"], Value::Null, "{before}");
-    let other = if scheduled == "ana" { "ben" } else { "ana" };
 
     // Dev covers the next two days.
     let (status, created) = app
@@ -146,20 +145,47 @@ async fn an_override_made_over_http_changes_who_is_on_call_until_it_is_deleted()
     assert_eq!(shifts["shifts"][0]["schedule"], "primary");
     assert_eq!(shifts["shifts"][0]["end"], created["end"]);
 
-    // A replacement of the person not on call changes nothing; of the one on call, it does.
     let (status, body) = app
         .post(
             "/api/v1/schedules/primary/overrides",
             Some(json!({
                 "start": later(20).to_string(),
                 "end": later(30).to_string(),
-                "user": other,
+                "user": "ana",
                 "replaces": "dev",
             })),
         )
         .await;
-    // Dev is not a member of the schedule: nobody to replace.
+    // Dev is not a member of the schedule: there is nobody to replace.
     assert_refused(status, &body, 400, "replaces");
+    // Sixty hours on, whoever the rotation has then is replaced by Dev for two hours; a
+    // replacement of the member not on call then changes nothing.
+    let at_61 = later(61);
+    let rotation_at_61 = on_call(&app, "primary", at_61).await["user"]
+        .as_str()
+        .expect("someone is on call")
+        .to_owned();
+    let not_on_call_at_61 = if rotation_at_61 == "ana" {
+        "ben"
+    } else {
+        "ana"
+    };
+    let (status, idle) = app
+        .post(
+            "/api/v1/schedules/primary/overrides",
+            Some(json!({
+                "start": later(60).to_string(),
+                "end": later(62).to_string(),
+                "user": "dev",
+                "replaces": not_on_call_at_61,
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{idle}");
+    assert_eq!(
+        on_call(&app, "primary", at_61).await["user"],
+        rotation_at_61
+    );
     let (status, replacing) = app
         .post(
             "/api/v1/schedules/primary/overrides",
@@ -167,20 +193,18 @@ async fn an_override_made_over_http_changes_who_is_on_call_until_it_is_deleted()
                 "start": later(60).to_string(),
                 "end": later(62).to_string(),
                 "user": "dev",
-                "replaces": other,
+                "replaces": rotation_at_61,
             })),
         )
         .await;
     assert_eq!(status, 201, "{replacing}");
-    let at_60 = later(61);
-    let expected_at_60 = on_call(&app, "primary", at_60).await;
-    assert!(
-        expected_at_60["user"] == "dev" || expected_at_60["user"] == scheduled,
-        "{expected_at_60}"
-    );
+    let replaced = on_call(&app, "primary", at_61).await;
+    assert_eq!(replaced["user"], "dev", "{replaced}");
+    assert_eq!(replaced["override"], replacing["id"], "{replaced}");
+    assert_ne!(on_call(&app, "primary", later(63)).await["user"], "dev");
 
     let listed = overrides_of(&app, "primary").await;
-    assert_eq!(listed.len(), 2);
+    assert_eq!(listed.len(), 3);
     assert_eq!(listed[0]["id"], replacing["id"], "newest first");
     let (status, one) = app
         .get(&format!("/api/v1/schedules/primary/overrides/{id}"))
@@ -208,7 +232,10 @@ async fn an_override_made_over_http_changes_who_is_on_call_until_it_is_deleted()
         .await;
     assert_eq!(status, 200, "{deleted}");
     assert_eq!(deleted["id"], id);
-    assert_eq!(on_call(&app, "primary", at).await, before);
+    let after = on_call(&app, "primary", at).await;
+    assert_eq!(after["user"], before["user"], "{after}");
+    assert_eq!(after["layer"], 1, "{after}");
+    assert_eq!(after["override"], Value::Null, "{after}");
     let (status, body) = app
         .request(
             reqwest::Method::DELETE,
