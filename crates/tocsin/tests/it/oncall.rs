@@ -602,3 +602,39 @@ fn config_check_warns_about_schedules_with_gaps() {
     assert!(!stdout.contains("schedule `primary`"), "{stdout}");
     assert!(!stdout.contains("[[schedules]]"), "schedules act: {stdout}");
 }
+
+#[tokio::test]
+async fn a_reload_swaps_the_schedules_and_a_gap_notice_sees_the_overrides() {
+    let dir = crate::support::temp_dir();
+    let file = dir.join("tocsin.toml");
+    std::fs::write(&file, crate::support::test_config(PEOPLE)).expect("write");
+    let app = crate::support::spawn_app_from_file(&file).await;
+
+    // What a notice "nobody is on call in the next day" reads: every schedule's gaps from now.
+    let day = SignedDuration::from_hours(24);
+    let gaps = app.engine.gaps_in_next(day).await.expect("gaps");
+    assert!(
+        gaps.iter().all(|schedule| schedule.schedule == "weekdays"),
+        "{gaps:?}"
+    );
+    // Covering the whole day closes every gap of it.
+    let (status, body) = app
+        .post(
+            "/api/v1/schedules/weekdays/overrides",
+            Some(json!({"start": later(-1).to_string(), "end": later(48).to_string(), "user": "ben"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(app.engine.gaps_in_next(day).await.expect("gaps").is_empty());
+
+    // The file loses the weekdays schedule and gains another: a reload swaps them at once.
+    let replaced = PEOPLE.replace("id = \"weekdays\"", "id = \"nights\"");
+    std::fs::write(&file, crate::support::test_config(&replaced)).expect("write");
+    let (status, body) = app.post("/api/v1/config/reload", None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.get("/api/v1/schedules/weekdays/gaps").await;
+    assert_refused(status, &body, 404, "id");
+    let (status, body) = app.get("/api/v1/oncall?schedule=nights").await;
+    assert_eq!(status, 200, "{body}");
+    app.stop().await;
+}
