@@ -42,11 +42,6 @@ impl Config {
                 "reach a paged person by email, webhook or ntfy, in the order of their notify rules",
             ),
             (
-                "[[schedules]]",
-                self.schedules.len(),
-                "decide who is on call",
-            ),
-            (
                 "[[escalation_policies]]",
                 self.escalation_policies.len(),
                 "page the people of each level until someone acknowledges",

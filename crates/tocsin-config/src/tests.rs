@@ -263,7 +263,6 @@ fn inert_sections_name_what_is_accepted_but_not_acted_on() {
         [
             ("[smtp]", 1),
             ("contact methods and notify rules of [[users]]", 4),
-            ("[[schedules]]", 1),
             ("[[escalation_policies]]", 1),
             ("[[channels]]", 3),
             ("[[monitors]]", 5),
@@ -272,7 +271,7 @@ fn inert_sections_name_what_is_accepted_but_not_acted_on() {
             ("[[components]]", 2),
         ]
     );
-    let monitors = &config.inert_sections()[5];
+    let monitors = &config.inert_sections()[4];
     assert_eq!(
         monitors.to_string(),
         "[[monitors]] (5): accepted, not acted on yet; it would probe http, tcp, dns and tls \

@@ -10,6 +10,7 @@ mod escalation;
 mod event;
 mod fold;
 mod ids;
+mod oncall;
 mod schedule;
 mod severity;
 mod state;
@@ -30,7 +31,8 @@ pub use fold::{
 };
 pub use ids::{AlertId, DedupKey, IdError, IncidentNumber, ServiceId};
 pub use jiff::Timestamp;
-pub use schedule::{Layer, Restriction, Schedule};
+pub use oncall::{Gap, OnCall, OnCallSource, Override, Roster, Segment, Shift, MAX_CHANGE_POINTS};
+pub use schedule::{first_instant_at_or_after, Layer, Restriction, Schedule};
 pub use severity::{Priority, Severity, UnknownValue};
 pub use state::{AlertState, IncidentState};
 pub use timeline::{Actor, IncidentTimes, TimelineData, TimelineKind, TimelineRecord};

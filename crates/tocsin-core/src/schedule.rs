@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use jiff::civil;
-use jiff::tz::TimeZone;
+use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{Timestamp, Unit, Zoned};
 
 /// `[[schedules]]`: who is on call, as layers of rotations.
@@ -97,11 +97,20 @@ impl Layer {
                 .any(|restriction| restriction.contains(local))
     }
 
+    /// Whether the layer applies at the instant `now`: always without restrictions, otherwise
+    /// inside one of their windows (see [`Restriction::window_on`]).
+    pub fn applies_at_instant(&self, time_zone: &TimeZone, now: Timestamp) -> bool {
+        self.only.is_empty()
+            || self
+                .only
+                .iter()
+                .any(|restriction| restriction.is_open(time_zone, now))
+    }
+
     /// The member on call at `now` in this layer, or `None` before its first hand-off and
     /// outside its restrictions.
     pub fn on_call_at(&self, time_zone: &TimeZone, now: Timestamp) -> Option<&str> {
-        let local = Zoned::new(now, time_zone.clone()).datetime();
-        if !self.applies_at(local) {
+        if !self.applies_at_instant(time_zone, now) {
             return None;
         }
         let turn = self.turn_at(time_zone, now)?;
@@ -131,6 +140,40 @@ impl Restriction {
         Duration::from_secs(minutes as u64 * 60)
     }
 
+    /// The window that opens on `date` (whatever its weekday), as instants: it opens when the
+    /// wall clock first shows `start` or later on that date and closes when it first shows
+    /// `end` or later, so `18:00-02:00` lasts 7 or 9 hours across a daylight-saving change and
+    /// closes once even when the clock shows 01:30 twice. A time the clock skips (02:30 when
+    /// it jumps from 02:00 to 03:00) is reached at the jump.
+    pub fn window_on(
+        &self,
+        time_zone: &TimeZone,
+        date: civil::Date,
+    ) -> Option<(Timestamp, Timestamp)> {
+        let opens = date.to_datetime(self.start);
+        let length = jiff::SignedDuration::from_secs(self.length().as_secs() as i64);
+        let closes = opens.checked_add(length).ok()?;
+        Some((
+            first_instant_at_or_after(time_zone, opens)?,
+            first_instant_at_or_after(time_zone, closes)?,
+        ))
+    }
+
+    /// Whether one of the windows is open at the instant `now` (see [`Restriction::window_on`]).
+    pub fn is_open(&self, time_zone: &TimeZone, now: Timestamp) -> bool {
+        let today = Zoned::new(now, time_zone.clone()).date();
+        // A window lasts at most a day (plus an hour or so across a change), so only one that
+        // opened on a day around today's local date can be open.
+        (-2..=1).any(|offset| {
+            today
+                .checked_add(jiff::Span::new().days(offset))
+                .ok()
+                .filter(|date| self.days.contains(&date.weekday()))
+                .and_then(|date| self.window_on(time_zone, date))
+                .is_some_and(|(opens, closes)| opens <= now && now < closes)
+        })
+    }
+
     /// Whether a window is open at this local (wall-clock) time. Windows are read on the wall
     /// clock: `18:00-02:00` closes at 02:00 local time even when the night was an hour shorter.
     pub fn contains(&self, local: civil::DateTime) -> bool {
@@ -146,6 +189,32 @@ impl Restriction {
                     .checked_add(length)
                     .is_ok_and(|closes| opens <= local && local < closes)
             })
+    }
+}
+
+/// The first instant at which the wall clock in `time_zone` shows `local` or a later time:
+/// the one instant of an ordinary time, the first of a time shown twice (the clock went back),
+/// and the moment of the jump for a time the clock skips.
+pub fn first_instant_at_or_after(
+    time_zone: &TimeZone,
+    local: civil::DateTime,
+) -> Option<Timestamp> {
+    match time_zone.to_ambiguous_timestamp(local).offset() {
+        AmbiguousOffset::Unambiguous { offset } => offset.to_timestamp(local).ok(),
+        AmbiguousOffset::Fold { before, after } => {
+            let first = before.to_timestamp(local).ok()?;
+            let second = after.to_timestamp(local).ok()?;
+            Some(first.min(second))
+        }
+        AmbiguousOffset::Gap { before, after } => {
+            let first = before.to_timestamp(local).ok()?;
+            let second = after.to_timestamp(local).ok()?;
+            // The jump is the one transition between the two readings of the skipped time.
+            time_zone
+                .following(first.min(second))
+                .next()
+                .map(|transition| transition.timestamp())
+        }
     }
 }
 

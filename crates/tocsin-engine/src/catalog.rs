@@ -4,6 +4,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tocsin_core::{ResolvePolicy, ServiceId};
 
+use crate::oncall::ScheduleCatalog;
+
 /// How a service's Grafana contact point signs its requests.
 #[derive(Clone)]
 pub struct GrafanaSettings {
@@ -63,6 +65,8 @@ struct Services {
     services: Arc<[Arc<ServiceEntry>]>,
     by_key: HashMap<String, usize>,
     by_id: HashMap<ServiceId, usize>,
+    /// Swapped with the services, so a lookup never sees the schedules of another config.
+    schedules: Arc<ScheduleCatalog>,
 }
 
 impl Services {
@@ -81,6 +85,7 @@ impl Services {
             services: services.into_iter().map(Arc::new).collect(),
             by_key,
             by_id,
+            schedules: Arc::default(),
         }
     }
 }
@@ -106,10 +111,34 @@ impl Catalog {
         }
     }
 
+    /// A catalog of services and of the schedules and users of the same config.
+    pub fn with_schedules(services: Vec<ServiceEntry>, schedules: ScheduleCatalog) -> Self {
+        let mut current = Services::new(services);
+        current.schedules = Arc::new(schedules);
+        Catalog {
+            current: ArcSwap::from_pointee(current),
+        }
+    }
+
+    /// Swaps in the services, schedules and users of a new config at once.
+    pub fn replace_with_schedules(&self, services: Vec<ServiceEntry>, schedules: ScheduleCatalog) {
+        let mut current = Services::new(services);
+        current.schedules = Arc::new(schedules);
+        self.current.store(Arc::new(current));
+    }
+
+    /// The schedules and users, as of this call.
+    pub fn schedules(&self) -> Arc<ScheduleCatalog> {
+        Arc::clone(&self.current.load().schedules)
+    }
+
     /// Swaps in a new set of services at once: from the next lookup on, new integration keys
     /// are known and removed ones are not.
+    /// The schedules and users stay as they are.
     pub fn replace(&self, services: Vec<ServiceEntry>) {
-        self.current.store(Arc::new(Services::new(services)));
+        let mut next = Services::new(services);
+        next.schedules = Arc::clone(&self.current.load().schedules);
+        self.current.store(Arc::new(next));
     }
 
     pub fn service_for_key(&self, integration_key: &str) -> Option<Arc<ServiceEntry>> {

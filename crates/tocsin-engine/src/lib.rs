@@ -15,6 +15,7 @@ mod engine;
 mod error;
 mod ingest;
 mod metrics;
+pub mod oncall;
 mod reload;
 pub mod tokens;
 

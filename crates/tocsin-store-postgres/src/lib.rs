@@ -63,6 +63,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../migrations/0003_due_work.sql")),
             false,
         ),
+        Migration::new(
+            4,
+            Cow::Borrowed("schedule overrides"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0004_schedule_overrides.sql")),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -281,3 +288,4 @@ impl PostgresStore {
 }
 
 tocsin_store::impl_store_with_shared_sql!(PostgresStore);
+tocsin_store::impl_override_store_with_shared_sql!(PostgresStore);

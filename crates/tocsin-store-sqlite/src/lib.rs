@@ -55,6 +55,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../migrations/0003_due_work.sql")),
             false,
         ),
+        Migration::new(
+            4,
+            Cow::Borrowed("schedule overrides"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0004_schedule_overrides.sql")),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -310,3 +317,4 @@ impl SqliteStore {
 }
 
 tocsin_store::impl_store_with_shared_sql!(SqliteStore);
+tocsin_store::impl_override_store_with_shared_sql!(SqliteStore);

@@ -14,6 +14,9 @@ pub mod due_conformance;
 pub mod encode;
 mod error;
 mod model;
+#[cfg(feature = "testsuite")]
+pub mod override_conformance;
+pub mod overrides;
 pub mod sql;
 mod timeline;
 
@@ -27,6 +30,7 @@ pub use model::{
     EventFilter, EventSummary, Inbound, IncidentFilter, IncidentRow, IngestReport, Page,
     PageRequest, StoredEvent, TimelineEntry, TokenScope,
 };
+pub use overrides::{NewOverride, OverrideFilter, OverrideRow, OverrideStore};
 
 use std::collections::HashMap;
 
@@ -39,7 +43,7 @@ pub type ResolvePolicyOf<'a> = &'a (dyn Fn(&ServiceId) -> ResolvePolicy + Send +
 /// interface, plus what concerns the store as a whole. A new concern is a trait of its own,
 /// added to the supertraits here.
 #[async_trait]
-pub trait Store: IncidentStore + TokenStore + DueWorkStore + 'static {
+pub trait Store: IncidentStore + TokenStore + DueWorkStore + OverrideStore + 'static {
     /// "sqlite" or "postgres", for logs and metrics.
     fn backend(&self) -> &'static str;
 
@@ -258,6 +262,19 @@ pub const REQUIRED_SCHEMA: &[(&str, &[&str])] = &[
             "lease_until",
             "last_error",
             "parked_at",
+            "created_at",
+        ],
+    ),
+    (
+        "schedule_overrides",
+        &[
+            "id",
+            "schedule_id",
+            "starts_at",
+            "ends_at",
+            "user_id",
+            "replaces_user_id",
+            "created_by",
             "created_at",
         ],
     ),

@@ -77,7 +77,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_event))
         .routes(routes!(list_services))
         .routes(routes!(service_changes))
-        .routes(routes!(crate::reload::reload_config));
+        .routes(routes!(crate::reload::reload_config))
+        .merge(crate::oncall::routes());
     let document = router.get_openapi().clone();
     let json = document
         .to_pretty_json()
@@ -763,7 +764,11 @@ pub(crate) struct PageParams {
 }
 
 impl PageParams {
-    fn page(&self) -> Result<PageRequest, ApiError> {
+    pub(crate) fn new(cursor: Option<String>, limit: Option<String>) -> Self {
+        PageParams { cursor, limit }
+    }
+
+    pub(crate) fn page(&self) -> Result<PageRequest, ApiError> {
         let after = match &self.cursor {
             None => None,
             Some(cursor) => Some(
@@ -848,7 +853,7 @@ pub(crate) struct AlertListParams {
 
 /// A text parameter that reaches the store: refused when it holds a NUL character, which no
 /// identifier contains and PostgreSQL cannot compare.
-fn text_param(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+pub(crate) fn text_param(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     match value {
         Some(value) if value.contains('\0') => Err(ApiError::invalid(
             field,
@@ -863,13 +868,13 @@ fn fields_echo(value: &str) -> String {
     value.chars().take(64).collect()
 }
 
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(crate) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     query
         .map(|Query(value)| value)
         .map_err(|rejection| ApiError::invalid("query", rejection.body_text()))
 }
 
-fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(crate) fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(value)| value)
         .map_err(|rejection| ApiError::invalid("body", rejection.body_text()))
 }

@@ -50,6 +50,12 @@ impl ApiError {
         self
     }
 
+    /// The same error, naming the request field at fault (a 404 for an id in the path).
+    pub(crate) fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
     pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::UNAUTHORIZED,

@@ -9,6 +9,7 @@ mod error;
 mod health;
 mod ingest;
 mod limit;
+pub mod oncall;
 pub mod parse;
 mod reload;
 

@@ -188,7 +188,10 @@ impl ConfigReload for Reloader {
         let needs_restart = self
             .startup
             .differences(&StartupOnly::of(&loaded.config, &self.file));
-        self.catalog.replace(services_from_config(&loaded.config));
+        self.catalog.replace_with_schedules(
+            services_from_config(&loaded.config),
+            crate::catalog::schedules_from_config(&loaded.config),
+        );
         let changed = *current != loaded.sha256;
         *current = loaded.sha256.clone();
         self.metrics.config_loaded(&loaded.sha256, unix_now());

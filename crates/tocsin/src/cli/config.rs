@@ -43,6 +43,9 @@ pub(crate) async fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
         ConfigCommand::Check { file } => match tocsin_config::load(&file) {
             Ok(config) => {
                 out(check_summary(&file, &config))?;
+                for warning in gap_warnings(&config, jiff::Timestamp::now()) {
+                    out(warning)?;
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Err(errors) => {
@@ -85,6 +88,42 @@ fn check_summary(file: &std::path::Path, config: &tocsin_config::Config) -> Stri
         }
     }
     summary
+}
+
+/// The most gaps listed per schedule; the rest are counted.
+const GAPS_LISTED: usize = 20;
+
+/// One warning per schedule that has nobody on call at some moment of the 30 days from `now`,
+/// with those ranges, as the config alone makes them (overrides are made at run time and
+/// live in the database: `tocsin oncall gaps` counts them).
+pub(crate) fn gap_warnings(config: &tocsin_config::Config, now: jiff::Timestamp) -> Vec<String> {
+    let to = now
+        .checked_add(tocsin_engine::oncall::GAP_HORIZON)
+        .unwrap_or(jiff::Timestamp::MAX);
+    let catalog = tocsin::schedules_from_config(config);
+    catalog
+        .gaps_without_overrides(now, to)
+        .into_iter()
+        .map(|schedule| {
+            let mut warning = format!(
+                "warning: schedule `{}` has nobody on call {} time{} in the next 30 days \
+                 (overrides aside):",
+                schedule.schedule,
+                schedule.gaps.len(),
+                if schedule.gaps.len() == 1 { "" } else { "s" }
+            );
+            for gap in schedule.gaps.iter().take(GAPS_LISTED) {
+                warning.push_str(&format!("\n  from {} to {}", gap.start, gap.end));
+            }
+            if schedule.gaps.len() > GAPS_LISTED {
+                warning.push_str(&format!(
+                    "\n  and {} more",
+                    schedule.gaps.len() - GAPS_LISTED
+                ));
+            }
+            warning
+        })
+        .collect()
 }
 
 async fn reload(args: ReloadArgs) -> anyhow::Result<ExitCode> {

@@ -2,6 +2,7 @@ mod alerts;
 mod client;
 mod config;
 mod render;
+mod oncall;
 mod serve;
 mod token;
 
@@ -12,8 +13,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 /// Tocsin: alerts in, incidents out. Self-hosted incident response in one binary: ingestion,
-/// incidents and their timelines today; paging, monitors and the status page are configured
-/// and validated but not acted on yet.
+/// incidents and their timelines, and who is on call today; paging, monitors and the status
+/// page are configured and validated but not acted on yet.
 #[derive(Debug, Parser)]
 #[command(name = "tocsin", version, propagate_version = true)]
 pub(crate) struct Cli {
@@ -43,6 +44,11 @@ enum Command {
     /// List the services of a running server and their change events.
     #[command(subcommand, alias = "service")]
     Services(alerts::ServiceCommand),
+    /// Who is on call now or at a time, and the gaps of the schedules.
+    Oncall(oncall::OncallArgs),
+    /// Create, list and delete overrides of on-call schedules.
+    #[command(subcommand)]
+    Override(oncall::OverrideCommand),
     /// Create, list and revoke API tokens (works on the database directly).
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -75,6 +81,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alerts(command) => alerts::alerts(command).await,
         Command::Services(command) => alerts::services(command).await,
         Command::Token(command) => token::run(command).await,
+        Command::Oncall(args) => oncall::oncall(args).await,
+        Command::Override(command) => oncall::overrides(command).await,
     }
 }
 

@@ -285,6 +285,11 @@ async fn openapi_document_matches_the_routes() {
         "/api/v1/services",
         "/api/v1/services/{id}/changes",
         "/api/v1/config/reload",
+        "/api/v1/oncall",
+        "/api/v1/schedules/{id}/gaps",
+        "/api/v1/schedules/{id}/overrides",
+        "/api/v1/schedules/{id}/overrides/{override_id}",
+        "/api/v1/users/{id}/shifts",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -294,6 +299,7 @@ async fn openapi_document_matches_the_routes() {
     for (path, operations) in document["paths"].as_object().expect("paths") {
         let concrete = path
             .replace("{number}", "1")
+            .replace("{override_id}", "1")
             .replace("{id}", "checkout-api");
         for method in operations.as_object().expect("operations").keys() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");

@@ -13,6 +13,7 @@ mod edge;
 mod ingest;
 mod interop;
 mod lists;
+mod oncall;
 mod postgres;
 mod runtime;
 mod shedding;
