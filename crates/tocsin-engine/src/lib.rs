@@ -13,12 +13,13 @@ mod clock;
 pub mod due;
 mod engine;
 mod error;
+mod heartbeats;
 mod ingest;
 mod metrics;
 mod reload;
 pub mod tokens;
 
-pub use catalog::{Catalog, GrafanaSettings, ServiceEntry};
+pub use catalog::{Catalog, GrafanaSettings, HeartbeatEntry, ServiceEntry};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use due::{DueRunner, DueRunnerSettings, FOLD_LOG_CHECK};
 pub use engine::Engine;

@@ -8,6 +8,7 @@
 //! replicas that start together migrate once.
 
 mod due;
+mod heartbeat;
 mod ingest;
 mod rows;
 #[cfg(feature = "testsuite")]
@@ -281,3 +282,4 @@ impl PostgresStore {
 }
 
 tocsin_store::impl_store_with_shared_sql!(PostgresStore);
+tocsin_store::impl_heartbeat_store!(PostgresStore);

@@ -6,6 +6,7 @@
 //! (`synchronous = FULL`): when `ingest` returns, the batch is on disk.
 
 mod due;
+mod heartbeat;
 mod ingest;
 mod rows;
 
@@ -310,3 +311,4 @@ impl SqliteStore {
 }
 
 tocsin_store::impl_store_with_shared_sql!(SqliteStore);
+tocsin_store::impl_heartbeat_store!(SqliteStore);

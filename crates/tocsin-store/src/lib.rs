@@ -13,6 +13,7 @@ pub mod due;
 pub mod due_conformance;
 pub mod encode;
 mod error;
+pub mod heartbeat;
 mod model;
 pub mod sql;
 mod timeline;
@@ -22,6 +23,7 @@ pub use assigned::AssignedIds;
 pub use async_trait::async_trait;
 pub use due::DueWorkStore;
 pub use error::StoreError;
+pub use heartbeat::HeartbeatStore;
 pub use model::{
     AlertFilter, AlertRow, AlertSummary, ApiToken, ChangeEventRow, CommandOutcome, Counts,
     EventFilter, EventSummary, Inbound, IncidentFilter, IncidentRow, IngestReport, Page,
@@ -39,7 +41,7 @@ pub type ResolvePolicyOf<'a> = &'a (dyn Fn(&ServiceId) -> ResolvePolicy + Send +
 /// interface, plus what concerns the store as a whole. A new concern is a trait of its own,
 /// added to the supertraits here.
 #[async_trait]
-pub trait Store: IncidentStore + TokenStore + DueWorkStore + 'static {
+pub trait Store: IncidentStore + TokenStore + DueWorkStore + HeartbeatStore + 'static {
     /// "sqlite" or "postgres", for logs and metrics.
     fn backend(&self) -> &'static str;
 
@@ -259,6 +261,41 @@ pub const REQUIRED_SCHEMA: &[(&str, &[&str])] = &[
             "last_error",
             "parked_at",
             "created_at",
+        ],
+    ),
+    (
+        "heartbeat_states",
+        &[
+            "monitor_id",
+            "status",
+            "since",
+            "deadline",
+            "last_ping_kind",
+            "last_ping_at",
+            "last_ping_exit_code",
+            "last_ping_body",
+            "last_success_at",
+            "started_at",
+            "started_rid",
+            "starts_without_success",
+            "crash_looping",
+            "created_at",
+            "updated_at",
+        ],
+    ),
+    (
+        "heartbeat_pings",
+        &[
+            "id",
+            "monitor_id",
+            "kind",
+            "at",
+            "rid",
+            "exit_code",
+            "duration_ms",
+            "body",
+            "remote",
+            "method",
         ],
     ),
 ];
