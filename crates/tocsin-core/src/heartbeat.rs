@@ -539,7 +539,8 @@ fn describe(expectation: &Expectation) -> String {
     }
 }
 
-fn format_duration(duration: Duration) -> String {
+/// `1h`, `30m`, `45s` or `1500ms`: a duration as the config writes it.
+pub fn format_duration(duration: Duration) -> String {
     let seconds = duration.as_secs();
     if seconds > 0 && seconds % 3600 == 0 {
         format!("{}h", seconds / 3600)

@@ -69,3 +69,32 @@ impl Heartbeats {
             .map(|index| Arc::clone(&self.entries[*index]))
     }
 }
+
+/// Heartbeat reads, for the API.
+impl crate::Engine {
+    /// The stored states of these monitors (those that have one; at most
+    /// `PageRequest::MAX_LIMIT` per call).
+    pub async fn heartbeat_states(
+        &self,
+        monitors: &[String],
+    ) -> Result<Vec<tocsin_store::heartbeat::HeartbeatStateRow>, crate::EngineError> {
+        let started = std::time::Instant::now();
+        let result = self.store().heartbeat_states(monitors).await;
+        self.metrics()
+            .observe_store("heartbeat_states", started.elapsed().as_secs_f64());
+        result.map_err(|source| crate::EngineError::store("heartbeat_states", source))
+    }
+
+    /// A monitor's pings, newest first.
+    pub async fn pings(
+        &self,
+        monitor: &str,
+        page: tocsin_store::PageRequest,
+    ) -> Result<tocsin_store::Page<tocsin_store::heartbeat::PingRow>, crate::EngineError> {
+        let started = std::time::Instant::now();
+        let result = self.store().pings(monitor, page).await;
+        self.metrics()
+            .observe_store("pings", started.elapsed().as_secs_f64());
+        result.map_err(|source| crate::EngineError::store("pings", source))
+    }
+}

@@ -17,6 +17,7 @@ mod heartbeats;
 mod ingest;
 mod metrics;
 mod reload;
+pub mod rules;
 pub mod tokens;
 
 pub use catalog::{Catalog, GrafanaSettings, HeartbeatEntry, ServiceEntry};

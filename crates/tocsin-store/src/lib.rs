@@ -14,6 +14,8 @@ pub mod due_conformance;
 pub mod encode;
 mod error;
 pub mod heartbeat;
+#[cfg(feature = "testsuite")]
+mod heartbeat_conformance;
 mod model;
 pub mod sql;
 mod timeline;

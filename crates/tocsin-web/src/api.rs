@@ -44,6 +44,7 @@ const MAX_NOTE_CHARS: usize = 10_000;
         (name = "incidents", description = "Incidents and their timelines"),
         (name = "alerts", description = "Alerts and the events folded into them"),
         (name = "services", description = "Services declared in the config"),
+        (name = "heartbeats", description = "Heartbeat monitors and their pings"),
         (name = "config", description = "The config file in force")
     )
 )]
@@ -77,7 +78,10 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_event))
         .routes(routes!(list_services))
         .routes(routes!(service_changes))
-        .routes(routes!(crate::reload::reload_config));
+        .routes(routes!(crate::reload::reload_config))
+        .routes(routes!(crate::heartbeats::list_heartbeats))
+        .routes(routes!(crate::heartbeats::get_heartbeat))
+        .routes(routes!(crate::heartbeats::heartbeat_pings));
     let document = router.get_openapi().clone();
     let json = document
         .to_pretty_json()
@@ -595,7 +599,7 @@ impl Listed for ChangeItem {
 
 /// Keeps the leading items whose JSON fits in `budget` bytes (at least one), and says where the
 /// next page starts: after the last item kept when the budget cut the page, else `next`.
-fn within_budget<T: Serialize>(
+pub(crate) fn within_budget<T: Serialize>(
     mut items: Vec<(i64, T)>,
     next: Option<i64>,
     budget: usize,
@@ -745,7 +749,7 @@ pub(crate) struct PageParams {
 }
 
 impl PageParams {
-    fn page(&self) -> Result<PageRequest, ApiError> {
+    pub(crate) fn page(&self) -> Result<PageRequest, ApiError> {
         let after = match &self.cursor {
             None => None,
             Some(cursor) => Some(

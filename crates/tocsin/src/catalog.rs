@@ -1,10 +1,54 @@
-use tocsin_config::{Config, ResolveMode};
+use tocsin_config::{Config, MonitorKind, ResolveMode};
+use tocsin_core::heartbeat::{Expectation, HeartbeatSchedule};
 use tocsin_core::{ResolvePolicy, ServiceId};
-use tocsin_engine::{Catalog, GrafanaSettings, ServiceEntry};
+use tocsin_engine::{Catalog, GrafanaSettings, HeartbeatEntry, ServiceEntry};
 
-/// The engine's view of the services declared in the config.
+/// The engine's view of the services (and heartbeat monitors) declared in the config.
 pub fn catalog_from_config(config: &Config) -> Catalog {
-    Catalog::new(services_from_config(config))
+    let catalog = Catalog::new(services_from_config(config));
+    catalog.replace_heartbeats(heartbeats_from_config(config));
+    catalog
+}
+
+/// The heartbeat monitors declared in the config, as the engine needs them.
+pub fn heartbeats_from_config(config: &Config) -> Vec<HeartbeatEntry> {
+    config
+        .monitors
+        .iter()
+        .filter_map(|monitor| {
+            let MonitorKind::Heartbeat(check) = &monitor.kind else {
+                return None;
+            };
+            let schedule = match &check.expected {
+                tocsin_config::HeartbeatSchedule::Period(period) => {
+                    HeartbeatSchedule::Period(*period)
+                }
+                tocsin_config::HeartbeatSchedule::Cron { cron, time_zone } => {
+                    // The config loader has checked the zone; should the host lack it now,
+                    // UTC is the documented default.
+                    let zone = jiff::tz::TimeZone::get(time_zone).unwrap_or_else(|error| {
+                        tracing::warn!(monitor = %monitor.id, time_zone, error = %error, "unknown time zone; using UTC");
+                        jiff::tz::TimeZone::UTC
+                    });
+                    HeartbeatSchedule::Cron {
+                        cron: cron.clone(),
+                        zone,
+                    }
+                }
+            };
+            Some(HeartbeatEntry {
+                id: monitor.id.clone(),
+                service: ServiceId::new(monitor.service.clone()),
+                ping_key: check.ping_key.expose().to_owned(),
+                post_only: check.post_only,
+                expectation: Expectation {
+                    schedule,
+                    grace: check.grace,
+                    max_starts_without_success: check.max_starts_without_success,
+                },
+            })
+        })
+        .collect()
 }
 
 /// The services declared in the config, as the engine needs them.

@@ -22,7 +22,7 @@ use tocsin_engine::{
 };
 use tocsin_store::Store;
 
-pub use catalog::{catalog_from_config, services_from_config};
+pub use catalog::{catalog_from_config, heartbeats_from_config, services_from_config};
 pub use reload::{read_config, ConfigFile, LoadedConfig};
 pub use server::{bind_listener, ConnectionLimits, LISTEN_BACKLOG};
 pub use telemetry::init_tracing;
@@ -268,12 +268,28 @@ impl App {
             }
         });
         supervisor.spawn("due-work", Stage::Background, Importance::Essential, {
-            let runner = engine.due_runner(DueRunnerSettings::default());
+            let runner = engine
+                .due_runner(DueRunnerSettings::default())
+                .with_handler(Arc::new(tocsin_checks::heartbeat::HeartbeatDeadlines::new(
+                    Arc::clone(&engine),
+                )));
             move |stop| async move {
                 runner.run_until(stop).await;
                 Ok(())
             }
         });
+        supervisor.spawn(
+            "heartbeat-watch",
+            Stage::Background,
+            Importance::Optional,
+            {
+                let watcher = tocsin_checks::heartbeat::HeartbeatWatcher::new(Arc::clone(&engine));
+                move |stop| async move {
+                    watcher.run_until(stop).await;
+                    Ok(())
+                }
+            },
+        );
         #[cfg(unix)]
         if let Some(reloader) = reloader {
             supervisor.spawn(

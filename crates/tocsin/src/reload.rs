@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use tocsin_config::{Config, ConfigError, ConfigErrors};
 use tocsin_engine::{Catalog, ConfigReload, Metrics, ReloadError, ReloadReport};
 
-use crate::services_from_config;
+use crate::{heartbeats_from_config, services_from_config};
 
 /// A config file as read: the validated config and the SHA-256 of the bytes it came from.
 #[derive(Debug)]
@@ -189,6 +189,8 @@ impl ConfigReload for Reloader {
             .startup
             .differences(&StartupOnly::of(&loaded.config, &self.file));
         self.catalog.replace(services_from_config(&loaded.config));
+        self.catalog
+            .replace_heartbeats(heartbeats_from_config(&loaded.config));
         let changed = *current != loaded.sha256;
         *current = loaded.sha256.clone();
         self.metrics.config_loaded(&loaded.sha256, unix_now());

@@ -7,6 +7,7 @@ mod cli;
 mod due_work;
 mod durability;
 mod edge;
+mod heartbeats;
 mod ingest;
 mod interop;
 mod lists;
