@@ -56,6 +56,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../migrations/0003_due_work.sql")),
             false,
         ),
+        Migration::new(
+            7,
+            Cow::Borrowed("heartbeats"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0007_heartbeats.sql")),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),

@@ -91,9 +91,9 @@ fn a_rate_rule_fires_above_n_in_the_window_and_resolves_when_it_slides_out() {
         fired[0].1
     );
     assert!(tick(&rules, 30).is_empty(), "fires once");
-    // The events of seconds 10-13 leave the window at 70-73.
-    assert!(tick(&rules, 70).is_empty());
-    let resolved = tick(&rules, 74);
+    // The window at t is (t - 60 s, t]: the event of second 10 leaves it at 70.
+    assert!(tick(&rules, 69).is_empty());
+    let resolved = tick(&rules, 70);
     assert_eq!(resolved.len(), 1);
     assert!(!resolved[0].0);
 }
