@@ -251,7 +251,6 @@ fn inert_sections_name_what_is_accepted_but_not_acted_on() {
             ("[[escalation_policies]]", 1),
             ("[[channels]]", 3),
             ("[[monitors]]", 5),
-            ("[[rules]]", 2),
             ("[status_page]", 1),
             ("[[components]]", 2),
         ]

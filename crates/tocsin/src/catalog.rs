@@ -75,3 +75,34 @@ pub fn services_from_config(config: &Config) -> Vec<ServiceEntry> {
         })
         .collect()
 }
+
+/// The `[[rules]]` of the config, as the engine evaluates them.
+pub fn rules_from_config(config: &Config) -> Vec<tocsin_engine::rules::RuleDefinition> {
+    use tocsin_engine::rules::{Baseline, EventMatch, RuleCondition, RuleDefinition};
+    config
+        .rules
+        .iter()
+        .map(|rule| RuleDefinition {
+            id: rule.id.clone(),
+            service: ServiceId::new(rule.service.clone()),
+            condition: match &rule.kind {
+                tocsin_config::RuleKind::Rate { above, baseline } => RuleCondition::Rate {
+                    above: *above,
+                    baseline: baseline.map(|baseline| Baseline {
+                        factor: baseline.factor,
+                        window: baseline.window,
+                    }),
+                },
+                tocsin_config::RuleKind::Absence => RuleCondition::Absence,
+            },
+            matches: EventMatch {
+                severity: rule.matches.severity,
+                source: rule.matches.source.clone(),
+                component: rule.matches.component.clone(),
+                group: rule.matches.group.clone(),
+                class: rule.matches.class.clone(),
+            },
+            window: rule.window,
+        })
+        .collect()
+}

@@ -12,6 +12,7 @@ mod ingest;
 mod interop;
 mod lists;
 mod postgres;
+mod rules;
 mod runtime;
 mod shedding;
 mod storm;
