@@ -46,6 +46,7 @@ macro_rules! conformance_suite {
             heartbeat_pings_are_stored_and_move_the_deadline,
             missed_heartbeat_deadline_opens_an_incident_and_a_success_resolves_it,
             heartbeat_text_with_nul_is_refused,
+            old_pings_are_pruned_per_monitor,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -63,6 +63,11 @@ pub trait HeartbeatStore: Send + Sync {
 
     /// A monitor's pings, newest first.
     async fn pings(&self, monitor: &str, page: PageRequest) -> Result<Page<PingRow>, StoreError>;
+
+    /// Deletes a monitor's pings older than its newest `keep`, at most `limit` of them per
+    /// call (the oldest first); returns how many it deleted. A monitor with `keep` pings or
+    /// fewer loses none.
+    async fn prune_pings(&self, monitor: &str, keep: u32, limit: u32) -> Result<u64, StoreError>;
 }
 
 /// The columns of `heartbeat_states` that [`read_state`] reads.
@@ -307,8 +312,39 @@ pub async fn pings<C: Connection>(
     Ok(page.finish(rows, |ping| ping.id))
 }
 
+/// Deletes the pings of `monitor` older than its newest `keep` (at most `limit`, oldest first).
+pub async fn prune_pings<C: Connection>(
+    conn: &mut C,
+    monitor: &str,
+    keep: u32,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    // The newest ping that goes: the one after the `keep` newest. None: nothing to prune.
+    let Some(row) = conn
+        .fetch_optional(
+            "SELECT id FROM heartbeat_pings WHERE monitor_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2",
+            &[Arg::Text(monitor), Arg::Integer(i64::from(keep))],
+        )
+        .await?
+    else {
+        return Ok(0);
+    };
+    let newest_pruned = row.integer("id")?;
+    conn.execute(
+        "DELETE FROM heartbeat_pings WHERE id IN (SELECT id FROM heartbeat_pings
+         WHERE monitor_id = $1 AND id <= $2 ORDER BY id LIMIT $3)",
+        &[
+            Arg::Text(monitor),
+            Arg::Integer(newest_pruned),
+            Arg::Integer(i64::from(limit.max(1))),
+        ],
+    )
+    .await
+}
+
 /// Implements [`HeartbeatStore`] for a backend with the functions of this module; the backend
-/// defines `read!(self, |conn| body)` first (see `impl_store_with_shared_sql!`).
+/// defines `read!(self, |conn| body)` and `write!(self, "what", |conn| body)` first (see
+/// `impl_store_with_shared_sql!`).
 #[macro_export]
 macro_rules! impl_heartbeat_store {
     ($store:ty) => {
@@ -329,6 +365,19 @@ macro_rules! impl_heartbeat_store {
                 page: $crate::PageRequest,
             ) -> Result<$crate::Page<$crate::heartbeat::PingRow>, $crate::StoreError> {
                 read!(self, |conn| $crate::heartbeat::pings(conn, monitor, page))
+            }
+
+            async fn prune_pings(
+                &self,
+                monitor: &str,
+                keep: u32,
+                limit: u32,
+            ) -> Result<u64, $crate::StoreError> {
+                write!(
+                    self,
+                    "pruning pings",
+                    |conn| $crate::heartbeat::prune_pings(conn, monitor, keep, limit)
+                )
             }
         }
     };

@@ -265,3 +265,35 @@ pub async fn heartbeat_text_with_nul_is_refused(store: Arc<dyn Store>) {
         .expect("states")
         .is_empty());
 }
+
+pub async fn old_pings_are_pruned_per_monitor(store: Arc<dyn Store>) {
+    let batch: Vec<Inbound> = (0..10)
+        .map(|n| ping("nightly", PingKind::Log, None, &format!("log {n}"), n))
+        .chain([ping("other", PingKind::Log, None, "keep me", 0)])
+        .collect();
+    store.ingest(&batch, &auto).await.expect("pings");
+    assert_eq!(
+        store.prune_pings("nightly", 20, 100).await.expect("prune"),
+        0
+    );
+    assert_eq!(store.prune_pings("nightly", 4, 3).await.expect("prune"), 3);
+    assert_eq!(
+        store.prune_pings("nightly", 4, 100).await.expect("prune"),
+        3
+    );
+    assert_eq!(
+        store.prune_pings("nightly", 4, 100).await.expect("prune"),
+        0
+    );
+    let kept = store
+        .pings("nightly", PageRequest::default())
+        .await
+        .expect("pings");
+    let bodies: Vec<&str> = kept.items.iter().map(|ping| ping.body.as_str()).collect();
+    assert_eq!(bodies, ["log 9", "log 8", "log 7", "log 6"]);
+    let other = store
+        .pings("other", PageRequest::default())
+        .await
+        .expect("other");
+    assert_eq!(other.items.len(), 1);
+}

@@ -284,6 +284,9 @@ impl App {
                 .due_runner(DueRunnerSettings::default())
                 .with_handler(Arc::new(tocsin_checks::heartbeat::HeartbeatDeadlines::new(
                     Arc::clone(&engine),
+                )))
+                .with_handler(Arc::new(tocsin_checks::heartbeat::PingRetention::new(
+                    Arc::clone(&engine),
                 )));
             move |stop| async move {
                 runner.run_until(stop).await;

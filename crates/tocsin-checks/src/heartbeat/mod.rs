@@ -14,7 +14,7 @@ use tocsin_core::heartbeat::{HeartbeatInput, HeartbeatSignal};
 use tocsin_core::Timestamp;
 use tocsin_engine::due::{DueError, DueHandler, DueOutcome};
 use tocsin_engine::{Engine, HeartbeatEntry};
-use tocsin_store::due::{ClaimedDueItem, DueKind};
+use tocsin_store::due::{ClaimedDueItem, DueKey, DueKind, NewDueItem};
 use tocsin_store::heartbeat::HEARTBEAT_DEADLINE;
 use tocsin_store::Inbound;
 use tokio_util::sync::CancellationToken;
@@ -72,6 +72,69 @@ fn signal(monitor: &HeartbeatEntry, signal: HeartbeatSignal, now: Timestamp) -> 
         signal,
         now,
     })
+}
+
+/// The recurring item that prunes old pings (see [`PingRetention`]).
+pub const PING_RETENTION: DueKind = DueKind::from_static("heartbeat.ping_retention");
+/// Pings kept per heartbeat monitor, the newest.
+pub const PINGS_KEPT: u32 = 1_000;
+/// How often old pings are pruned.
+pub const PING_RETENTION_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// Pings deleted per statement at most, so one prune never holds the write lock long.
+const PRUNE_BATCH: u32 = 5_000;
+
+/// Keeps the newest [`PINGS_KEPT`] pings of every configured heartbeat monitor, every
+/// [`PING_RETENTION_INTERVAL`], as one recurring item (`heartbeat.ping_retention`/`all`).
+/// The pings of a monitor no longer in the config are kept: a config change alone never
+/// deletes history.
+pub struct PingRetention {
+    engine: Arc<Engine>,
+}
+
+impl PingRetention {
+    pub fn new(engine: Arc<Engine>) -> PingRetention {
+        PingRetention { engine }
+    }
+}
+
+#[async_trait]
+impl DueHandler for PingRetention {
+    fn kind(&self) -> DueKind {
+        PING_RETENTION
+    }
+
+    async fn run(&self, _item: &ClaimedDueItem, now: Timestamp) -> Result<DueOutcome, DueError> {
+        let store = self.engine.store();
+        let mut pruned = 0;
+        for monitor in self.engine.catalog().heartbeats().iter() {
+            loop {
+                let deleted = store
+                    .prune_pings(&monitor.id, PINGS_KEPT, PRUNE_BATCH)
+                    .await?;
+                pruned += deleted;
+                if deleted < u64::from(PRUNE_BATCH) {
+                    break;
+                }
+            }
+        }
+        if pruned > 0 {
+            tracing::debug!(pruned, "pruned old heartbeat pings");
+        }
+        Ok(DueOutcome::RunAgainAt(
+            now.checked_add(PING_RETENTION_INTERVAL)
+                .unwrap_or(Timestamp::MAX),
+        ))
+    }
+
+    /// Pruning never gives up: it retries at the longest backoff.
+    fn max_attempts(&self) -> Option<i64> {
+        None
+    }
+
+    fn recurring(&self, now: Timestamp) -> Option<NewDueItem> {
+        let key = DueKey::parse("all").ok()?;
+        NewDueItem::new(PING_RETENTION, key, &serde_json::json!({}), now).ok()
+    }
 }
 
 /// Submits a [`HeartbeatSignal::Watch`] for every heartbeat monitor of the config in force

@@ -285,6 +285,9 @@ async fn openapi_document_matches_the_routes() {
         "/api/v1/services",
         "/api/v1/services/{id}/changes",
         "/api/v1/config/reload",
+        "/api/v1/heartbeats",
+        "/api/v1/heartbeats/{id}",
+        "/api/v1/heartbeats/{id}/pings",
     ]
     .into_iter()
     .map(str::to_owned)
