@@ -26,8 +26,8 @@ impl std::fmt::Display for InertSection {
 
 impl Config {
     /// The sections present in this config (one entry or more) that are parsed and validated
-    /// only: today nothing pages, probes, evaluates rules, sends messages or serves a status
-    /// page. In the order of the file's documentation.
+    /// only: today nothing pages, probes, sends messages or serves a status page. In the
+    /// order of the file's documentation.
     pub fn inert_sections(&self) -> Vec<InertSection> {
         let contact_methods: usize = self.users.iter().map(|user| user.contact.len()).sum();
         let sections = [
@@ -55,11 +55,6 @@ impl Config {
                 "[[monitors]]",
                 self.monitors.len(),
                 "probe http, tcp, dns and tls endpoints and watch heartbeat pings",
-            ),
-            (
-                "[[rules]]",
-                self.rules.len(),
-                "alert on the rate or the absence of matching events",
             ),
             (
                 "[status_page]",

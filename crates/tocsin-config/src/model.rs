@@ -548,6 +548,9 @@ pub struct HeartbeatCheck {
     pub ping_key: Secret,
     /// Starts in a row without a success before the job counts as crash-looping.
     pub max_starts_without_success: Option<u32>,
+    /// Only `POST` pings count; `GET` and `HEAD` are answered and ignored (link previews and
+    /// crawlers fetch URLs). Default false.
+    pub post_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -572,10 +575,22 @@ pub struct Rule {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuleKind {
-    /// More than `above` matching events within the window.
-    Rate { above: u64 },
+    /// More than `above` matching events within the window (and, with a baseline, more than
+    /// its factor times the average count per window over the trailing baseline window).
+    Rate {
+        above: u64,
+        baseline: Option<RateBaseline>,
+    },
     /// No matching event within the window.
     Absence,
+}
+
+/// `baseline = K` of a rate rule: fire only above K times the trailing average.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateBaseline {
+    pub factor: u32,
+    /// The trailing time the average is taken over (the current window excluded).
+    pub window: Duration,
 }
 
 /// `match = { ... }` of a rule.

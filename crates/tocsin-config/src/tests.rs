@@ -188,7 +188,13 @@ fn the_example_parses_with_its_variables_set() {
         matches!(&heartbeat.expected, HeartbeatSchedule::Cron { cron, .. } if cron.as_str() == "0 3 * * *")
     );
 
-    assert_eq!(config.rules[0].kind, RuleKind::Rate { above: 1000 });
+    assert_eq!(
+        config.rules[0].kind,
+        RuleKind::Rate {
+            above: 1000,
+            baseline: None
+        }
+    );
     assert_eq!(
         config.rules[0].matches.severity,
         Some(tocsin_core::Severity::Error)
@@ -266,7 +272,6 @@ fn inert_sections_name_what_is_accepted_but_not_acted_on() {
             ("[[escalation_policies]]", 1),
             ("[[channels]]", 3),
             ("[[monitors]]", 5),
-            ("[[rules]]", 2),
             ("[status_page]", 1),
             ("[[components]]", 2),
         ]

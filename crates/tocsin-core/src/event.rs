@@ -35,6 +35,10 @@ pub enum Integration {
     Alertmanager,
     Grafana,
     Generic,
+    /// A heartbeat monitor's pings and deadlines.
+    Heartbeat,
+    /// A rule over a service's event stream.
+    Rule,
 }
 
 impl Integration {
@@ -44,6 +48,8 @@ impl Integration {
             Integration::Alertmanager => "alertmanager",
             Integration::Grafana => "grafana",
             Integration::Generic => "generic",
+            Integration::Heartbeat => "heartbeat",
+            Integration::Rule => "rule",
         }
     }
 
@@ -53,6 +59,8 @@ impl Integration {
             "alertmanager" => Some(Integration::Alertmanager),
             "grafana" => Some(Integration::Grafana),
             "generic" => Some(Integration::Generic),
+            "heartbeat" => Some(Integration::Heartbeat),
+            "rule" => Some(Integration::Rule),
             _ => None,
         }
     }

@@ -9,6 +9,7 @@ mod cron;
 mod escalation;
 mod event;
 mod fold;
+pub mod heartbeat;
 mod ids;
 mod oncall;
 mod schedule;

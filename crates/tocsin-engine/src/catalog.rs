@@ -4,6 +4,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tocsin_core::{ResolvePolicy, ServiceId};
 
+pub use crate::heartbeats::HeartbeatEntry;
+use crate::heartbeats::Heartbeats;
 use crate::oncall::ScheduleCatalog;
 
 /// How a service's Grafana contact point signs its requests.
@@ -57,6 +59,7 @@ impl std::fmt::Debug for ServiceEntry {
 /// load, not a lock.
 pub struct Catalog {
     current: ArcSwap<Services>,
+    heartbeats: ArcSwap<Heartbeats>,
 }
 
 /// One immutable set of services and its indexes.
@@ -108,6 +111,7 @@ impl Catalog {
     pub fn new(services: Vec<ServiceEntry>) -> Self {
         Catalog {
             current: ArcSwap::from_pointee(Services::new(services)),
+            heartbeats: ArcSwap::from_pointee(Heartbeats::default()),
         }
     }
 
@@ -117,6 +121,7 @@ impl Catalog {
         current.schedules = Arc::new(schedules);
         Catalog {
             current: ArcSwap::from_pointee(current),
+            heartbeats: ArcSwap::from_pointee(Heartbeats::default()),
         }
     }
 
@@ -130,6 +135,25 @@ impl Catalog {
     /// The schedules and users, as of this call.
     pub fn schedules(&self) -> Arc<ScheduleCatalog> {
         Arc::clone(&self.current.load().schedules)
+    }
+
+    /// Swaps in a new set of heartbeat monitors at once (a config reload).
+    pub fn replace_heartbeats(&self, heartbeats: Vec<HeartbeatEntry>) {
+        self.heartbeats.store(Arc::new(Heartbeats::new(heartbeats)));
+    }
+
+    /// The heartbeat monitor pinged at `/ping/<key>`.
+    pub fn heartbeat_for_key(&self, ping_key: &str) -> Option<Arc<HeartbeatEntry>> {
+        self.heartbeats.load().by_key(ping_key)
+    }
+
+    pub fn heartbeat(&self, id: &str) -> Option<Arc<HeartbeatEntry>> {
+        self.heartbeats.load().by_id(id)
+    }
+
+    /// Every heartbeat monitor, in config order, as of this call.
+    pub fn heartbeats(&self) -> Arc<[Arc<HeartbeatEntry>]> {
+        Arc::clone(&self.heartbeats.load().entries)
     }
 
     /// Swaps in a new set of services at once: from the next lookup on, new integration keys

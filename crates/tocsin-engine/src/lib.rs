@@ -13,13 +13,15 @@ mod clock;
 pub mod due;
 mod engine;
 mod error;
+mod heartbeats;
 mod ingest;
 mod metrics;
 pub mod oncall;
 mod reload;
+pub mod rules;
 pub mod tokens;
 
-pub use catalog::{Catalog, GrafanaSettings, ServiceEntry};
+pub use catalog::{Catalog, GrafanaSettings, HeartbeatEntry, ServiceEntry};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use due::{DueRunner, DueRunnerSettings, FOLD_LOG_CHECK};
 pub use engine::Engine;

@@ -17,6 +17,7 @@ use tocsin_core::{
     KeySnapshot, ServiceId,
 };
 use tocsin_store::decode::{self, StoredRow};
+use tocsin_store::heartbeat;
 use tocsin_store::{AssignedIds, Inbound, IngestReport, ResolvePolicyOf, StoreError};
 
 use crate::rows::{db, micros, Stored};
@@ -43,17 +44,47 @@ pub(crate) async fn ingest(
     batch: &[Inbound],
     resolve_policy: ResolvePolicyOf<'_>,
 ) -> Result<IngestReport, IngestFailure> {
+    // Heartbeat states are locked first (before incidents and alerts), in monitor order.
+    let heartbeats = if batch
+        .iter()
+        .any(|inbound| matches!(inbound, Inbound::Heartbeat(_)))
+    {
+        let loaded = crate::heartbeat::lock_states(conn, &heartbeat::batch_monitors(batch)).await?;
+        let writes = heartbeat::plan_heartbeats(batch, &loaded);
+        let now = batch
+            .iter()
+            .filter_map(|inbound| match inbound {
+                Inbound::Heartbeat(input) => Some(input.now),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(tocsin_core::Timestamp::UNIX_EPOCH);
+        crate::heartbeat::write(conn, &writes, now).await?;
+        writes
+    } else {
+        heartbeat::HeartbeatWrites::default()
+    };
+    // Alert events in batch order, with the events heartbeat signals produced in their place.
     let mut events = Vec::new();
     let mut changes = Vec::new();
-    for inbound in batch {
+    let mut heartbeat_signals = 0;
+    let mut derived = heartbeats.events.iter().peekable();
+    for (index, inbound) in batch.iter().enumerate() {
         match inbound {
             Inbound::Alert(event) => events.push(event),
             Inbound::Change(change) => changes.push(change),
+            Inbound::Heartbeat(_) => {
+                heartbeat_signals += 1;
+                while let Some((_, event)) = derived.next_if(|(at, _)| *at == index) {
+                    events.push(event);
+                }
+            }
         }
     }
     let mut report = IngestReport {
         events: events.len(),
         change_events: changes.len(),
+        heartbeat_signals,
         ..IngestReport::default()
     };
     insert_changes(conn, &changes).await?;

@@ -13,6 +13,9 @@ pub mod due;
 pub mod due_conformance;
 pub mod encode;
 mod error;
+pub mod heartbeat;
+#[cfg(feature = "testsuite")]
+mod heartbeat_conformance;
 mod model;
 #[cfg(feature = "testsuite")]
 pub mod override_conformance;
@@ -25,6 +28,7 @@ pub use assigned::AssignedIds;
 pub use async_trait::async_trait;
 pub use due::DueWorkStore;
 pub use error::StoreError;
+pub use heartbeat::HeartbeatStore;
 pub use model::{
     AlertFilter, AlertRow, AlertSummary, ApiToken, ChangeEventRow, CommandOutcome, Counts,
     EventFilter, EventSummary, Inbound, IncidentFilter, IncidentRow, IngestReport, Page,
@@ -43,7 +47,9 @@ pub type ResolvePolicyOf<'a> = &'a (dyn Fn(&ServiceId) -> ResolvePolicy + Send +
 /// interface, plus what concerns the store as a whole. A new concern is a trait of its own,
 /// added to the supertraits here.
 #[async_trait]
-pub trait Store: IncidentStore + TokenStore + DueWorkStore + OverrideStore + 'static {
+pub trait Store:
+    IncidentStore + TokenStore + DueWorkStore + OverrideStore + HeartbeatStore + 'static
+{
     /// "sqlite" or "postgres", for logs and metrics.
     fn backend(&self) -> &'static str;
 
@@ -276,6 +282,41 @@ pub const REQUIRED_SCHEMA: &[(&str, &[&str])] = &[
             "replaces_user_id",
             "created_by",
             "created_at",
+        ],
+    ),
+    (
+        "heartbeat_states",
+        &[
+            "monitor_id",
+            "status",
+            "since",
+            "deadline",
+            "last_ping_kind",
+            "last_ping_at",
+            "last_ping_exit_code",
+            "last_ping_body",
+            "last_success_at",
+            "started_at",
+            "started_rid",
+            "starts_without_success",
+            "crash_looping",
+            "created_at",
+            "updated_at",
+        ],
+    ),
+    (
+        "heartbeat_pings",
+        &[
+            "id",
+            "monitor_id",
+            "kind",
+            "at",
+            "rid",
+            "exit_code",
+            "duration_ms",
+            "body",
+            "remote",
+            "method",
         ],
     ),
 ];

@@ -629,6 +629,17 @@ pub fn check_batch(batch: &[crate::Inbound]) -> Result<(), StoreError> {
                 check_text("summary", &change.summary)?;
                 check_text("source", change.source.as_deref().unwrap_or_default())?;
             }
+            crate::Inbound::Heartbeat(input) => {
+                check_text("service", input.service.as_str())?;
+                check_text("monitor", &input.monitor)?;
+                crate::heartbeat::deadline_key(&input.monitor)?;
+                if let tocsin_core::heartbeat::HeartbeatSignal::Ping(ping) = &input.signal {
+                    check_text("ping body", &ping.body)?;
+                    check_text("ping rid", ping.rid.as_deref().unwrap_or_default())?;
+                    check_text("ping remote", ping.remote.as_deref().unwrap_or_default())?;
+                    check_text("ping method", &ping.method)?;
+                }
+            }
         }
     }
     Ok(())

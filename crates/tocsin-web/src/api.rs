@@ -44,6 +44,7 @@ const MAX_NOTE_CHARS: usize = 10_000;
         (name = "incidents", description = "Incidents and their timelines"),
         (name = "alerts", description = "Alerts and the events folded into them"),
         (name = "services", description = "Services declared in the config"),
+        (name = "heartbeats", description = "Heartbeat monitors and their pings"),
         (name = "config", description = "The config file in force")
     )
 )]
@@ -78,6 +79,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_services))
         .routes(routes!(service_changes))
         .routes(routes!(crate::reload::reload_config))
+        .routes(routes!(crate::heartbeats::list_heartbeats))
+        .routes(routes!(crate::heartbeats::get_heartbeat))
+        .routes(routes!(crate::heartbeats::heartbeat_pings))
         .merge(crate::oncall::routes());
     let document = router.get_openapi().clone();
     let json = document
@@ -614,7 +618,7 @@ impl Listed for ChangeItem {
 
 /// Keeps the leading items whose JSON fits in `budget` bytes (at least one), and says where the
 /// next page starts: after the last item kept when the budget cut the page, else `next`.
-fn within_budget<T: Serialize>(
+pub(crate) fn within_budget<T: Serialize>(
     mut items: Vec<(i64, T)>,
     next: Option<i64>,
     budget: usize,

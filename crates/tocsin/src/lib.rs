@@ -16,13 +16,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tocsin_config::Config;
+use tocsin_engine::rules::{RuleObserver, RuleRunner, RuleSet};
 use tocsin_engine::{
-    Catalog, ConfigReload, DueRunnerSettings, Engine, IngestSettings, Ingestor, Metrics,
+    Catalog, Clock, ConfigReload, DueRunnerSettings, Engine, IngestSettings, Ingestor, Metrics,
     SystemClock,
 };
 use tocsin_store::Store;
 
-pub use catalog::{catalog_from_config, schedules_from_config, services_from_config};
+pub use catalog::{
+    catalog_from_config, heartbeats_from_config, rules_from_config, schedules_from_config,
+    services_from_config,
+};
 pub use reload::{read_config, ConfigFile, LoadedConfig};
 pub use server::{bind_listener, ConnectionLimits, LISTEN_BACKLOG};
 pub use telemetry::init_tracing;
@@ -125,6 +129,7 @@ const BACKGROUND_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct App {
     engine: Arc<Engine>,
     catalog: Arc<Catalog>,
+    rules: Arc<RuleSet>,
     metrics: Arc<Metrics>,
     writer: tokio::task::JoinHandle<()>,
     closer: StoreCloser,
@@ -157,8 +162,13 @@ impl App {
         let (store, closer) = open_store(settings).await?;
         let catalog = Arc::new(catalog_from_config(&settings.config));
         let metrics = Arc::new(Metrics::new());
-        let (ingestor, writer) = Ingestor::start(
-            Arc::clone(&store),
+        let rules = Arc::new(RuleSet::new(
+            rules_from_config(&settings.config),
+            SystemClock.now(),
+        ));
+        // The rules count what the ingest writer commits.
+        let (ingestor, writer) = Ingestor::start_with(
+            Arc::new(RuleObserver::new(Arc::clone(&store), Arc::clone(&rules))),
             Arc::clone(&catalog),
             Arc::clone(&metrics),
             IngestSettings {
@@ -177,6 +187,7 @@ impl App {
         Ok(App {
             engine,
             catalog,
+            rules,
             metrics,
             writer,
             closer,
@@ -197,6 +208,7 @@ impl App {
             file,
             config,
             Arc::clone(&self.catalog),
+            Arc::clone(&self.rules),
             Arc::clone(&self.metrics),
         )));
         self
@@ -215,6 +227,7 @@ impl App {
         let App {
             engine,
             catalog: _,
+            rules,
             metrics,
             writer,
             closer,
@@ -268,12 +281,38 @@ impl App {
             }
         });
         supervisor.spawn("due-work", Stage::Background, Importance::Essential, {
-            let runner = engine.due_runner(DueRunnerSettings::default());
+            let runner = engine
+                .due_runner(DueRunnerSettings::default())
+                .with_handler(Arc::new(tocsin_checks::heartbeat::HeartbeatDeadlines::new(
+                    Arc::clone(&engine),
+                )))
+                .with_handler(Arc::new(tocsin_checks::heartbeat::PingRetention::new(
+                    Arc::clone(&engine),
+                )));
             move |stop| async move {
                 runner.run_until(stop).await;
                 Ok(())
             }
         });
+        supervisor.spawn("rules", Stage::Background, Importance::Optional, {
+            let runner = RuleRunner::new(rules, engine.ingestor().clone(), Arc::new(SystemClock));
+            move |stop| async move {
+                runner.run_until(stop).await;
+                Ok(())
+            }
+        });
+        supervisor.spawn(
+            "heartbeat-watch",
+            Stage::Background,
+            Importance::Optional,
+            {
+                let watcher = tocsin_checks::heartbeat::HeartbeatWatcher::new(Arc::clone(&engine));
+                move |stop| async move {
+                    watcher.run_until(stop).await;
+                    Ok(())
+                }
+            },
+        );
         #[cfg(unix)]
         if let Some(reloader) = reloader {
             supervisor.spawn(

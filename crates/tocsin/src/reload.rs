@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use tocsin_config::{Config, ConfigError, ConfigErrors};
 use tocsin_engine::{Catalog, ConfigReload, Metrics, ReloadError, ReloadReport};
 
-use crate::services_from_config;
+use crate::{heartbeats_from_config, rules_from_config, services_from_config};
 
 /// A config file as read: the validated config and the SHA-256 of the bytes it came from.
 #[derive(Debug)]
@@ -139,6 +139,7 @@ impl StartupOnly {
 pub(crate) struct Reloader {
     file: ConfigFile,
     catalog: Arc<Catalog>,
+    rules: Arc<tocsin_engine::rules::RuleSet>,
     metrics: Arc<Metrics>,
     startup: StartupOnly,
     /// The hash in force; also serialises reloads.
@@ -150,6 +151,7 @@ impl Reloader {
         file: ConfigFile,
         config: &Config,
         catalog: Arc<Catalog>,
+        rules: Arc<tocsin_engine::rules::RuleSet>,
         metrics: Arc<Metrics>,
     ) -> Self {
         metrics.config_loaded(&file.sha256, unix_now());
@@ -158,6 +160,7 @@ impl Reloader {
             current: Mutex::new(file.sha256.clone()),
             file,
             catalog,
+            rules,
             metrics,
         }
     }
@@ -191,6 +194,12 @@ impl ConfigReload for Reloader {
         self.catalog.replace_with_schedules(
             services_from_config(&loaded.config),
             crate::catalog::schedules_from_config(&loaded.config),
+        );
+        self.catalog
+            .replace_heartbeats(heartbeats_from_config(&loaded.config));
+        self.rules.replace(
+            rules_from_config(&loaded.config),
+            tocsin_engine::Clock::now(&tocsin_engine::SystemClock),
         );
         let changed = *current != loaded.sha256;
         *current = loaded.sha256.clone();

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::Parser;
 use crate::model::{
     DnsCheck, DnsRecord, EventMatch, HeartbeatCheck, HeartbeatSchedule, HttpCheck, HttpMethod,
-    Monitor, MonitorKind, Probe, Rule, RuleKind, StatusPattern, TcpCheck, TlsCheck,
+    Monitor, MonitorKind, Probe, RateBaseline, Rule, RuleKind, StatusPattern, TcpCheck, TlsCheck,
 };
 use crate::reader::{KindFields, Str, Table};
 use crate::secret::Secret;
@@ -60,6 +60,7 @@ const MONITOR_FIELDS: KindFields<'static> = KindFields {
                 "grace",
                 "ping_key",
                 "max_starts_without_success",
+                "post_only",
             ],
         ),
     ],
@@ -74,7 +75,10 @@ const MONITOR_KINDS: &[(&str, &str)] = &[
 const RULE_FIELDS: KindFields<'static> = KindFields {
     noun: "rule",
     common: &["id", "service", "kind", "match", "window"],
-    by_kind: &[("rate", &["above"]), ("absence", &[])],
+    by_kind: &[
+        ("rate", &["above", "baseline", "baseline_window"]),
+        ("absence", &[]),
+    ],
 };
 const MATCH_FIELDS: &[&str] = &["severity", "source", "component", "group", "class"];
 
@@ -354,11 +358,13 @@ impl Parser<'_, '_> {
             .cx
             .integer(table, "max_starts_without_success", 1, 1000)
             .map(|count| count as u32);
+        let post_only = self.cx.boolean(table, "post_only").unwrap_or(false);
         Some(HeartbeatCheck {
             expected: expected?,
             grace,
             ping_key: ping_key?,
             max_starts_without_success,
+            post_only,
         })
     }
 
@@ -442,10 +448,12 @@ impl Parser<'_, '_> {
                             Some("a rate rule fires above this many events per window; add e.g. `above = 100`".to_owned()),
                         );
                     }
+                    let baseline = self.rate_baseline(table, window);
                     self.cx
                         .integer(table, "above", 1, 1_000_000_000)
                         .map(|above| RuleKind::Rate {
                             above: above as u64,
+                            baseline,
                         })
                 }
                 Some(_) => Some(RuleKind::Absence),
@@ -464,6 +472,36 @@ impl Parser<'_, '_> {
             }
         }
         rules
+    }
+
+    /// `baseline = K` (and `baseline_window`, default 12 windows) of a rate rule.
+    fn rate_baseline(
+        &mut self,
+        table: &Table<'_, '_>,
+        window: Option<Duration>,
+    ) -> Option<RateBaseline> {
+        let factor = self.cx.integer(table, "baseline", 2, 1000)? as u32;
+        let window = window?;
+        let trailing = match self.cx.duration(table, "baseline_window", SECOND, DAY * 30) {
+            Some(trailing) if trailing < window * 2 => {
+                self.cx.error(
+                    table.key_at("baseline_window"),
+                    format!(
+                        "`baseline_window` in {} must be at least twice `window`",
+                        table.label
+                    ),
+                    Some("the baseline is the average over the windows before the current one; e.g. `baseline_window = \"1h\"` for a 5-minute window".to_owned()),
+                );
+                return None;
+            }
+            Some(trailing) => trailing,
+            None if table.has("baseline_window") => return None,
+            None => window.saturating_mul(12).min(DAY * 30),
+        };
+        Some(RateBaseline {
+            factor,
+            window: trailing,
+        })
     }
 
     fn event_match(&mut self, rule: &Table<'_, '_>) -> EventMatch {

@@ -1,0 +1,269 @@
+//! Heartbeat monitors end to end: healthchecks.io-style pings over HTTP on a real SQLite app,
+//! a missed deadline that opens an incident through the due-work runner, a ping that resolves
+//! it.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{spawn_app_with, TestApp};
+
+const NIGHTLY_KEY: &str = "nightly-ping-key-0001";
+const PREVIEW_KEY: &str = "previewed-ping-key-01";
+const RID: &str = "5f1c2a3e-8d0f-4d6e-9b2a-0c7d1e2f3a4b";
+
+fn monitors() -> String {
+    format!(
+        r#"
+[[monitors]]
+id = "nightly"
+service = "checkout-api"
+kind = "heartbeat"
+period = "10s"
+grace = "1s"
+ping_key = "{NIGHTLY_KEY}"
+max_starts_without_success = 2
+
+[[monitors]]
+id = "previewed"
+service = "checkout-api"
+kind = "heartbeat"
+period = "1h"
+ping_key = "{PREVIEW_KEY}"
+post_only = true
+"#
+    )
+}
+
+async fn ping(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let response = app
+        .client
+        .request(method, app.url(path))
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("ping");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.expect("body"))
+}
+
+async fn incidents(app: &TestApp) -> Vec<Value> {
+    let (status, body) = app.get("/api/v1/incidents").await;
+    assert_eq!(status, 200, "{body}");
+    body["items"].as_array().expect("items").clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_speak_the_healthchecks_protocol() {
+    let app = spawn_app_with(&monitors()).await;
+    use reqwest::Method;
+
+    let (status, headers, body) =
+        ping(&app, Method::GET, &format!("/ping/{NIGHTLY_KEY}"), "").await;
+    assert_eq!((status, body.as_str()), (200, "OK"));
+    assert_eq!(headers["ping-body-limit"], "10000");
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let (status, _, body) = ping(&app, Method::HEAD, &format!("/ping/{NIGHTLY_KEY}"), "").await;
+    assert_eq!((status, body.as_str()), (200, ""));
+    let (status, _, _) = ping(
+        &app,
+        Method::POST,
+        &format!("/ping/{NIGHTLY_KEY}/start?rid={RID}"),
+        "starting",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = ping(
+        &app,
+        Method::POST,
+        &format!("/ping/{NIGHTLY_KEY}/0?rid={RID}"),
+        "done",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let big = "x".repeat(20_000);
+    let (status, _, _) = ping(
+        &app,
+        Method::POST,
+        &format!("/ping/{NIGHTLY_KEY}/log"),
+        &big,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Refusals, in plain text.
+    let (status, _, body) = ping(&app, Method::GET, &format!("/ping/{NIGHTLY_KEY}/256"), "").await;
+    assert_eq!((status, body.as_str()), (400, "invalid url format"));
+    let (status, _, body) = ping(
+        &app,
+        Method::GET,
+        &format!("/ping/{NIGHTLY_KEY}?rid=nope"),
+        "",
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (400, "invalid uuid format"));
+    let (status, _, body) = ping(&app, Method::GET, "/ping/no-such-key-anywhere-1", "").await;
+    assert_eq!((status, body.as_str()), (404, "not found"));
+    let (status, _, _) = ping(&app, Method::GET, &format!("/ping/{NIGHTLY_KEY}/bogus"), "").await;
+    assert_eq!(status, 404);
+    let (status, _, _) = ping(&app, Method::PUT, &format!("/ping/{NIGHTLY_KEY}"), "").await;
+    assert_eq!(status, 405);
+
+    // POST-only: a link preview's GET is answered and ignored; the job's POST counts.
+    let (status, _, body) = ping(&app, Method::GET, &format!("/ping/{PREVIEW_KEY}"), "").await;
+    assert_eq!((status, body.as_str()), (200, "OK"));
+    let (status, _, _) = ping(&app, Method::POST, &format!("/ping/{PREVIEW_KEY}"), "real").await;
+    assert_eq!(status, 200);
+
+    let (status, page) = app.get("/api/v1/heartbeats/nightly/pings").await;
+    assert_eq!(status, 200, "{page}");
+    let pings = page["items"].as_array().expect("items");
+    let kinds: Vec<&str> = pings.iter().map(|p| p["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["log", "success", "start", "success", "success"]);
+    assert_eq!(pings[0]["body"].as_str().unwrap().len(), 10_000);
+    assert_eq!(pings[1]["exit_code"], 0);
+    assert_eq!(pings[1]["rid"], RID);
+    assert!(pings[1]["duration_ms"].is_u64(), "{}", pings[1]);
+    assert_eq!(pings[1]["body"], "done");
+    assert_eq!(pings[2]["body"], "starting");
+    assert_eq!(pings[3]["method"], "HEAD");
+    assert_eq!(pings[4]["method"], "GET");
+    assert_eq!(pings[4]["remote"], "127.0.0.1");
+    let (_, page) = app.get("/api/v1/heartbeats/nightly/pings?limit=2").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let (_, rest) = app
+        .get(&format!(
+            "/api/v1/heartbeats/nightly/pings?limit=2&cursor={cursor}"
+        ))
+        .await;
+    assert_eq!(rest["items"][0]["kind"], "start");
+
+    let (_, previewed) = app.get("/api/v1/heartbeats/previewed/pings").await;
+    let previewed = previewed["items"].as_array().expect("items");
+    assert_eq!(previewed.len(), 1, "{previewed:?}");
+    assert_eq!(previewed[0]["method"], "POST");
+
+    let (status, list) = app.get("/api/v1/heartbeats").await;
+    assert_eq!(status, 200, "{list}");
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["id"], "nightly");
+    assert_eq!(items[0]["status"], "up");
+    assert_eq!(items[0]["schedule"], "period");
+    assert_eq!(items[0]["expected"], "10s");
+    assert_eq!(items[0]["last_ping"]["kind"], "success");
+    assert_eq!(items[1]["post_only"], true);
+    let (status, _) = app.get("/api/v1/heartbeats/nope").await;
+    assert_eq!(status, 404);
+    assert!(
+        incidents(&app).await.is_empty(),
+        "no ping was late or failed"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_deadline_opens_an_incident_and_a_ping_resolves_it() {
+    let app = spawn_app_with(&monitors()).await;
+    let (status, _, _) = ping(
+        &app,
+        reqwest::Method::POST,
+        &format!("/ping/{NIGHTLY_KEY}"),
+        "night 1 ok",
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Period 10 s plus 1 s of grace, then the due-work runner (polling every second).
+    let started = std::time::Instant::now();
+    let incident = loop {
+        let open = incidents(&app).await;
+        if let Some(incident) = open
+            .iter()
+            .find(|incident| incident["dedup_key"] == "heartbeat:nightly")
+        {
+            break incident.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no incident 30 s after the last ping"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "not before the deadline"
+    );
+    assert_eq!(incident["state"], "triggered");
+    assert_eq!(incident["service"], "checkout-api");
+    assert!(
+        incident["title"].as_str().unwrap().contains("late"),
+        "{incident}"
+    );
+    let number = incident["number"].as_i64().unwrap();
+    let (_, alerts) = app.get(&format!("/api/v1/incidents/{number}/alerts")).await;
+    let alert_id = alerts["items"][0]["id"].as_i64().expect("alert");
+    let (_, alert) = app.get(&format!("/api/v1/alerts/{alert_id}")).await;
+    assert_eq!(alert["details"]["what"], "late", "{alert}");
+    assert_eq!(
+        alert["details"]["last_ping"]["log"], "night 1 ok",
+        "{alert}"
+    );
+    let (_, heartbeat) = app.get("/api/v1/heartbeats/nightly").await;
+    assert_eq!(heartbeat["status"], "late");
+
+    // The job comes back: one ping resolves the incident, in the same commit.
+    let (status, _, _) = ping(
+        &app,
+        reqwest::Method::GET,
+        &format!("/ping/{NIGHTLY_KEY}"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, incident) = app.get(&format!("/api/v1/incidents/{number}")).await;
+    assert_eq!(incident["state"], "resolved", "{incident}");
+    let (_, heartbeat) = app.get("/api/v1/heartbeats/nightly").await;
+    assert_eq!(heartbeat["status"], "up");
+
+    // A failure pages at once; a crash loop pages on a key of its own.
+    let (status, _, _) = ping(
+        &app,
+        reqwest::Method::POST,
+        &format!("/ping/{NIGHTLY_KEY}/fail"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    for _ in 0..3 {
+        ping(
+            &app,
+            reqwest::Method::POST,
+            &format!("/ping/{NIGHTLY_KEY}/start"),
+            "",
+        )
+        .await;
+    }
+    let mut open: Vec<String> = incidents(&app)
+        .await
+        .iter()
+        .filter(|incident| incident["state"] == "triggered")
+        .map(|incident| incident["dedup_key"].as_str().unwrap().to_owned())
+        .collect();
+    open.sort();
+    assert_eq!(open, ["heartbeat:nightly", "heartbeat:nightly:crash-loop"]);
+    app.stop().await;
+}
