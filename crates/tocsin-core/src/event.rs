@@ -35,6 +35,8 @@ pub enum Integration {
     Alertmanager,
     Grafana,
     Generic,
+    /// Tocsin's own monitors (http, tcp, dns and tls checks).
+    Monitor,
 }
 
 impl Integration {
@@ -44,6 +46,7 @@ impl Integration {
             Integration::Alertmanager => "alertmanager",
             Integration::Grafana => "grafana",
             Integration::Generic => "generic",
+            Integration::Monitor => "monitor",
         }
     }
 
@@ -53,6 +56,7 @@ impl Integration {
             "alertmanager" => Some(Integration::Alertmanager),
             "grafana" => Some(Integration::Grafana),
             "generic" => Some(Integration::Generic),
+            "monitor" => Some(Integration::Monitor),
             _ => None,
         }
     }
