@@ -125,6 +125,7 @@ const BACKGROUND_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct App {
     engine: Arc<Engine>,
     catalog: Arc<Catalog>,
+    monitors: Arc<tocsin_checks::Monitors>,
     metrics: Arc<Metrics>,
     writer: tokio::task::JoinHandle<()>,
     closer: StoreCloser,
@@ -177,6 +178,7 @@ impl App {
         Ok(App {
             engine,
             catalog,
+            monitors: Arc::new(tocsin_checks::Monitors::new(&settings.config.monitors)),
             metrics,
             writer,
             closer,
@@ -197,6 +199,7 @@ impl App {
             file,
             config,
             Arc::clone(&self.catalog),
+            Arc::clone(&self.monitors),
             Arc::clone(&self.metrics),
         )));
         self
@@ -215,6 +218,7 @@ impl App {
         let App {
             engine,
             catalog: _,
+            monitors,
             metrics,
             writer,
             closer,
@@ -269,6 +273,17 @@ impl App {
         });
         supervisor.spawn("due-work", Stage::Background, Importance::Essential, {
             let runner = engine.due_runner(DueRunnerSettings::default());
+            move |stop| async move {
+                runner.run_until(stop).await;
+                Ok(())
+            }
+        });
+        supervisor.spawn("monitors", Stage::Background, Importance::Essential, {
+            let runner = tocsin_checks::MonitorRunner::new(
+                Arc::clone(&engine),
+                monitors,
+                tocsin_checks::RunnerSettings::default(),
+            );
             move |stop| async move {
                 runner.run_until(stop).await;
                 Ok(())

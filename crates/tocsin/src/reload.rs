@@ -139,6 +139,7 @@ impl StartupOnly {
 pub(crate) struct Reloader {
     file: ConfigFile,
     catalog: Arc<Catalog>,
+    monitors: Arc<tocsin_checks::Monitors>,
     metrics: Arc<Metrics>,
     startup: StartupOnly,
     /// The hash in force; also serialises reloads.
@@ -150,6 +151,7 @@ impl Reloader {
         file: ConfigFile,
         config: &Config,
         catalog: Arc<Catalog>,
+        monitors: Arc<tocsin_checks::Monitors>,
         metrics: Arc<Metrics>,
     ) -> Self {
         metrics.config_loaded(&file.sha256, unix_now());
@@ -158,6 +160,7 @@ impl Reloader {
             current: Mutex::new(file.sha256.clone()),
             file,
             catalog,
+            monitors,
             metrics,
         }
     }
@@ -189,6 +192,7 @@ impl ConfigReload for Reloader {
             .startup
             .differences(&StartupOnly::of(&loaded.config, &self.file));
         self.catalog.replace(services_from_config(&loaded.config));
+        self.monitors.replace(&loaded.config.monitors);
         let changed = *current != loaded.sha256;
         *current = loaded.sha256.clone();
         self.metrics.config_loaded(&loaded.sha256, unix_now());

@@ -10,6 +10,7 @@ mod edge;
 mod ingest;
 mod interop;
 mod lists;
+mod monitors;
 mod postgres;
 mod runtime;
 mod shedding;
