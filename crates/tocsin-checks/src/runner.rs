@@ -220,6 +220,10 @@ impl MonitorRunner {
         &self.inner.monitors
     }
 
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
     /// Schedules the first check of every monitor not scheduled yet (spread over its interval),
     /// brings forward those whose interval shrank, and cancels the monitors removed since the
     /// last sync (resolving their open alert).
