@@ -1,7 +1,7 @@
 //! Which sections of a config are read and validated but not acted on yet, so that `config
 //! check` and the server can say so instead of implying that they run.
 
-use crate::model::Config;
+use crate::model::{Config, MonitorKind};
 
 /// A section of the config file that is parsed and validated, and that nothing acts on yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +26,8 @@ impl std::fmt::Display for InertSection {
 
 impl Config {
     /// The sections present in this config (one entry or more) that are parsed and validated
-    /// only: today nothing pages, probes, evaluates rules, sends messages or serves a status
-    /// page. In the order of the file's documentation.
+    /// only: today nothing pages, watches heartbeats, evaluates rules, sends messages or serves
+    /// a status page (http, tcp, dns and tls monitors run). In the order of the file's documentation.
     pub fn inert_sections(&self) -> Vec<InertSection> {
         let contact_methods: usize = self.users.iter().map(|user| user.contact.len()).sum();
         let sections = [
@@ -57,9 +57,12 @@ impl Config {
                 "post a service's incidents to chat, webhooks and email",
             ),
             (
-                "[[monitors]]",
-                self.monitors.len(),
-                "probe http, tcp, dns and tls endpoints and watch heartbeat pings",
+                "heartbeat [[monitors]]",
+                self.monitors
+                    .iter()
+                    .filter(|monitor| matches!(monitor.kind, MonitorKind::Heartbeat(_)))
+                    .count(),
+                "watch heartbeat pings and alert when a job is late or fails",
             ),
             (
                 "[[rules]]",

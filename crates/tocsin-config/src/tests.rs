@@ -244,7 +244,7 @@ fn inert_sections_name_what_is_accepted_but_not_acted_on() {
             ("[[schedules]]", 1),
             ("[[escalation_policies]]", 1),
             ("[[channels]]", 3),
-            ("[[monitors]]", 5),
+            ("heartbeat [[monitors]]", 1),
             ("[[rules]]", 2),
             ("[status_page]", 1),
             ("[[components]]", 2),
@@ -253,8 +253,8 @@ fn inert_sections_name_what_is_accepted_but_not_acted_on() {
     let monitors = &config.inert_sections()[5];
     assert_eq!(
         monitors.to_string(),
-        "[[monitors]] (5): accepted, not acted on yet; it would probe http, tcp, dns and tls \
-         endpoints and watch heartbeat pings"
+        "heartbeat [[monitors]] (1): accepted, not acted on yet; it would watch heartbeat pings \
+         and alert when a job is late or fails"
     );
 
     // Services, users and teams act today (ingestion, tokens); a config of only those has no

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 /// Tocsin: alerts in, incidents out. Self-hosted incident response in one binary: ingestion,
-/// incidents and their timelines today; paging, monitors and the status page are configured
-/// and validated but not acted on yet.
+/// incidents and their timelines, and http, tcp, dns and tls monitors today; paging, heartbeat
+/// monitors and the status page are configured and validated but not acted on yet.
 #[derive(Debug, Parser)]
 #[command(name = "tocsin", version, propagate_version = true)]
 pub(crate) struct Cli {
