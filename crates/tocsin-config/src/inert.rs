@@ -26,8 +26,8 @@ impl std::fmt::Display for InertSection {
 
 impl Config {
     /// The sections present in this config (one entry or more) that are parsed and validated
-    /// only: today nothing pages, probes, sends messages or serves a status page. In the
-    /// order of the file's documentation.
+    /// only: today nothing pages, sends messages or serves a status page. In the order of the
+    /// file's documentation.
     pub fn inert_sections(&self) -> Vec<InertSection> {
         let contact_methods: usize = self.users.iter().map(|user| user.contact.len()).sum();
         let sections = [
@@ -50,11 +50,6 @@ impl Config {
                 "[[channels]]",
                 self.channels.len(),
                 "post a service's incidents to chat, webhooks and email",
-            ),
-            (
-                "[[monitors]]",
-                self.monitors.len(),
-                "probe http, tcp, dns and tls endpoints and watch heartbeat pings",
             ),
             (
                 "[status_page]",

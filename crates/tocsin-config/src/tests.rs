@@ -271,16 +271,15 @@ fn inert_sections_name_what_is_accepted_but_not_acted_on() {
             ("contact methods and notify rules of [[users]]", 4),
             ("[[escalation_policies]]", 1),
             ("[[channels]]", 3),
-            ("[[monitors]]", 5),
             ("[status_page]", 1),
             ("[[components]]", 2),
         ]
     );
-    let monitors = &config.inert_sections()[4];
+    let channels = &config.inert_sections()[3];
     assert_eq!(
-        monitors.to_string(),
-        "[[monitors]] (5): accepted, not acted on yet; it would probe http, tcp, dns and tls \
-         endpoints and watch heartbeat pings"
+        channels.to_string(),
+        "[[channels]] (3): accepted, not acted on yet; it would post a service's incidents to \
+         chat, webhooks and email"
     );
 
     // Services, users and teams act today (ingestion, tokens); a config of only those has no
@@ -1451,4 +1450,154 @@ fn server_connection_settings_have_defaults_and_are_checked() {
     let errors = errors_of("[server]\nidle_timeout = 30\nmax_connections = 0\n");
     find(&errors, 2, 16, "idle_timeout");
     find(&errors, 3, 19, "max_connections");
+}
+
+#[test]
+fn active_monitors_read_every_probe_setting() {
+    let source = r#"[[services]]
+id = "s"
+
+[[monitors]]
+id = "web"
+service = "s"
+kind = "http"
+url = "https://web.example/healthz"
+method = "PUT"
+headers = { "X-Api-Key" = "k-123", Accept = "application/json" }
+body = '{"ping":true}'
+expect_status = ["200", "3xx"]
+expect_body_absent = "error"
+expect_json = { path = "checks.0.ok", equals = true }
+follow_redirects = false
+ca_file = "/etc/tocsin/internal-ca.pem"
+confirm = 3
+confirm_up = 1
+flap_threshold = 10
+depends_on = ["db"]
+
+[[monitors]]
+id = "db"
+service = "s"
+kind = "tcp"
+address = "db.internal:5432"
+tls = true
+skip_tls_verify = true
+
+[[monitors]]
+id = "dns"
+service = "s"
+kind = "dns"
+name = "web.example"
+resolver = "127.0.0.1:5353"
+depends_on = ["db"]
+"#;
+    let config = parse(source, "tocsin.toml", &no_env).expect("valid");
+    let web = config.monitor("web").unwrap();
+    assert_eq!(web.depends_on, vec!["db".to_owned()]);
+    let MonitorKind::Http(http) = &web.kind else {
+        panic!("http")
+    };
+    assert_eq!(http.method, HttpMethod::Put);
+    assert_eq!(http.headers.len(), 2);
+    assert_eq!(http.headers[0].0, "X-Api-Key");
+    assert_eq!(http.headers[0].1.expose(), "k-123");
+    assert!(!format!("{http:?}").contains("k-123"));
+    assert_eq!(http.body.as_deref(), Some(r#"{"ping":true}"#));
+    assert_eq!(http.expect_body_absent.as_deref(), Some("error"));
+    assert_eq!(
+        http.expect_json,
+        Some(ExpectJson {
+            path: "checks.0.ok".to_owned(),
+            equals: JsonScalar::Boolean(true)
+        })
+    );
+    assert!(!http.follow_redirects);
+    assert_eq!(
+        http.tls,
+        TlsTrust::CaFile("/etc/tocsin/internal-ca.pem".into())
+    );
+    assert_eq!((http.probe.confirm, http.probe.confirm_up), (3, 1));
+    assert_eq!(http.probe.flap_threshold, 10);
+    let MonitorKind::Tcp(tcp) = &config.monitor("db").unwrap().kind else {
+        panic!("tcp")
+    };
+    assert!(tcp.tls);
+    assert_eq!(tcp.tls_trust, TlsTrust::SkipVerify);
+    assert_eq!(tcp.probe.confirm_up, Probe::DEFAULT_CONFIRM);
+    let MonitorKind::Dns(dns) = &config.monitor("dns").unwrap().kind else {
+        panic!("dns")
+    };
+    assert_eq!(dns.resolver, Some("127.0.0.1:5353".parse().unwrap()));
+}
+
+#[test]
+fn monitor_mistakes_are_reported_where_they_are() {
+    let source = r#"[[services]]
+id = "s"
+
+[[monitors]]
+id = "a"
+service = "s"
+kind = "tcp"
+address = "a:1"
+depends_on = ["c"]
+
+[[monitors]]
+id = "b"
+service = "s"
+kind = "tcp"
+address = "b:1"
+depends_on = ["a"]
+
+[[monitors]]
+id = "c"
+service = "s"
+kind = "tcp"
+address = "c:1"
+depends_on = ["b", "nope"]
+ca_file = "ca.pem"
+
+[[monitors]]
+id = "web"
+service = "s"
+kind = "http"
+url = "http://web.example/"
+headers = { "bad header" = "x" }
+expect_json = { path = "a..b" }
+skip_tls_verify = true
+
+[[monitors]]
+id = "dns"
+service = "s"
+kind = "dns"
+name = "web.example"
+resolver = "dns.example"
+"#;
+    let errors = errors_of(source);
+    find(&errors, 9, 1, "forms a cycle: a -> c -> b -> a");
+    find(&errors, 23, 20, "refers to monitor `nope`");
+    find(&errors, 32, 24, "has an empty segment");
+    find(
+        &errors,
+        24,
+        1,
+        "`ca_file` in [[monitors]] \"c\" only applies with `tls = true`",
+    );
+    find(&errors, 31, 13, "`bad header`");
+    find(&errors, 32, 15, "missing required field `equals`");
+    find(
+        &errors,
+        33,
+        1,
+        "`skip_tls_verify` in [[monitors]] \"web\" needs an https:// url",
+    );
+    find(&errors, 40, 12, "`dns.example` is not an IP address");
+    assert_eq!(
+        errors.len(),
+        8,
+        "{}",
+        ConfigErrors {
+            errors: errors.clone()
+        }
+    );
 }

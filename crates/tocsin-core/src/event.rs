@@ -39,6 +39,8 @@ pub enum Integration {
     Heartbeat,
     /// A rule over a service's event stream.
     Rule,
+    /// Tocsin's own monitors (http, tcp, dns and tls checks).
+    Monitor,
 }
 
 impl Integration {
@@ -50,6 +52,7 @@ impl Integration {
             Integration::Generic => "generic",
             Integration::Heartbeat => "heartbeat",
             Integration::Rule => "rule",
+            Integration::Monitor => "monitor",
         }
     }
 
@@ -61,6 +64,7 @@ impl Integration {
             "generic" => Some(Integration::Generic),
             "heartbeat" => Some(Integration::Heartbeat),
             "rule" => Some(Integration::Rule),
+            "monitor" => Some(Integration::Monitor),
             _ => None,
         }
     }

@@ -130,6 +130,7 @@ pub struct App {
     engine: Arc<Engine>,
     catalog: Arc<Catalog>,
     rules: Arc<RuleSet>,
+    monitors: Arc<tocsin_checks::Monitors>,
     metrics: Arc<Metrics>,
     writer: tokio::task::JoinHandle<()>,
     closer: StoreCloser,
@@ -188,6 +189,7 @@ impl App {
             engine,
             catalog,
             rules,
+            monitors: Arc::new(tocsin_checks::Monitors::new(&settings.config.monitors)),
             metrics,
             writer,
             closer,
@@ -209,6 +211,7 @@ impl App {
             config,
             Arc::clone(&self.catalog),
             Arc::clone(&self.rules),
+            Arc::clone(&self.monitors),
             Arc::clone(&self.metrics),
         )));
         self
@@ -228,6 +231,7 @@ impl App {
             engine,
             catalog: _,
             rules,
+            monitors,
             metrics,
             writer,
             closer,
@@ -296,6 +300,17 @@ impl App {
         });
         supervisor.spawn("rules", Stage::Background, Importance::Optional, {
             let runner = RuleRunner::new(rules, engine.ingestor().clone(), Arc::new(SystemClock));
+            move |stop| async move {
+                runner.run_until(stop).await;
+                Ok(())
+            }
+        });
+        supervisor.spawn("monitors", Stage::Background, Importance::Essential, {
+            let runner = tocsin_checks::MonitorRunner::new(
+                Arc::clone(&engine),
+                monitors,
+                tocsin_checks::RunnerSettings::default(),
+            );
             move |stop| async move {
                 runner.run_until(stop).await;
                 Ok(())

@@ -140,6 +140,7 @@ pub(crate) struct Reloader {
     file: ConfigFile,
     catalog: Arc<Catalog>,
     rules: Arc<tocsin_engine::rules::RuleSet>,
+    monitors: Arc<tocsin_checks::Monitors>,
     metrics: Arc<Metrics>,
     startup: StartupOnly,
     /// The hash in force; also serialises reloads.
@@ -152,6 +153,7 @@ impl Reloader {
         config: &Config,
         catalog: Arc<Catalog>,
         rules: Arc<tocsin_engine::rules::RuleSet>,
+        monitors: Arc<tocsin_checks::Monitors>,
         metrics: Arc<Metrics>,
     ) -> Self {
         metrics.config_loaded(&file.sha256, unix_now());
@@ -161,6 +163,7 @@ impl Reloader {
             file,
             catalog,
             rules,
+            monitors,
             metrics,
         }
     }
@@ -201,6 +204,7 @@ impl ConfigReload for Reloader {
             rules_from_config(&loaded.config),
             tocsin_engine::Clock::now(&tocsin_engine::SystemClock),
         );
+        self.monitors.replace(&loaded.config.monitors);
         let changed = *current != loaded.sha256;
         *current = loaded.sha256.clone();
         self.metrics.config_loaded(&loaded.sha256, unix_now());

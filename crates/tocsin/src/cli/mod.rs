@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 /// Tocsin: alerts in, incidents out. Self-hosted incident response in one binary: ingestion,
-/// incidents and their timelines, who is on call, heartbeat monitors and rules today; paging,
-/// probes and the status page are configured and validated but not acted on yet.
+/// incidents and their timelines, who is on call, monitors (http, tcp, dns, tls and heartbeats)
+/// and rules today; paging and the status page are configured and validated but not acted on yet.
 #[derive(Debug, Parser)]
 #[command(name = "tocsin", version, propagate_version = true)]
 pub(crate) struct Cli {

@@ -14,6 +14,7 @@ mod heartbeats;
 mod ingest;
 mod interop;
 mod lists;
+mod monitors;
 mod oncall;
 mod postgres;
 mod rules;
