@@ -4,6 +4,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tocsin_core::{ResolvePolicy, ServiceId};
 
+use crate::paging::PagingDirectory;
+
 /// How a service's Grafana contact point signs its requests.
 #[derive(Clone)]
 pub struct GrafanaSettings {
@@ -55,6 +57,8 @@ impl std::fmt::Debug for ServiceEntry {
 /// load, not a lock.
 pub struct Catalog {
     current: ArcSwap<Services>,
+    /// The people, schedules and escalation policies, replaced whole like the services.
+    paging: ArcSwap<PagingDirectory>,
 }
 
 /// One immutable set of services and its indexes.
@@ -103,7 +107,18 @@ impl Catalog {
     pub fn new(services: Vec<ServiceEntry>) -> Self {
         Catalog {
             current: ArcSwap::from_pointee(Services::new(services)),
+            paging: ArcSwap::from_pointee(PagingDirectory::default()),
         }
+    }
+
+    /// Swaps in new people, schedules and escalation policies at once.
+    pub fn replace_paging(&self, directory: PagingDirectory) {
+        self.paging.store(Arc::new(directory));
+    }
+
+    /// The people, schedules and escalation policies as of this call.
+    pub fn paging(&self) -> Arc<PagingDirectory> {
+        self.paging.load_full()
     }
 
     /// Swaps in a new set of services at once: from the next lookup on, new integration keys

@@ -55,6 +55,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../migrations/0003_due_work.sql")),
             false,
         ),
+        Migration::new(
+            5,
+            Cow::Borrowed("outbox"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0005_outbox.sql")),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),

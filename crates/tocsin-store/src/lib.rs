@@ -14,6 +14,9 @@ pub mod due_conformance;
 pub mod encode;
 mod error;
 mod model;
+pub mod outbox;
+#[cfg(feature = "testsuite")]
+pub mod outbox_conformance;
 pub mod sql;
 mod timeline;
 
@@ -27,6 +30,7 @@ pub use model::{
     EventFilter, EventSummary, Inbound, IncidentFilter, IncidentRow, IngestReport, Page,
     PageRequest, StoredEvent, TimelineEntry, TokenScope,
 };
+pub use outbox::OutboxStore;
 
 use std::collections::HashMap;
 
@@ -39,7 +43,7 @@ pub type ResolvePolicyOf<'a> = &'a (dyn Fn(&ServiceId) -> ResolvePolicy + Send +
 /// interface, plus what concerns the store as a whole. A new concern is a trait of its own,
 /// added to the supertraits here.
 #[async_trait]
-pub trait Store: IncidentStore + TokenStore + DueWorkStore + 'static {
+pub trait Store: IncidentStore + TokenStore + DueWorkStore + OutboxStore + 'static {
     /// "sqlite" or "postgres", for logs and metrics.
     fn backend(&self) -> &'static str;
 
@@ -260,6 +264,32 @@ pub const REQUIRED_SCHEMA: &[(&str, &[&str])] = &[
             "parked_at",
             "created_at",
         ],
+    ),
+    (
+        "outbox",
+        &[
+            "id",
+            "incident_number",
+            "recipient_kind",
+            "recipient",
+            "contact",
+            "method",
+            "kind",
+            "payload",
+            "idempotency_key",
+            "state",
+            "attempts",
+            "next_attempt_at",
+            "claimed_by",
+            "claim_until",
+            "last_error",
+            "created_at",
+            "settled_at",
+        ],
+    ),
+    (
+        "server_keys",
+        &["id", "purpose", "secret", "created_at", "retired_at"],
     ),
 ];
 

@@ -22,7 +22,7 @@ use tocsin_engine::{
 };
 use tocsin_store::Store;
 
-pub use catalog::{catalog_from_config, services_from_config};
+pub use catalog::{catalog_from_config, paging_from_config, services_from_config};
 pub use reload::{read_config, ConfigFile, LoadedConfig};
 pub use server::{bind_listener, ConnectionLimits, LISTEN_BACKLOG};
 pub use telemetry::init_tracing;

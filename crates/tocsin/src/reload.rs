@@ -189,6 +189,8 @@ impl ConfigReload for Reloader {
             .startup
             .differences(&StartupOnly::of(&loaded.config, &self.file));
         self.catalog.replace(services_from_config(&loaded.config));
+        self.catalog
+            .replace_paging(crate::catalog::paging_from_config(&loaded.config));
         let changed = *current != loaded.sha256;
         *current = loaded.sha256.clone();
         self.metrics.config_loaded(&loaded.sha256, unix_now());

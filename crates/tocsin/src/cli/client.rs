@@ -116,6 +116,12 @@ pub(crate) enum IncidentCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Page the next escalation level of a triggered incident now.
+    Escalate {
+        number: i64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Add a note to an incident's timeline.
     Note {
         number: i64,
@@ -360,6 +366,9 @@ pub(crate) async fn incidents(command: IncidentCommand) -> anyhow::Result<ExitCo
         }
         IncidentCommand::Resolve { number, api } => {
             command_result(&api, number, "resolve", None).await?;
+        }
+        IncidentCommand::Escalate { number, api } => {
+            command_result(&api, number, "escalate", None).await?;
         }
         IncidentCommand::Priority {
             number,
