@@ -9,6 +9,7 @@ mod error;
 mod health;
 mod ingest;
 mod limit;
+mod links;
 pub mod parse;
 mod reload;
 
@@ -45,6 +46,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
 pub fn router_with(engine: Arc<Engine>, settings: WebSettings) -> Router {
     let state = AppState { engine };
     let (api_routes, _) = api::routes().split_for_parts();
+    // Signed links share the API's limits (concurrency, timeout).
+    let api_routes = api_routes.merge(links::routes());
     assemble(api_routes, ingest::routes(), health::routes(), settings).with_state(state)
 }
 

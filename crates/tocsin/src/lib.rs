@@ -124,6 +124,7 @@ const BACKGROUND_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// A built application: the store is open and migrated, the ingest writer runs.
 pub struct App {
     engine: Arc<Engine>,
+    dispatcher: Arc<tocsin_notify::Dispatcher>,
     catalog: Arc<Catalog>,
     metrics: Arc<Metrics>,
     writer: tokio::task::JoinHandle<()>,
@@ -174,8 +175,19 @@ impl App {
             Arc::new(SystemClock),
             Arc::clone(&metrics),
         ));
+        engine
+            .load_link_keys()
+            .await
+            .context("cannot load the key of acknowledge and resolve links")?;
+        let dispatcher = Arc::new(tocsin_notify::Dispatcher::new(
+            Arc::clone(&engine),
+            tocsin_notify::Destinations::from_config(&settings.config),
+            tocsin_notify::Senders::new(settings.config.smtp.clone()),
+            tocsin_notify::DispatcherSettings::default(),
+        ));
         Ok(App {
             engine,
+            dispatcher,
             catalog,
             metrics,
             writer,
@@ -190,15 +202,23 @@ impl App {
         &self.engine
     }
 
+    /// The outbox dispatcher the app runs (tests drain it by hand).
+    pub fn dispatcher(&self) -> &Arc<tocsin_notify::Dispatcher> {
+        &self.dispatcher
+    }
+
     /// Makes the running config reloadable from `file` (`SIGHUP`, `POST
     /// /api/v1/config/reload`); `config` is the config the app was built with.
     pub fn reload_from(mut self, file: ConfigFile, config: &Config) -> Self {
-        self.reloader = Some(Arc::new(reload::Reloader::new(
-            file,
-            config,
-            Arc::clone(&self.catalog),
-            Arc::clone(&self.metrics),
-        )));
+        self.reloader = Some(Arc::new(
+            reload::Reloader::new(
+                file,
+                config,
+                Arc::clone(&self.catalog),
+                Arc::clone(&self.metrics),
+            )
+            .with_dispatcher(Arc::clone(&self.dispatcher)),
+        ));
         self
     }
 
@@ -214,6 +234,7 @@ impl App {
     ) -> anyhow::Result<()> {
         let App {
             engine,
+            dispatcher,
             catalog: _,
             metrics,
             writer,
@@ -271,6 +292,12 @@ impl App {
             let runner = engine.due_runner(DueRunnerSettings::default());
             move |stop| async move {
                 runner.run_until(stop).await;
+                Ok(())
+            }
+        });
+        supervisor.spawn("outbox", Stage::Background, Importance::Essential, {
+            move |stop| async move {
+                dispatcher.run_until(stop).await;
                 Ok(())
             }
         });

@@ -143,6 +143,8 @@ pub(crate) struct Reloader {
     startup: StartupOnly,
     /// The hash in force; also serialises reloads.
     current: Mutex<String>,
+    /// Gets the new contact methods.
+    dispatcher: Option<Arc<tocsin_notify::Dispatcher>>,
 }
 
 impl Reloader {
@@ -159,7 +161,13 @@ impl Reloader {
             file,
             catalog,
             metrics,
+            dispatcher: None,
         }
+    }
+
+    pub(crate) fn with_dispatcher(mut self, dispatcher: Arc<tocsin_notify::Dispatcher>) -> Self {
+        self.dispatcher = Some(dispatcher);
+        self
     }
 }
 
@@ -191,6 +199,10 @@ impl ConfigReload for Reloader {
         self.catalog.replace(services_from_config(&loaded.config));
         self.catalog
             .replace_paging(crate::catalog::paging_from_config(&loaded.config));
+        if let Some(dispatcher) = &self.dispatcher {
+            dispatcher
+                .replace_destinations(tocsin_notify::Destinations::from_config(&loaded.config));
+        }
         let changed = *current != loaded.sha256;
         *current = loaded.sha256.clone();
         self.metrics.config_loaded(&loaded.sha256, unix_now());
