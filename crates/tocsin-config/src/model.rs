@@ -234,10 +234,12 @@ pub struct ContactMethod {
 pub enum ContactKind {
     /// Sent through `[smtp]`.
     Email { address: String },
-    /// A signed JSON POST, like a `webhook` channel.
-    Webhook { url: Secret },
+    /// A JSON POST, like a `webhook` channel; with a secret, signed with HMAC-SHA256.
+    Webhook { url: Secret, secret: Option<Secret> },
     /// A push notification through an ntfy topic URL.
     Ntfy { url: Secret },
+    /// The server's log: for trying Tocsin out (`tocsin demo`), not for waking anyone.
+    Console,
 }
 
 impl ContactKind {
@@ -246,6 +248,7 @@ impl ContactKind {
             ContactKind::Email { .. } => "email",
             ContactKind::Webhook { .. } => "webhook",
             ContactKind::Ntfy { .. } => "ntfy",
+            ContactKind::Console => "console",
         }
     }
 }

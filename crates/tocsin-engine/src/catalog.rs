@@ -7,6 +7,7 @@ use tocsin_core::{ResolvePolicy, ServiceId};
 pub use crate::heartbeats::HeartbeatEntry;
 use crate::heartbeats::Heartbeats;
 use crate::oncall::ScheduleCatalog;
+use crate::paging::PagingDirectory;
 
 /// How a service's Grafana contact point signs its requests.
 #[derive(Clone)]
@@ -60,6 +61,8 @@ impl std::fmt::Debug for ServiceEntry {
 pub struct Catalog {
     current: ArcSwap<Services>,
     heartbeats: ArcSwap<Heartbeats>,
+    /// The people, schedules and escalation policies, replaced whole like the services.
+    paging: ArcSwap<PagingDirectory>,
 }
 
 /// One immutable set of services and its indexes.
@@ -112,7 +115,18 @@ impl Catalog {
         Catalog {
             current: ArcSwap::from_pointee(Services::new(services)),
             heartbeats: ArcSwap::from_pointee(Heartbeats::default()),
+            paging: ArcSwap::from_pointee(PagingDirectory::default()),
         }
+    }
+
+    /// Swaps in new people, schedules and escalation policies at once.
+    pub fn replace_paging(&self, directory: PagingDirectory) {
+        self.paging.store(Arc::new(directory));
+    }
+
+    /// The people, schedules and escalation policies as of this call.
+    pub fn paging(&self) -> Arc<PagingDirectory> {
+        self.paging.load_full()
     }
 
     /// A catalog of services and of the schedules and users of the same config.
@@ -122,6 +136,7 @@ impl Catalog {
         Catalog {
             current: ArcSwap::from_pointee(current),
             heartbeats: ArcSwap::from_pointee(Heartbeats::default()),
+            paging: ArcSwap::from_pointee(PagingDirectory::default()),
         }
     }
 

@@ -198,6 +198,33 @@ pub(crate) async fn ingest(
         });
         query.build().execute(&mut *conn).await.map_err(db)?;
     }
+    // The first step of each triggered new incident's escalation, due at once, committed with
+    // the incident (see `tocsin_store::due::FIRST_ESCALATION_STEP`).
+    let escalations: Vec<(i64, i64)> = new_incidents
+        .iter()
+        .filter(|(_, record, _)| record.state == IncidentState::Triggered)
+        .map(|(number, _, opened)| (*number, micros(opened.created_at)))
+        .collect();
+    if !escalations.is_empty() {
+        let keys: Vec<String> = escalations
+            .iter()
+            .map(|(number, _)| number.to_string())
+            .collect();
+        let due: Vec<i64> = escalations.iter().map(|(_, at)| *at).collect();
+        sqlx::query(
+            "INSERT INTO due_work (kind, key, payload, due_at, created_at)
+             SELECT $1, v.key, $2, v.due_at, v.due_at
+             FROM UNNEST($3::text[], $4::bigint[]) AS v(key, due_at)
+             ON CONFLICT (kind, key) DO NOTHING",
+        )
+        .bind(tocsin_core::ESCALATION_STEP_KIND)
+        .bind(tocsin_store::due::FIRST_ESCALATION_STEP)
+        .bind(&keys)
+        .bind(&due)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
 
     let mut new_alerts = Vec::new();
     let mut alert_updates = AlertUpdates::default();

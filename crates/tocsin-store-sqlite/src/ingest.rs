@@ -471,6 +471,15 @@ fn write_plan(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .map_err(db)?;
+    // The first step of the incident's escalation, due at once: its runner pages level 1 of
+    // the service's policy (or finds it has none). Committed with the incident, so no
+    // triggered incident is left without it.
+    let mut schedule_escalation = conn
+        .prepare_cached(
+            "INSERT INTO due_work (kind, key, payload, due_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (kind, key) DO NOTHING",
+        )
+        .map_err(db)?;
     let mut update_incident = conn
         .prepare_cached(
             "UPDATE incidents SET state = ?2, open_alerts = ?3, acknowledged_at = ?4,
@@ -519,8 +528,19 @@ fn write_plan(
                         micros(opened.created_at),
                     ])
                     .map_err(db)?;
-                ids.assign_incident(n, conn.last_insert_rowid());
+                let number = conn.last_insert_rowid();
+                ids.assign_incident(n, number);
                 report.incidents_opened += 1;
+                if record.state == IncidentState::Triggered {
+                    schedule_escalation
+                        .execute(params![
+                            tocsin_core::ESCALATION_STEP_KIND,
+                            number.to_string(),
+                            tocsin_store::due::FIRST_ESCALATION_STEP,
+                            micros(opened.created_at),
+                        ])
+                        .map_err(db)?;
+                }
             }
             (IncidentRef::Existing(number), _) => {
                 let updated_at = record

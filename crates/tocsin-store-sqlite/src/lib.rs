@@ -64,6 +64,13 @@ fn migrator() -> Migrator {
             false,
         ),
         Migration::new(
+            5,
+            Cow::Borrowed("outbox"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0005_outbox.sql")),
+            false,
+        ),
+        Migration::new(
             7,
             Cow::Borrowed("heartbeats"),
             MigrationType::Simple,

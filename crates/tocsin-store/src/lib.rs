@@ -17,6 +17,9 @@ pub mod heartbeat;
 #[cfg(feature = "testsuite")]
 mod heartbeat_conformance;
 mod model;
+pub mod outbox;
+#[cfg(feature = "testsuite")]
+pub mod outbox_conformance;
 #[cfg(feature = "testsuite")]
 pub mod override_conformance;
 pub mod overrides;
@@ -34,6 +37,7 @@ pub use model::{
     EventFilter, EventSummary, Inbound, IncidentFilter, IncidentRow, IngestReport, Page,
     PageRequest, StoredEvent, TimelineEntry, TokenScope,
 };
+pub use outbox::OutboxStore;
 pub use overrides::{NewOverride, OverrideFilter, OverrideRow, OverrideStore};
 
 use std::collections::HashMap;
@@ -48,7 +52,7 @@ pub type ResolvePolicyOf<'a> = &'a (dyn Fn(&ServiceId) -> ResolvePolicy + Send +
 /// added to the supertraits here.
 #[async_trait]
 pub trait Store:
-    IncidentStore + TokenStore + DueWorkStore + OverrideStore + HeartbeatStore + 'static
+    IncidentStore + TokenStore + DueWorkStore + OverrideStore + HeartbeatStore + OutboxStore + 'static
 {
     /// "sqlite" or "postgres", for logs and metrics.
     fn backend(&self) -> &'static str;
@@ -318,6 +322,32 @@ pub const REQUIRED_SCHEMA: &[(&str, &[&str])] = &[
             "remote",
             "method",
         ],
+    ),
+    (
+        "outbox",
+        &[
+            "id",
+            "incident_number",
+            "recipient_kind",
+            "recipient",
+            "contact",
+            "method",
+            "kind",
+            "payload",
+            "idempotency_key",
+            "state",
+            "attempts",
+            "next_attempt_at",
+            "claimed_by",
+            "claim_until",
+            "last_error",
+            "created_at",
+            "settled_at",
+        ],
+    ),
+    (
+        "server_keys",
+        &["id", "purpose", "secret", "created_at", "retired_at"],
     ),
 ];
 

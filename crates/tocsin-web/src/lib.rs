@@ -10,6 +10,7 @@ mod health;
 pub mod heartbeats;
 mod ingest;
 mod limit;
+mod links;
 pub mod oncall;
 pub mod parse;
 mod ping;
@@ -48,6 +49,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
 pub fn router_with(engine: Arc<Engine>, settings: WebSettings) -> Router {
     let state = AppState { engine };
     let (api_routes, _) = api::routes().split_for_parts();
+    // Signed links share the API's limits (concurrency, timeout).
+    let api_routes = api_routes.merge(links::routes());
     assemble(
         api_routes,
         ingest::routes().merge(ping::routes()),

@@ -24,8 +24,8 @@ use tocsin_engine::{
 use tocsin_store::Store;
 
 pub use catalog::{
-    catalog_from_config, heartbeats_from_config, rules_from_config, schedules_from_config,
-    services_from_config,
+    catalog_from_config, heartbeats_from_config, paging_from_config, rules_from_config,
+    schedules_from_config, services_from_config,
 };
 pub use reload::{read_config, ConfigFile, LoadedConfig};
 pub use server::{bind_listener, ConnectionLimits, LISTEN_BACKLOG};
@@ -128,6 +128,7 @@ const BACKGROUND_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// A built application: the store is open and migrated, the ingest writer runs.
 pub struct App {
     engine: Arc<Engine>,
+    dispatcher: Arc<tocsin_notify::Dispatcher>,
     catalog: Arc<Catalog>,
     rules: Arc<RuleSet>,
     monitors: Arc<tocsin_checks::Monitors>,
@@ -185,8 +186,19 @@ impl App {
             Arc::new(SystemClock),
             Arc::clone(&metrics),
         ));
+        engine
+            .load_link_keys()
+            .await
+            .context("cannot load the key of acknowledge and resolve links")?;
+        let dispatcher = Arc::new(tocsin_notify::Dispatcher::new(
+            Arc::clone(&engine),
+            tocsin_notify::Destinations::from_config(&settings.config),
+            tocsin_notify::Senders::new(settings.config.smtp.clone()),
+            tocsin_notify::DispatcherSettings::default(),
+        ));
         Ok(App {
             engine,
+            dispatcher,
             catalog,
             rules,
             monitors: Arc::new(tocsin_checks::Monitors::new(&settings.config.monitors)),
@@ -203,17 +215,25 @@ impl App {
         &self.engine
     }
 
+    /// The outbox dispatcher the app runs (tests drain it by hand).
+    pub fn dispatcher(&self) -> &Arc<tocsin_notify::Dispatcher> {
+        &self.dispatcher
+    }
+
     /// Makes the running config reloadable from `file` (`SIGHUP`, `POST
     /// /api/v1/config/reload`); `config` is the config the app was built with.
     pub fn reload_from(mut self, file: ConfigFile, config: &Config) -> Self {
-        self.reloader = Some(Arc::new(reload::Reloader::new(
-            file,
-            config,
-            Arc::clone(&self.catalog),
-            Arc::clone(&self.rules),
-            Arc::clone(&self.monitors),
-            Arc::clone(&self.metrics),
-        )));
+        self.reloader = Some(Arc::new(
+            reload::Reloader::new(
+                file,
+                config,
+                Arc::clone(&self.catalog),
+                Arc::clone(&self.rules),
+                Arc::clone(&self.monitors),
+                Arc::clone(&self.metrics),
+            )
+            .with_dispatcher(Arc::clone(&self.dispatcher)),
+        ));
         self
     }
 
@@ -229,6 +249,7 @@ impl App {
     ) -> anyhow::Result<()> {
         let App {
             engine,
+            dispatcher,
             catalog: _,
             rules,
             monitors,
@@ -328,6 +349,12 @@ impl App {
                 }
             },
         );
+        supervisor.spawn("outbox", Stage::Background, Importance::Essential, {
+            move |stop| async move {
+                dispatcher.run_until(stop).await;
+                Ok(())
+            }
+        });
         #[cfg(unix)]
         if let Some(reloader) = reloader {
             supervisor.spawn(

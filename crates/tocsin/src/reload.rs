@@ -145,6 +145,8 @@ pub(crate) struct Reloader {
     startup: StartupOnly,
     /// The hash in force; also serialises reloads.
     current: Mutex<String>,
+    /// Gets the new contact methods.
+    dispatcher: Option<Arc<tocsin_notify::Dispatcher>>,
 }
 
 impl Reloader {
@@ -165,7 +167,13 @@ impl Reloader {
             rules,
             monitors,
             metrics,
+            dispatcher: None,
         }
+    }
+
+    pub(crate) fn with_dispatcher(mut self, dispatcher: Arc<tocsin_notify::Dispatcher>) -> Self {
+        self.dispatcher = Some(dispatcher);
+        self
     }
 }
 
@@ -205,6 +213,12 @@ impl ConfigReload for Reloader {
             tocsin_engine::Clock::now(&tocsin_engine::SystemClock),
         );
         self.monitors.replace(&loaded.config.monitors);
+        self.catalog
+            .replace_paging(crate::catalog::paging_from_config(&loaded.config));
+        if let Some(dispatcher) = &self.dispatcher {
+            dispatcher
+                .replace_destinations(tocsin_notify::Destinations::from_config(&loaded.config));
+        }
         let changed = *current != loaded.sha256;
         *current = loaded.sha256.clone();
         self.metrics.config_loaded(&loaded.sha256, unix_now());
