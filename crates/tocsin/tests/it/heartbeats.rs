@@ -267,3 +267,83 @@ async fn a_missed_deadline_opens_an_incident_and_a_ping_resolves_it() {
     assert_eq!(open, ["heartbeat:nightly", "heartbeat:nightly:crash-loop"]);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_heartbeats_and_their_pings() {
+    let app = spawn_app_with(&monitors()).await;
+    let (status, _, _) = ping(
+        &app,
+        reqwest::Method::POST,
+        &format!("/ping/{NIGHTLY_KEY}/3"),
+        "exit 3: disk full",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_tocsin"))
+                .args(args)
+                .output()
+                .expect("run tocsin")
+        })
+    };
+    let server = vec![
+        "--server".to_owned(),
+        app.base.clone(),
+        "--token".to_owned(),
+        app.read_token.clone(),
+    ];
+    let output = run([
+        vec![
+            "heartbeats".to_owned(),
+            "list".to_owned(),
+            "--json".to_owned(),
+        ],
+        server.clone(),
+    ]
+    .concat())
+    .await
+    .expect("join");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let page: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(page["items"][0]["id"], "nightly");
+    assert_eq!(page["items"][0]["status"], "failed");
+    assert_eq!(page["items"][0]["last_ping"]["exit_code"], 3);
+
+    let output = run([
+        vec!["heartbeats".to_owned(), "list".to_owned()],
+        server.clone(),
+    ]
+    .concat())
+    .await
+    .expect("join");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(
+        table.contains("nightly") && table.contains("failed"),
+        "{table}"
+    );
+    assert!(table.contains("period 10s"), "{table}");
+
+    let output = run([
+        vec![
+            "heartbeats".to_owned(),
+            "pings".to_owned(),
+            "nightly".to_owned(),
+        ],
+        server,
+    ]
+    .concat())
+    .await
+    .expect("join");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.contains("fail") && table.contains("disk full"),
+        "{table}"
+    );
+    app.stop().await;
+}
