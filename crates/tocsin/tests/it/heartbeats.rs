@@ -347,3 +347,112 @@ async fn the_cli_lists_heartbeats_and_their_pings() {
     );
     app.stop().await;
 }
+
+/// Two replicas on one PostgreSQL database: a missed deadline fires once, on one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_fire_a_missed_deadline_once() {
+    use tocsin_store_postgres::testing::TestDatabase;
+    use tokio_util::sync::CancellationToken;
+
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let config = tocsin_config::parse(
+            &crate::support::test_config(&monitors()),
+            "test.toml",
+            &|_| None,
+        )
+        .unwrap_or_else(|errors| panic!("{errors}"));
+        let data_dir = crate::support::temp_dir();
+        let settings = tocsin::Settings {
+            config,
+            data_dir: data_dir.to_path_buf(),
+            database: Some(database.url().to_owned()),
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let app = tocsin::App::build(&settings).await.expect("build");
+        let stop = CancellationToken::new();
+        let shutdown = stop.clone();
+        let task = tokio::spawn(app.serve(listener, async move { shutdown.cancelled().await }));
+        replicas.push((base, stop, task, data_dir));
+    }
+    let client = reqwest::Client::new();
+    let status = client
+        .post(format!("{}/ping/{NIGHTLY_KEY}", replicas[0].0))
+        .body("ok")
+        .send()
+        .await
+        .expect("ping")
+        .status();
+    assert_eq!(status, 200);
+    // The deadline (10 s + 1 s of grace) is due work both replicas claim from.
+    let metric = "tocsin_due_items_run_total{kind=\"heartbeat.deadline\"}";
+    let runs = |text: &str| -> f64 {
+        text.lines()
+            .find(|line| line.starts_with(metric))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let mut total = 0.0;
+        for (base, ..) in &replicas {
+            let text = client
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            total += runs(&text);
+        }
+        if total >= 1.0 {
+            // Give a second runner the time it would need to run it too.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let mut again = 0.0;
+            for (base, ..) in &replicas {
+                let text = client
+                    .get(format!("{base}/metrics"))
+                    .send()
+                    .await
+                    .expect("metrics")
+                    .text()
+                    .await
+                    .expect("text");
+                again += runs(&text);
+            }
+            assert_eq!(again, 1.0, "the deadline ran once across replicas");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no deadline ran within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let store = tocsin_store_postgres::PostgresStore::connect(database.url())
+        .await
+        .expect("connect");
+    use tocsin_store::IncidentStore;
+    let alerts = store
+        .alerts(&Default::default(), tocsin_store::PageRequest::default())
+        .await
+        .expect("alerts");
+    let late: Vec<_> = alerts
+        .items
+        .iter()
+        .filter(|alert| alert.dedup_key.as_str() == "heartbeat:nightly")
+        .collect();
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].count, 1, "one trigger");
+    tocsin_store::Store::close(&store).await;
+    for (_, stop, task, _dir) in replicas {
+        stop.cancel();
+        task.await.expect("task").expect("server");
+    }
+}
