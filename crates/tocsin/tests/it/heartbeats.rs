@@ -456,3 +456,53 @@ async fn two_replicas_fire_a_missed_deadline_once() {
         task.await.expect("task").expect("server");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_pings_429_and_every_200_is_stored() {
+    // A queue of 4 and batches of 1: a burst of concurrent pings must overflow it.
+    let app = spawn_app_with(&format!(
+        "[ingest]\nqueue_capacity = 4\nmax_batch = 1\n{}",
+        monitors()
+    ))
+    .await;
+    let mut senders = Vec::new();
+    for n in 0..300 {
+        let client = app.client.clone();
+        let url = app.url(&format!("/ping/{NIGHTLY_KEY}/log"));
+        senders.push(tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .body(format!("ping {n}"))
+                .send()
+                .await
+                .expect("send");
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            (status, retry_after)
+        }));
+    }
+    let mut accepted = 0;
+    let mut throttled = 0;
+    for sender in senders {
+        match sender.await.expect("sender") {
+            (200, _) => accepted += 1,
+            (429, retry_after) => {
+                throttled += 1;
+                assert_eq!(retry_after.as_deref(), Some("1"));
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert!(throttled > 0, "the queue never filled");
+    let (_, page) = app.get("/api/v1/heartbeats/nightly/pings?limit=500").await;
+    assert_eq!(
+        page["items"].as_array().expect("items").len(),
+        accepted,
+        "every 200 is a stored ping, no 429 is"
+    );
+    app.stop().await;
+}
