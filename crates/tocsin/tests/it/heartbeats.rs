@@ -506,3 +506,62 @@ async fn a_full_queue_answers_pings_429_and_every_200_is_stored() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_moves_the_deadline_and_adds_monitors() {
+    let dir = crate::support::temp_dir();
+    let file = dir.join("tocsin.toml");
+    let hourly = monitors().replacen("period = \"10s\"", "period = \"1h\"", 1);
+    std::fs::write(&file, crate::support::test_config(&hourly)).expect("write");
+    let app = crate::support::spawn_app_from_file(&file).await;
+    let (status, _, _) = ping(
+        &app,
+        reqwest::Method::POST,
+        &format!("/ping/{NIGHTLY_KEY}"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, before) = app.get("/api/v1/heartbeats/nightly").await;
+    let success: jiff::Timestamp = before["last_success_at"].as_str().unwrap().parse().unwrap();
+    let deadline: jiff::Timestamp = before["deadline"].as_str().unwrap().parse().unwrap();
+    assert_eq!(deadline.duration_since(success).as_secs(), 3601);
+
+    // Back to a 10 s period, and a new monitor.
+    let added = format!(
+        "{}\n[[monitors]]\nid = \"weekly\"\nservice = \"checkout-api\"\nkind = \"heartbeat\"\ncron = \"0 4 * * mon\"\ntime_zone = \"Europe/Lisbon\"\ngrace = \"2h\"\nping_key = \"weekly-ping-key-00001\"\n",
+        monitors()
+    );
+    std::fs::write(&file, crate::support::test_config(&added)).expect("write");
+    let (status, body) = app.post("/api/v1/config/reload", None).await;
+    assert_eq!(status, 200, "{body}");
+    let started = std::time::Instant::now();
+    loop {
+        let (_, after) = app.get("/api/v1/heartbeats/nightly").await;
+        let deadline: jiff::Timestamp = after["deadline"].as_str().unwrap().parse().unwrap();
+        if deadline.duration_since(success).as_secs() == 11 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the deadline did not move: {after}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, weekly) = app.get("/api/v1/heartbeats/weekly").await;
+    assert_eq!(weekly["schedule"], "cron");
+    assert_eq!(weekly["expected"], "0 4 * * mon");
+    assert_eq!(weekly["time_zone"], "Europe/Lisbon");
+    // Seen by the watcher: recorded as new, with a first deadline.
+    let started = std::time::Instant::now();
+    loop {
+        let (_, weekly) = app.get("/api/v1/heartbeats/weekly").await;
+        if weekly["status"] == "new" {
+            assert!(weekly["deadline"].is_string(), "{weekly}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{weekly}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.stop().await;
+}
