@@ -1601,3 +1601,78 @@ resolver = "dns.example"
         }
     );
 }
+
+#[test]
+fn heartbeats_take_post_only_and_rate_rules_a_baseline() {
+    let source = r#"
+[[services]]
+id = "s"
+
+[[monitors]]
+id = "job"
+service = "s"
+kind = "heartbeat"
+period = "1h"
+ping_key = "job-ping-key-0000001"
+post_only = true
+
+[[rules]]
+id = "storm"
+service = "s"
+kind = "rate"
+above = 10
+window = "5m"
+baseline = 4
+
+[[rules]]
+id = "storm-day"
+service = "s"
+kind = "rate"
+above = 10
+window = "5m"
+baseline = 4
+baseline_window = "1d"
+"#;
+    let config = parse(source, "tocsin.toml", &no_env).unwrap_or_else(|errors| panic!("{errors}"));
+    let MonitorKind::Heartbeat(check) = &config.monitors[0].kind else {
+        panic!("a heartbeat");
+    };
+    assert!(check.post_only);
+    assert_eq!(
+        config.rules[0].kind,
+        RuleKind::Rate {
+            above: 10,
+            baseline: Some(RateBaseline {
+                factor: 4,
+                window: std::time::Duration::from_secs(3600),
+            }),
+        }
+    );
+    assert!(matches!(
+        config.rules[1].kind,
+        RuleKind::Rate { baseline: Some(RateBaseline { window, .. }), .. } if window.as_secs() == 86_400
+    ));
+
+    let errors = errors_of(
+        "[[services]]\nid = \"s\"\n\n[[rules]]\nid = \"r\"\nservice = \"s\"\nkind = \"rate\"\nabove = 1\nwindow = \"5m\"\nbaseline = 3\nbaseline_window = \"6m\"\n",
+    );
+    find(&errors, 11, 1, "must be at least twice `window`");
+    let errors = errors_of(
+        "[[services]]\nid = \"s\"\n\n[[rules]]\nid = \"r\"\nservice = \"s\"\nkind = \"absence\"\nwindow = \"5m\"\nbaseline = 3\n",
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|error| error.message.contains("baseline")),
+        "{errors:?}"
+    );
+    let errors = errors_of(
+        "[[services]]\nid = \"s\"\n\n[[monitors]]\nid = \"m\"\nservice = \"s\"\nkind = \"heartbeat\"\nperiod = \"1h\"\nping_key = \"job-ping-key-0000001\"\npost_only = \"yes\"\n",
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|error| error.message.contains("post_only")),
+        "{errors:?}"
+    );
+}

@@ -32,7 +32,8 @@ pub const WINDOW_BUCKETS: usize = 60;
 pub const MAX_BASELINE_WINDOWS: usize = 1_440;
 
 /// Which events a rule counts: every field that is set must match. Events produced by rules
-/// themselves never count.
+/// themselves never count (nor those heartbeat signals produce inside the store, which the
+/// rules never see).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventMatch {
     pub severity: Option<Severity>,
