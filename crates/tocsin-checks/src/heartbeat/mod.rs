@@ -21,6 +21,10 @@ use tokio_util::sync::CancellationToken;
 
 /// How often the watcher looks for a changed set of heartbeat monitors (a reload).
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+/// How often, and how long apart, a deadline tries a full ingest queue again before it
+/// fails (and is retried with the runner's backoff).
+const QUEUE_FULL_RETRIES: u32 = 40;
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(250);
 /// Watches per ingest request at most.
 const WATCH_BATCH: usize = 500;
 
@@ -52,10 +56,23 @@ impl DueHandler for HeartbeatDeadlines {
             tracing::debug!(monitor = %item.key, "deadline of a heartbeat monitor that is no longer configured");
             return Ok(DueOutcome::Done);
         };
-        self.engine
-            .submit(vec![signal(&monitor, HeartbeatSignal::Deadline, now)])
-            .await?;
-        Ok(DueOutcome::Done)
+        // A full queue (a storm of events) is waited out here, briefly, rather than left to
+        // the runner's backoff, which would delay the alert by seconds to minutes.
+        let mut attempt = 0;
+        loop {
+            match self
+                .engine
+                .submit(vec![signal(&monitor, HeartbeatSignal::Deadline, now)])
+                .await
+            {
+                Ok(()) => return Ok(DueOutcome::Done),
+                Err(tocsin_engine::SubmitError::QueueFull) if attempt < QUEUE_FULL_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(QUEUE_FULL_WAIT).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 
     /// A deadline is never given up on: it retries at the longest backoff.
