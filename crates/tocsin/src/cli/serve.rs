@@ -332,7 +332,7 @@ mod tests {
         assert!(
             warnings
                 .iter()
-                .any(|line| line.contains("section=\"[[escalation_policies]]\"")),
+                .any(|line| line.contains("section=\"[[schedules]]\"")),
             "{log}"
         );
     }

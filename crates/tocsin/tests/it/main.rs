@@ -10,6 +10,7 @@ mod edge;
 mod ingest;
 mod interop;
 mod lists;
+mod paging;
 mod postgres;
 mod runtime;
 mod shedding;
