@@ -150,7 +150,7 @@ pub fn decide_step(
             continue;
         }
         recipients.push(user.clone());
-        for rule in &paged.notify {
+        for (rule_index, rule) in paged.notify.iter().enumerate() {
             let not_before = now
                 .checked_add(Duration::from_secs(u64::from(rule.after_minutes) * 60))
                 .unwrap_or(now);
@@ -167,7 +167,7 @@ pub fn decide_step(
                     "level": level_number,
                 }),
                 idempotency_key: format!(
-                    "page-{number}-{index}-{round}-{user}-{contact}",
+                    "page-{number}-{index}-{round}-{user}-{rule_index}-{contact}",
                     number = number.0,
                     contact = rule.contact
                 ),

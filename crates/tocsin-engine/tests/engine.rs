@@ -20,6 +20,8 @@ use tocsin_store_sqlite::SqliteStore;
 mod due_work;
 #[path = "engine/oncall.rs"]
 mod oncall;
+#[path = "engine/paging.rs"]
+mod paging;
 
 /// A test's data directory: removed after a passing test, kept (and its path printed) when the
 /// test panics, for inspection.

@@ -6,7 +6,8 @@
 //! - It is queued `pending`, due at `next_attempt_at` (a person's notify rule may say "two
 //!   minutes after being paged"). Queued again under the same idempotency key it is one row;
 //!   and while one person already has a pending notification of an incident on a contact
-//!   method, another one for the same person, incident and contact method collapses into it.
+//!   method, another one for the same person, incident and contact method due within a minute
+//!   of it collapses into it.
 //! - [`OutboxStore::claim_notifications`] moves due rows to `sending` and holds them for the
 //!   claimer until a deadline; a row whose deadline passed (its dispatcher died mid-send) is
 //!   claimed again. Each claim counts an attempt, and the attempt number names the claim.
@@ -33,6 +34,11 @@ use crate::decode::{self, StoredRow};
 use crate::due::{claim_limit, stored_error_text, ClaimerId};
 use crate::sql::{self, Arg, Connection};
 use crate::{StoreError, TimelineEntry};
+
+/// A notification collapses into a pending one for the same person, incident and contact
+/// method due within this long of it (a minute, in microseconds); a reminder due later is a
+/// notification of its own.
+pub const COLLAPSE_WINDOW_MICROS: i64 = 60_000_000;
 
 /// The longest idempotency key, in characters.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
@@ -221,8 +227,8 @@ pub enum EscalationStepOutcome {
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
     /// Queues the notifications in one transaction; returns how many rows were added (a
-    /// repeated idempotency key, or a pending duplicate for the same person, incident and
-    /// contact method, adds none).
+    /// repeated idempotency key, or a duplicate of a pending notification for the same person,
+    /// incident and contact method due within [`COLLAPSE_WINDOW_MICROS`], adds none).
     async fn enqueue_notifications(
         &self,
         notifications: &[NewNotification],
@@ -379,7 +385,8 @@ pub async fn enqueue<C: Connection>(
                  WHERE NOT EXISTS (
                      SELECT 1 FROM outbox WHERE incident_number = $1 AND recipient_kind = $2
                          AND recipient = $3 AND contact = $4 AND method = $5
-                         AND state = 'pending')
+                         AND state = 'pending'
+                         AND next_attempt_at BETWEEN $11 AND $12)
                  ON CONFLICT (idempotency_key) DO NOTHING",
                 &[
                     Arg::Integer(notification.incident.0),
@@ -392,6 +399,8 @@ pub async fn enqueue<C: Connection>(
                     Arg::Text(&notification.idempotency_key),
                     Arg::Integer(micros(notification.not_before)),
                     Arg::Integer(micros(now)),
+                    Arg::Integer(micros(notification.not_before) - COLLAPSE_WINDOW_MICROS),
+                    Arg::Integer(micros(notification.not_before) + COLLAPSE_WINDOW_MICROS),
                 ],
             )
             .await?;

@@ -281,12 +281,17 @@ pub async fn duplicate_pending_notifications_collapse(pair: OutboxPair) {
                 page(number, "ana", "mail", "page-1-1-ana"),
                 // Ana's other contact method is another notification.
                 page(number, "ana", "push", "page-1-1-ana-push"),
+                // So is a reminder on the same contact method half an hour later.
+                NewNotification {
+                    not_before: at(1_800),
+                    ..page(number, "ana", "mail", "page-1-0-ana-reminder")
+                },
             ],
             at(0),
         )
         .await
         .expect("enqueue");
-    assert_eq!(added, 2);
+    assert_eq!(added, 3);
     let one = claimer("dispatcher-one");
     let claimed = store
         .claim_notifications(&claim(&one, at(0), 10))
@@ -318,7 +323,7 @@ pub async fn duplicate_pending_notifications_collapse(pair: OutboxPair) {
     assert!(error.to_string().contains("NUL"), "{error}");
     assert_eq!(
         store.notifications(number, 50).await.expect("list").len(),
-        3
+        4
     );
     drop(pair);
 }

@@ -77,7 +77,7 @@ fn check_summary(file: &std::path::Path, config: &tocsin_config::Config) -> Stri
     let inert = config.inert_sections();
     if !inert.is_empty() {
         summary.push_str(
-            "\naccepted but not acted on yet (validated only: nothing pages, sends messages or \
+            "\naccepted but not acted on yet (validated only: nothing posts to channels or \
              serves a status page):",
         );
         for section in inert {

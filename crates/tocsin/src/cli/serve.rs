@@ -334,7 +334,7 @@ mod tests {
         assert!(
             warnings
                 .iter()
-                .any(|line| line.contains("section=\"[[escalation_policies]]\"")),
+                .any(|line| line.contains("section=\"[[schedules]]\"")),
             "{log}"
         );
     }

@@ -16,6 +16,7 @@ mod interop;
 mod lists;
 mod monitors;
 mod oncall;
+mod paging;
 mod postgres;
 mod rules;
 mod runtime;
