@@ -44,6 +44,7 @@ const MAX_NOTE_CHARS: usize = 10_000;
         (name = "incidents", description = "Incidents and their timelines"),
         (name = "alerts", description = "Alerts and the events folded into them"),
         (name = "services", description = "Services declared in the config"),
+        (name = "monitors", description = "The monitors Tocsin probes, and their state"),
         (name = "config", description = "The config file in force")
     )
 )]
@@ -77,6 +78,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_event))
         .routes(routes!(list_services))
         .routes(routes!(service_changes))
+        .routes(routes!(crate::monitors::list_monitors))
+        .routes(routes!(crate::monitors::get_monitor))
         .routes(routes!(crate::reload::reload_config));
     let document = router.get_openapi().clone();
     let json = document

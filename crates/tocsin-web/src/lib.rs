@@ -9,6 +9,7 @@ mod error;
 mod health;
 mod ingest;
 mod limit;
+pub mod monitors;
 pub mod parse;
 mod reload;
 

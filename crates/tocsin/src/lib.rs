@@ -232,7 +232,8 @@ impl App {
         let address = listener.local_addr().context("listener has no address")?;
         let listener =
             tokio::net::TcpListener::from_std(listener).context("cannot use the listener")?;
-        let mut router = tocsin_web::router(Arc::clone(&engine));
+        let mut router =
+            tocsin_web::router(Arc::clone(&engine)).layer(axum::Extension(Arc::clone(&monitors)));
         if let Some(reloader) = &reloader {
             let reloader: tocsin_web::Reloader = Arc::clone(reloader);
             router = router.layer(axum::Extension(reloader));

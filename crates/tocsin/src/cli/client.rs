@@ -72,13 +72,13 @@ pub(crate) enum EventCommand {
 #[derive(Debug, Args)]
 pub(crate) struct ApiArgs {
     #[command(flatten)]
-    server: ServerArgs,
+    pub(super) server: ServerArgs,
     /// API token (create one with `tocsin token create`).
     #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true)]
-    token: String,
+    pub(super) token: String,
     /// Print the server's JSON instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,7 +132,7 @@ pub(crate) enum IncidentCommand {
     },
 }
 
-fn http_client(server: &ServerArgs) -> anyhow::Result<reqwest::Client> {
+pub(super) fn http_client(server: &ServerArgs) -> anyhow::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .user_agent(concat!("tocsin-cli/", env!("CARGO_PKG_VERSION")));
@@ -146,13 +146,13 @@ fn http_client(server: &ServerArgs) -> anyhow::Result<reqwest::Client> {
     builder.build().context("cannot build the HTTP client")
 }
 
-fn url(server: &ServerArgs, path: &str) -> String {
+pub(super) fn url(server: &ServerArgs, path: &str) -> String {
     format!("{}{path}", server.server.trim_end_matches('/'))
 }
 
 /// Sends a request and decodes the body of a 2xx answer into the API's wire type, or returns an
 /// error with the server's message (either error shape: the API's or the ingestion endpoints').
-async fn send<T: DeserializeOwned>(
+pub(super) async fn send<T: DeserializeOwned>(
     request: reqwest::RequestBuilder,
     what: &str,
 ) -> anyhow::Result<T> {
@@ -260,7 +260,7 @@ fn incident_line(incident: &Incident) -> String {
     )
 }
 
-fn or_dash(value: Option<&str>) -> &str {
+pub(super) fn or_dash(value: Option<&str>) -> &str {
     value.unwrap_or("-")
 }
 

@@ -1,5 +1,6 @@
 mod client;
 mod config;
+mod monitors;
 mod serve;
 mod token;
 
@@ -35,6 +36,9 @@ enum Command {
     /// List, show and act on incidents of a running server.
     #[command(subcommand, alias = "incident")]
     Incidents(client::IncidentCommand),
+    /// List and show the monitors of a running server with their state.
+    #[command(subcommand, alias = "monitor")]
+    Monitors(monitors::MonitorCommand),
     /// Create, list and revoke API tokens (works on the database directly).
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -61,6 +65,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(command) => config::run(command).await,
         Command::Event(command) => client::event(command).await,
         Command::Incidents(command) => client::incidents(command).await,
+        Command::Monitors(command) => monitors::run(command).await,
         Command::Token(command) => token::run(command).await,
     }
 }
