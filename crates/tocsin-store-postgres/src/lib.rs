@@ -63,6 +63,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../migrations/0003_due_work.sql")),
             false,
         ),
+        Migration::new(
+            6,
+            Cow::Borrowed("monitor results"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0006_monitor_results.sql")),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),

@@ -14,6 +14,7 @@ pub mod due_conformance;
 pub mod encode;
 mod error;
 mod model;
+pub mod monitor_results;
 pub mod sql;
 mod timeline;
 
@@ -27,6 +28,7 @@ pub use model::{
     EventFilter, EventSummary, Inbound, IncidentFilter, IncidentRow, IngestReport, Page,
     PageRequest, StoredEvent, TimelineEntry, TokenScope,
 };
+pub use monitor_results::MonitorResultStore;
 
 use std::collections::HashMap;
 
@@ -39,7 +41,7 @@ pub type ResolvePolicyOf<'a> = &'a (dyn Fn(&ServiceId) -> ResolvePolicy + Send +
 /// interface, plus what concerns the store as a whole. A new concern is a trait of its own,
 /// added to the supertraits here.
 #[async_trait]
-pub trait Store: IncidentStore + TokenStore + DueWorkStore + 'static {
+pub trait Store: IncidentStore + TokenStore + DueWorkStore + MonitorResultStore + 'static {
     /// "sqlite" or "postgres", for logs and metrics.
     fn backend(&self) -> &'static str;
 
@@ -259,6 +261,32 @@ pub const REQUIRED_SCHEMA: &[(&str, &[&str])] = &[
             "last_error",
             "parked_at",
             "created_at",
+        ],
+    ),
+    (
+        "monitor_results",
+        &[
+            "monitor_id",
+            "at",
+            "status",
+            "latency_ms",
+            "http_status",
+            "error",
+        ],
+    ),
+    (
+        "monitor_rollups",
+        &[
+            "monitor_id",
+            "period",
+            "start",
+            "checks",
+            "up",
+            "degraded",
+            "down",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
         ],
     ),
 ];
