@@ -44,6 +44,37 @@ pub struct MonitorStatus {
     /// The last result that was not up.
     pub last_failure: Option<CheckResultBody>,
     pub next_check_at: Option<String>,
+    /// Over the last 24 hours, from hourly rollups (absent before the first rollup).
+    pub uptime_24h: Option<UptimeBody>,
+    /// Over the last 30 days, from daily rollups.
+    pub uptime_30d: Option<UptimeBody>,
+}
+
+/// Availability over a span: `percent` = (up + degraded) / checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UptimeBody {
+    pub percent: f64,
+    pub checks: i64,
+    pub up: i64,
+    pub degraded: i64,
+    pub down: i64,
+    /// The highest of the span's hourly (or daily) latency percentiles.
+    pub p50_ms: i64,
+    pub p95_ms: i64,
+    pub p99_ms: i64,
+}
+
+fn uptime_body(uptime: &tocsin_checks::view::Uptime) -> UptimeBody {
+    UptimeBody {
+        percent: uptime.percent,
+        checks: uptime.checks,
+        up: uptime.up,
+        degraded: uptime.degraded,
+        down: uptime.down,
+        p50_ms: uptime.p50_ms,
+        p95_ms: uptime.p95_ms,
+        p99_ms: uptime.p99_ms,
+    }
 }
 
 /// One check's result.
@@ -113,6 +144,8 @@ impl From<MonitorView> for MonitorStatus {
             last_good: state.last_good.as_ref().map(result_body),
             last_failure: state.last_failure.as_ref().map(result_body),
             next_check_at: view.next_check_at.map(|at| at.to_string()),
+            uptime_24h: view.last_day.as_ref().map(uptime_body),
+            uptime_30d: view.last_30_days.as_ref().map(uptime_body),
         }
     }
 }
@@ -147,7 +180,12 @@ pub(crate) async fn list_monitors(
     };
     let store = state.engine.store();
     let (views, next) = monitors
-        .views(store.as_ref(), params.cursor.as_deref(), limit)
+        .views(
+            store.as_ref(),
+            params.cursor.as_deref(),
+            limit,
+            state.engine.now(),
+        )
         .await?;
     Ok(Json(MonitorPage {
         items: views.into_iter().map(MonitorStatus::from).collect(),
@@ -179,7 +217,10 @@ pub(crate) async fn get_monitor(
         return Err(not_found());
     };
     let store = state.engine.store();
-    match monitors.view(store.as_ref(), &id).await? {
+    match monitors
+        .view(store.as_ref(), &id, state.engine.now())
+        .await?
+    {
         Some(view) => Ok(Json(view.into())),
         None => Err(not_found()),
     }

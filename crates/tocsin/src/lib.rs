@@ -273,7 +273,12 @@ impl App {
             }
         });
         supervisor.spawn("due-work", Stage::Background, Importance::Essential, {
-            let runner = engine.due_runner(DueRunnerSettings::default());
+            let runner = engine
+                .due_runner(DueRunnerSettings::default())
+                .with_handler(Arc::new(tocsin_checks::ResultsMaintenance::new(
+                    engine.store(),
+                    Arc::clone(&monitors),
+                )));
             move |stop| async move {
                 runner.run_until(stop).await;
                 Ok(())

@@ -138,6 +138,25 @@ pub(crate) async fn run(command: MonitorCommand) -> anyhow::Result<ExitCode> {
                 "last failure:  {}",
                 result_text(monitor.last_failure.as_ref())
             ))?;
+            for (label, uptime) in [
+                ("uptime 24h:", &monitor.uptime_24h),
+                ("uptime 30d:", &monitor.uptime_30d),
+            ] {
+                let text = match uptime {
+                    Some(uptime) => format!(
+                        "{:.3}% of {} checks ({} degraded, {} down), p50/p95/p99 {}/{}/{} ms",
+                        uptime.percent,
+                        uptime.checks,
+                        uptime.degraded,
+                        uptime.down,
+                        uptime.p50_ms,
+                        uptime.p95_ms,
+                        uptime.p99_ms
+                    ),
+                    None => "- (not rolled up yet)".to_owned(),
+                };
+                out(format!("{label:<15}{text}"))?;
+            }
             out(format!(
                 "next check:    {} (every {} s)",
                 or_dash(monitor.next_check_at.as_deref()),
