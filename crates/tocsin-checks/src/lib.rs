@@ -4,10 +4,14 @@
 
 pub mod heartbeat;
 pub mod probe;
+pub mod results;
 pub mod runner;
 pub mod state;
 pub mod stored;
+pub mod view;
 
 pub use probe::{CheckResult, CheckStatus, Prober};
+pub use results::ResultsMaintenance;
 pub use runner::{dedup_key, MonitorRunner, Monitors, RunReport, RunnerSettings, MONITOR_CHECK};
 pub use state::{AlertAction, AlertLink, Decision, MonitorState, MonitorStatus, Thresholds};
+pub use view::MonitorView;

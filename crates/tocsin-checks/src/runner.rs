@@ -457,6 +457,11 @@ impl Inner {
             result = self.prober.check(monitor, self.now()).await;
         }
         let now = self.now();
+        let row = crate::results::result_row(&monitor.id, &result, now);
+        if let Err(error) = self.store.record_result(&row).await {
+            // The state (and the alert) go on without it; the result is missing from history.
+            tracing::warn!(monitor = %monitor.id, error = %tocsin_engine::error_chain(&error), "cannot store a check result");
+        }
         let probe = monitor.probe().expect("only probed monitors are scheduled");
         let decision = state.observe(&result, now, Thresholds::from(probe));
         if decision.before != decision.after {

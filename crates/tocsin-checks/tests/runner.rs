@@ -12,6 +12,7 @@ use axum::routing::get;
 use jiff::{SignedDuration, Timestamp};
 use tocsin_checks::{MonitorRunner, Monitors, RunnerSettings};
 use tocsin_core::{AlertState, ResolvePolicy, ServiceId, TimelineData};
+use tocsin_engine::Clock;
 use tocsin_engine::{
     Catalog, Engine, IngestSettings, Ingestor, ManualClock, Metrics, ServiceEntry,
 };
@@ -317,4 +318,57 @@ async fn a_reload_adds_and_removes_monitors_and_keeps_the_state_of_the_others() 
     runner.run_due_once().await.unwrap();
     assert_eq!(removed.requests.load(Ordering::SeqCst), requests_before);
     assert!(added.requests.load(Ordering::SeqCst) >= 2);
+}
+
+#[tokio::test]
+async fn results_are_kept_and_rolled_up_into_uptime() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let store = sqlite(dir.path()).await;
+    let target = spawn_target().await;
+    let config = config(&format!(
+        "[[monitors]]\nid = \"web\"\nservice = \"api\"\nkind = \"http\"\nurl = \"http://{}/healthz\"\ninterval = \"10s\"\n",
+        target.address
+    ));
+    let clock = Arc::new(ManualClock::new(start()));
+    let engine = engine(Arc::clone(&store), Arc::clone(&clock));
+    let runner = runner(&engine, &config);
+    runner.sync().await.unwrap();
+    for round in 0..8 {
+        // Rounds 5 and 6 fail (each after its quick retry: one result per check).
+        let status = if (5..7).contains(&round) { 500 } else { 200 };
+        target.status.store(status, Ordering::SeqCst);
+        clock.advance(SignedDuration::from_secs(10));
+        assert_eq!(runner.run_due_once().await.unwrap().checked, 1);
+    }
+    let now = clock.now();
+    let after_now = Timestamp::from_second(now.as_second() + 1).unwrap();
+    let results = store.results("web", start(), after_now, 100).await.unwrap();
+    assert_eq!(results.len(), 8);
+    assert_eq!(results[5].http_status, Some(500));
+    assert_eq!(results[5].error.as_deref(), Some("HTTP 500, expected 2xx"));
+
+    let maintenance =
+        tocsin_checks::ResultsMaintenance::new(Arc::clone(&store), Arc::clone(runner.monitors()));
+    let (deleted, _) = maintenance.run_once(now).await.unwrap();
+    assert_eq!(deleted, 0, "fresh results are kept");
+    let view = runner
+        .monitors()
+        .view(store.as_ref(), "web", now)
+        .await
+        .unwrap()
+        .expect("known monitor");
+    let day = view.last_day.expect("hourly rollups");
+    assert_eq!((day.checks, day.up, day.down), (8, 6, 2));
+    assert!((day.percent - 75.0).abs() < 1e-9, "{day:?}");
+    assert_eq!(view.last_30_days.expect("daily rollups").checks, 8);
+
+    // Fifteen days later the raw results go (their day is rolled up); the rollups stay.
+    let later = Timestamp::from_second(now.as_second() + 15 * 86_400).unwrap();
+    let (deleted, rollups_deleted) = maintenance.run_once(later).await.unwrap();
+    assert_eq!((deleted, rollups_deleted), (8, 0));
+    assert!(store
+        .results("web", start(), later, 100)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -71,6 +71,13 @@ fn migrator() -> Migrator {
             false,
         ),
         Migration::new(
+            6,
+            Cow::Borrowed("monitor results"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0006_monitor_results.sql")),
+            false,
+        ),
+        Migration::new(
             7,
             Cow::Borrowed("heartbeats"),
             MigrationType::Simple,

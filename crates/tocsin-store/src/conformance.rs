@@ -47,6 +47,7 @@ macro_rules! conformance_suite {
             missed_heartbeat_deadline_opens_an_incident_and_a_success_resolves_it,
             heartbeat_text_with_nul_is_refused,
             old_pings_are_pruned_per_monitor,
+            monitor_results_roll_up_and_age_out_only_once_rolled_up,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -1133,4 +1134,160 @@ pub async fn missing_rows_are_not_found(store: Arc<dyn Store>) {
     store.ping().await.expect("ping");
     let counts = store.counts().await.expect("counts");
     assert_eq!(counts.open_incidents, 0);
+}
+
+/// Results are stored once per (monitor, time), read by range, rolled up per hour and day
+/// (again and again to the same numbers), and deleted only where their day's rollup exists.
+pub async fn monitor_results_roll_up_and_age_out_only_once_rolled_up(store: Arc<dyn Store>) {
+    use crate::monitor_results::{CheckResultRow, ResultStatus, RollupPeriod};
+    let day_start: Timestamp = "2026-11-02T00:00:00Z".parse().expect("time");
+    let result =
+        |monitor: &str, seconds: i64, latency_ms: i64, status: ResultStatus| CheckResultRow {
+            monitor: monitor.to_owned(),
+            at: Timestamp::from_second(day_start.as_second() + seconds).expect("time"),
+            status,
+            latency_ms,
+            http_status: (status != ResultStatus::Up).then_some(500),
+            error: (status != ResultStatus::Up).then(|| "HTTP 500, expected 2xx".to_owned()),
+        };
+    // Day 1: 10 results of `web` in the first hour (one down, one degraded), 1 in the second.
+    for i in 0..10 {
+        let status = match i {
+            3 => ResultStatus::Down,
+            4 => ResultStatus::Degraded,
+            _ => ResultStatus::Up,
+        };
+        store
+            .record_result(&result("web", i * 60, (i + 1) * 10, status))
+            .await
+            .expect("record");
+    }
+    store
+        .record_result(&result("web", 3_600, 7, ResultStatus::Up))
+        .await
+        .expect("record");
+    // The same time again is ignored; another monitor is separate.
+    store
+        .record_result(&result("web", 0, 999, ResultStatus::Down))
+        .await
+        .expect("record again");
+    store
+        .record_result(&result("db", 0, 1, ResultStatus::Up))
+        .await
+        .expect("record db");
+    // Day 2: one result, never rolled up.
+    store
+        .record_result(&result("web", 86_400 + 5, 3, ResultStatus::Up))
+        .await
+        .expect("record day 2");
+
+    let hour_end = Timestamp::from_second(day_start.as_second() + 3_600).expect("time");
+    let first_hour = store
+        .results("web", day_start, hour_end, 100)
+        .await
+        .expect("results");
+    assert_eq!(first_hour.len(), 10);
+    assert_eq!(first_hour[0].latency_ms, 10, "the first write stands");
+    assert_eq!(first_hour[3].status, ResultStatus::Down);
+    assert_eq!(
+        first_hour[3].error.as_deref(),
+        Some("HTTP 500, expected 2xx")
+    );
+    assert_eq!(first_hour[3].http_status, Some(500));
+    assert_eq!(
+        store
+            .results("web", day_start, hour_end, 3)
+            .await
+            .expect("page")
+            .len(),
+        3
+    );
+
+    let hour = store
+        .roll_up("web", RollupPeriod::Hour, day_start)
+        .await
+        .expect("roll up")
+        .expect("a rollup");
+    assert_eq!(
+        (hour.checks, hour.up, hour.degraded, hour.down),
+        (10, 8, 1, 1)
+    );
+    assert_eq!((hour.p50_ms, hour.p95_ms, hour.p99_ms), (50, 100, 100));
+    let again = store
+        .roll_up(
+            "web",
+            RollupPeriod::Hour,
+            Timestamp::from_second(hour_end.as_second() - 1).expect("time"),
+        )
+        .await
+        .expect("roll up again")
+        .expect("a rollup");
+    assert_eq!(again, hour, "any time in the hour rolls up the same hour");
+    let empty_hour = Timestamp::from_second(day_start.as_second() + 5 * 3_600).expect("time");
+    assert_eq!(
+        store
+            .roll_up("web", RollupPeriod::Hour, empty_hour)
+            .await
+            .expect("roll up an empty hour"),
+        None
+    );
+    let hours = store
+        .rollups("web", RollupPeriod::Hour, day_start, 10)
+        .await
+        .expect("rollups");
+    assert_eq!(hours, vec![hour]);
+
+    // Retention before any daily rollup deletes nothing, however old the results are.
+    let far_future = Timestamp::from_second(day_start.as_second() + 400 * 86_400).expect("time");
+    assert_eq!(
+        store
+            .delete_rolled_up_results(far_future, 1_000)
+            .await
+            .expect("retention"),
+        0
+    );
+    let day = store
+        .roll_up("web", RollupPeriod::Day, day_start)
+        .await
+        .expect("roll up the day")
+        .expect("a rollup");
+    assert_eq!(day.checks, 11);
+    // Now day 1 of `web` goes; its day 2 (no rollup) and `db` (no rollup) stay.
+    assert_eq!(
+        store
+            .delete_rolled_up_results(far_future, 1_000)
+            .await
+            .expect("retention"),
+        11
+    );
+    assert_eq!(
+        store
+            .results("web", day_start, far_future, 100)
+            .await
+            .expect("results")
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .results("db", day_start, far_future, 100)
+            .await
+            .expect("results")
+            .len(),
+        1
+    );
+    // Rollups age out by their start.
+    assert_eq!(
+        store
+            .delete_rollups(day_start, 100)
+            .await
+            .expect("none before"),
+        0
+    );
+    assert_eq!(store.delete_rollups(far_future, 100).await.expect("all"), 2);
+    assert!(store
+        .rollups("web", RollupPeriod::Hour, day_start, 10)
+        .await
+        .expect("rollups")
+        .is_empty());
 }

@@ -17,6 +17,7 @@ pub mod heartbeat;
 #[cfg(feature = "testsuite")]
 mod heartbeat_conformance;
 mod model;
+pub mod monitor_results;
 pub mod outbox;
 #[cfg(feature = "testsuite")]
 pub mod outbox_conformance;
@@ -37,6 +38,7 @@ pub use model::{
     EventFilter, EventSummary, Inbound, IncidentFilter, IncidentRow, IngestReport, Page,
     PageRequest, StoredEvent, TimelineEntry, TokenScope,
 };
+pub use monitor_results::MonitorResultStore;
 pub use outbox::OutboxStore;
 pub use overrides::{NewOverride, OverrideFilter, OverrideRow, OverrideStore};
 
@@ -52,7 +54,14 @@ pub type ResolvePolicyOf<'a> = &'a (dyn Fn(&ServiceId) -> ResolvePolicy + Send +
 /// added to the supertraits here.
 #[async_trait]
 pub trait Store:
-    IncidentStore + TokenStore + DueWorkStore + OverrideStore + HeartbeatStore + OutboxStore + 'static
+    IncidentStore
+    + TokenStore
+    + DueWorkStore
+    + OverrideStore
+    + HeartbeatStore
+    + OutboxStore
+    + MonitorResultStore
+    + 'static
 {
     /// "sqlite" or "postgres", for logs and metrics.
     fn backend(&self) -> &'static str;
@@ -348,6 +357,32 @@ pub const REQUIRED_SCHEMA: &[(&str, &[&str])] = &[
     (
         "server_keys",
         &["id", "purpose", "secret", "created_at", "retired_at"],
+    ),
+    (
+        "monitor_results",
+        &[
+            "monitor_id",
+            "at",
+            "status",
+            "latency_ms",
+            "http_status",
+            "error",
+        ],
+    ),
+    (
+        "monitor_rollups",
+        &[
+            "monitor_id",
+            "period",
+            "start",
+            "checks",
+            "up",
+            "degraded",
+            "down",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+        ],
     ),
 ];
 

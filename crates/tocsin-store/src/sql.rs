@@ -681,8 +681,8 @@ pub fn check_batch(batch: &[crate::Inbound]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Implements [`IncidentStore`](crate::IncidentStore) and [`TokenStore`](crate::TokenStore)
-/// for a backend with the functions of this module. The backend defines, before invoking it:
+/// Implements [`IncidentStore`](crate::IncidentStore), [`TokenStore`](crate::TokenStore) and
+/// [`MonitorResultStore`](crate::MonitorResultStore) for a backend with the functions of this module. The backend defines, before invoking it:
 /// `read!(self, |conn| body)` (runs `body` on a [`Connection`] of its reader),
 /// `write!(self, "what", |conn| body)` (runs it in a write transaction and commits), and an
 /// inherent `async fn ingest_batch(&self, batch, resolve_policy)`, its own ingest path.
@@ -876,6 +876,73 @@ macro_rules! impl_store_with_shared_sql {
                 write!(self, "rotating the server key", |conn| $crate::outbox::rotate_server_key(
                     conn, purpose, new_secret, now
                 ))
+            }
+        }
+
+        #[$crate::async_trait]
+        impl $crate::MonitorResultStore for $store {
+            async fn record_result(
+                &self,
+                result: &$crate::monitor_results::CheckResultRow,
+            ) -> Result<(), $crate::StoreError> {
+                write!(self, "recording a check result", |conn| {
+                    $crate::monitor_results::record_result(conn, result)
+                })
+            }
+
+            async fn results(
+                &self,
+                monitor: &str,
+                from: tocsin_core::Timestamp,
+                to: tocsin_core::Timestamp,
+                limit: usize,
+            ) -> Result<Vec<$crate::monitor_results::CheckResultRow>, $crate::StoreError> {
+                read!(self, |conn| $crate::monitor_results::results(
+                    conn, monitor, from, to, limit
+                ))
+            }
+
+            async fn roll_up(
+                &self,
+                monitor: &str,
+                period: $crate::monitor_results::RollupPeriod,
+                start: tocsin_core::Timestamp,
+            ) -> Result<Option<$crate::monitor_results::Rollup>, $crate::StoreError> {
+                write!(self, "rolling up check results", |conn| {
+                    $crate::monitor_results::roll_up(conn, monitor, period, start)
+                })
+            }
+
+            async fn rollups(
+                &self,
+                monitor: &str,
+                period: $crate::monitor_results::RollupPeriod,
+                from: tocsin_core::Timestamp,
+                limit: usize,
+            ) -> Result<Vec<$crate::monitor_results::Rollup>, $crate::StoreError> {
+                read!(self, |conn| $crate::monitor_results::rollups(
+                    conn, monitor, period, from, limit
+                ))
+            }
+
+            async fn delete_rolled_up_results(
+                &self,
+                before: tocsin_core::Timestamp,
+                limit: usize,
+            ) -> Result<usize, $crate::StoreError> {
+                write!(self, "deleting old check results", |conn| {
+                    $crate::monitor_results::delete_rolled_up_results(conn, before, limit)
+                })
+            }
+
+            async fn delete_rollups(
+                &self,
+                before: tocsin_core::Timestamp,
+                limit: usize,
+            ) -> Result<usize, $crate::StoreError> {
+                write!(self, "deleting old rollups", |conn| {
+                    $crate::monitor_results::delete_rollups(conn, before, limit)
+                })
             }
         }
 

@@ -45,6 +45,7 @@ const MAX_NOTE_CHARS: usize = 10_000;
         (name = "alerts", description = "Alerts and the events folded into them"),
         (name = "services", description = "Services declared in the config"),
         (name = "heartbeats", description = "Heartbeat monitors and their pings"),
+        (name = "monitors", description = "The monitors Tocsin probes, and their state"),
         (name = "config", description = "The config file in force")
     )
 )]
@@ -83,6 +84,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::heartbeats::list_heartbeats))
         .routes(routes!(crate::heartbeats::get_heartbeat))
         .routes(routes!(crate::heartbeats::heartbeat_pings))
+        .routes(routes!(crate::monitors::list_monitors))
+        .routes(routes!(crate::monitors::get_monitor))
         .merge(crate::oncall::routes());
     let document = router.get_openapi().clone();
     let json = document

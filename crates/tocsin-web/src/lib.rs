@@ -11,6 +11,7 @@ pub mod heartbeats;
 mod ingest;
 mod limit;
 mod links;
+pub mod monitors;
 pub mod oncall;
 pub mod parse;
 mod ping;

@@ -266,7 +266,8 @@ impl App {
         let address = listener.local_addr().context("listener has no address")?;
         let listener =
             tokio::net::TcpListener::from_std(listener).context("cannot use the listener")?;
-        let mut router = tocsin_web::router(Arc::clone(&engine));
+        let mut router =
+            tocsin_web::router(Arc::clone(&engine)).layer(axum::Extension(Arc::clone(&monitors)));
         if let Some(reloader) = &reloader {
             let reloader: tocsin_web::Reloader = Arc::clone(reloader);
             router = router.layer(axum::Extension(reloader));
@@ -313,6 +314,10 @@ impl App {
                 )))
                 .with_handler(Arc::new(tocsin_checks::heartbeat::PingRetention::new(
                     Arc::clone(&engine),
+                )))
+                .with_handler(Arc::new(tocsin_checks::ResultsMaintenance::new(
+                    engine.store(),
+                    Arc::clone(&monitors),
                 )));
             move |stop| async move {
                 runner.run_until(stop).await;

@@ -274,6 +274,10 @@ fn incident_line(incident: &Incident) -> String {
     )
 }
 
+pub(crate) fn or_dash(value: Option<&str>) -> &str {
+    value.unwrap_or("-")
+}
+
 pub(crate) async fn incidents(command: IncidentCommand) -> anyhow::Result<ExitCode> {
     match command {
         IncidentCommand::List {

@@ -2,6 +2,7 @@ mod alerts;
 mod client;
 mod config;
 mod heartbeats;
+mod monitors;
 mod oncall;
 mod render;
 mod serve;
@@ -53,6 +54,9 @@ enum Command {
     /// List heartbeat monitors with their state, and their pings, on a running server.
     #[command(subcommand, alias = "heartbeat")]
     Heartbeats(heartbeats::HeartbeatCommand),
+    /// List and show the monitors of a running server with their state.
+    #[command(subcommand, alias = "monitor")]
+    Monitors(monitors::MonitorCommand),
     /// Create, list and revoke API tokens (works on the database directly).
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -85,6 +89,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alerts(command) => alerts::alerts(command).await,
         Command::Services(command) => alerts::services(command).await,
         Command::Heartbeats(command) => heartbeats::run(command).await,
+        Command::Monitors(command) => monitors::run(command).await,
         Command::Token(command) => token::run(command).await,
         Command::Oncall(args) => oncall::oncall(args).await,
         Command::Override(command) => oncall::overrides(command).await,

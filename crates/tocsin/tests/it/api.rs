@@ -285,6 +285,8 @@ async fn openapi_document_matches_the_routes() {
         "/api/v1/events/{id}",
         "/api/v1/services",
         "/api/v1/services/{id}/changes",
+        "/api/v1/monitors",
+        "/api/v1/monitors/{id}",
         "/api/v1/config/reload",
         "/api/v1/oncall",
         "/api/v1/schedules/{id}/gaps",

@@ -121,6 +121,52 @@ expect_body = "ok"
     assert_eq!(details["last_good"]["http_status"], 200, "{details}");
     assert!(details["failing_since"].is_string(), "{details}");
 
+    // The API and the CLI show the state.
+    let (code, page) = app.get("/api/v1/monitors").await;
+    assert_eq!(code, 200, "{page}");
+    let monitor = &page["items"][0];
+    assert_eq!(monitor["id"], "checkout-health", "{page}");
+    assert_eq!(monitor["status"], "down", "{page}");
+    assert_eq!(monitor["alert"], "own", "{page}");
+    assert_eq!(monitor["last_good"]["status"], "up", "{page}");
+    assert_eq!(monitor["last_failure"]["http_status"], 500, "{page}");
+    assert!(monitor["next_check_at"].is_string(), "{page}");
+    let (code, one) = app.get("/api/v1/monitors/checkout-health").await;
+    assert_eq!(code, 200, "{one}");
+    assert_eq!(one["target"], format!("GET http://{address}/healthz"));
+    let (code, missing) = app.get("/api/v1/monitors/nope").await;
+    assert_eq!(code, 404, "{missing}");
+    let cli = |args: &'static [&'static str]| {
+        let base = app.base.clone();
+        let token = app.token.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_tocsin"))
+                .args(args)
+                .env("TOCSIN_SERVER", base)
+                .env("TOCSIN_TOKEN", token)
+                .output()
+                .expect("run")
+        })
+    };
+    let listed = cli(&["monitors", "list"]).await.expect("cli");
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line.starts_with("checkout-health") && line.contains("down")),
+        "{stdout}"
+    );
+    let shown = cli(&["monitors", "show", "checkout-health", "--json"])
+        .await
+        .expect("cli");
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("json");
+    assert_eq!(shown["status"], "down", "{shown}");
+
     status.store(200, Ordering::SeqCst);
     let resolved = wait_for(Duration::from_secs(20), || async {
         monitor_incident(&app.engine)
