@@ -334,7 +334,7 @@ mod tests {
         assert!(
             warnings
                 .iter()
-                .any(|line| line.contains("section=\"[[schedules]]\"")),
+                .any(|line| line.contains("section=\"[[components]]\"")),
             "{log}"
         );
     }

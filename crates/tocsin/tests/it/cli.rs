@@ -63,8 +63,8 @@ integration_keys = ["tooshort"]
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("ok"), "{stdout}");
-    // The demo has monitors and a status page: the summary says they do not run. Its schedule
-    // acts, so it is not among them.
+    // The demo has a status page: the summary says it is not served. Its schedule, monitor,
+    // rule and escalation policy act, so they are not among them.
     assert!(stdout.contains("accepted but not acted on yet"), "{stdout}");
     for section in tocsin_config::parse(tocsin_config::DEMO, "demo.toml", &|_| None)
         .expect("the demo parses")
@@ -73,8 +73,10 @@ integration_keys = ["tooshort"]
         let line = format!("{} {}: would ", section.count, section.name);
         assert!(stdout.contains(&line), "{line:?} missing in {stdout}");
     }
-    assert!(stdout.contains("[[monitors]]"), "{stdout}");
-    assert!(!stdout.contains("[[schedules]]"), "{stdout}");
+    assert!(stdout.contains("[status_page]"), "{stdout}");
+    for acting in ["[[schedules]]", "[[monitors]]", "[[rules]]", "[[escalation_policies]]"] {
+        assert!(!stdout.contains(acting), "{acting} acts: {stdout}");
+    }
     assert!(!stdout.contains(" monitors)"), "{stdout}");
 }
 
