@@ -1,5 +1,6 @@
 mod client;
 mod config;
+mod links;
 mod serve;
 mod token;
 
@@ -38,6 +39,9 @@ enum Command {
     /// Create, list and revoke API tokens (works on the database directly).
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Manage the key of signed acknowledge and resolve links (works on the database directly).
+    #[command(subcommand)]
+    Links(links::LinksCommand),
 }
 
 /// Where the database is, for commands that open it directly.
@@ -62,6 +66,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Event(command) => client::event(command).await,
         Command::Incidents(command) => client::incidents(command).await,
         Command::Token(command) => token::run(command).await,
+        Command::Links(command) => links::run(command).await,
     }
 }
 
