@@ -331,7 +331,10 @@ async fn a_page_reaches_smtp_and_a_signed_webhook_and_the_email_link_stops_every
     let response = client.post(&resolve).send().await.expect("post");
     assert_eq!(response.status(), 403);
     let (_, incident) = app.get("/api/v1/incidents/1").await;
-    assert_eq!(incident["state"], "acknowledged", "the old link changed nothing");
+    assert_eq!(
+        incident["state"], "acknowledged",
+        "the old link changed nothing"
+    );
 
     app.stop().await;
     if let Some(mut stdin) = sink.stdin.take() {
