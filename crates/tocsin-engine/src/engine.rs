@@ -10,7 +10,7 @@ use tocsin_store::{
 };
 
 use crate::due::{DueRunner, DueRunnerSettings, FoldLogSweep};
-use crate::links::{new_key_hex, LinkAction, LinkError, LinkSigner, LINK_KEY_PURPOSE};
+use crate::links::{new_key_hex, LinkAction, LinkClaims, LinkError, LinkSigner, LINK_KEY_PURPOSE};
 use crate::{Catalog, Clock, EngineError, Ingestor, Metrics, SubmitError};
 
 /// Alerts per `Store::log_due_folds` call.
@@ -96,6 +96,20 @@ impl Engine {
         self.links.store(LinkSigner::new(keys).map(Arc::new));
     }
 
+    /// Checks a link against the keys the store holds now (so a key rotated by another
+    /// process or replica is honoured at once), at the clock's `now`.
+    pub async fn verify_link(&self, token: &str) -> Result<LinkClaims, LinkFollowError> {
+        self.load_link_keys()
+            .await
+            .map_err(LinkFollowError::Engine)?;
+        let signer = self
+            .links()
+            .ok_or(LinkFollowError::Link(LinkError::NoKey))?;
+        signer
+            .verify(token, self.clock.now())
+            .map_err(LinkFollowError::Link)
+    }
+
     /// The link signer, once [`Engine::load_link_keys`] has run.
     pub fn links(&self) -> Option<Arc<LinkSigner>> {
         self.links.load_full()
@@ -104,12 +118,7 @@ impl Engine {
     /// Acts on a signed link: checks it at the clock's `now` and runs its command as the user
     /// it was sent to (`link:<user>` on the timeline).
     pub async fn follow_link(&self, token: &str) -> Result<CommandOutcome, LinkFollowError> {
-        let signer = self
-            .links()
-            .ok_or(LinkFollowError::Link(LinkError::NoKey))?;
-        let claims = signer
-            .verify(token, self.clock.now())
-            .map_err(LinkFollowError::Link)?;
+        let claims = self.verify_link(token).await?;
         let command = match claims.action {
             LinkAction::Acknowledge => Command::Acknowledge,
             LinkAction::Resolve => Command::Resolve,

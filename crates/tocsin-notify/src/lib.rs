@@ -122,6 +122,9 @@ pub struct DrainReport {
     pub lost: usize,
 }
 
+/// How often [`Dispatcher::run_until`] reloads the link keys.
+const LINK_KEY_REFRESH: Duration = Duration::from_secs(60);
+
 /// Claims per [`Dispatcher::drain_once`] at most: it always returns.
 const MAX_ROUNDS: usize = 16;
 
@@ -195,7 +198,18 @@ impl Dispatcher {
     /// Drains every `poll` until `stop` is cancelled. Store errors are logged and retried at
     /// the next poll.
     pub async fn run_until(&self, stop: CancellationToken) {
+        let mut keys_loaded = Instant::now();
         loop {
+            // A link key rotated by another process is used for new links within a minute.
+            if keys_loaded.elapsed() >= LINK_KEY_REFRESH {
+                if let Err(error) = self.engine.load_link_keys().await {
+                    tracing::warn!(
+                        error = %tocsin_engine::error_chain(&error),
+                        "cannot reload the link key; keeping the one loaded"
+                    );
+                }
+                keys_loaded = Instant::now();
+            }
             match self.drain_once().await {
                 Ok(report) if report == DrainReport::default() => {}
                 Ok(report) => tracing::debug!(

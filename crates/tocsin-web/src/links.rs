@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tocsin_engine::links::{LinkAction, LinkClaims, LinkError};
+use tocsin_engine::links::{LinkAction, LinkError};
 use tocsin_engine::{EngineError, LinkFollowError};
 use tocsin_store::StoreError;
 
@@ -23,9 +23,10 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// Shows what the link would do, with one button; changes nothing.
 async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let claims = match verify(&state, &token) {
+    let claims = match state.engine.verify_link(&token).await {
         Ok(claims) => claims,
-        Err(error) => return link_error(&error),
+        Err(LinkFollowError::Link(error)) => return link_error(&error),
+        Err(LinkFollowError::Engine(error)) => return engine_error(&error),
     };
     let title = match state.engine.incident(claims.incident).await {
         Ok(incident) => incident.title,
@@ -58,11 +59,6 @@ async fn act(State(state): State<AppState>, Path(token): Path<String>) -> Respon
         Err(LinkFollowError::Link(error)) => link_error(&error),
         Err(LinkFollowError::Engine(error)) => engine_error(&error),
     }
-}
-
-fn verify(state: &AppState, token: &str) -> Result<LinkClaims, LinkError> {
-    let signer = state.engine.links().ok_or(LinkError::NoKey)?;
-    signer.verify(token, state.engine.now())
 }
 
 fn verb(action: LinkAction) -> &'static str {

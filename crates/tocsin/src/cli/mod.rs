@@ -2,6 +2,7 @@ mod alerts;
 mod client;
 mod config;
 mod heartbeats;
+mod links;
 mod monitors;
 mod oncall;
 mod render;
@@ -15,8 +16,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 /// Tocsin: alerts in, incidents out. Self-hosted incident response in one binary: ingestion,
-/// incidents and their timelines, who is on call, monitors (http, tcp, dns, tls and heartbeats)
-/// and rules today; paging and the status page are configured and validated but not acted on yet.
+/// incidents and their timelines, paging by escalation policy (console, webhook, ntfy, email),
+/// who is on call, monitors (http, tcp, dns, tls and heartbeats) and rules today; channels and
+/// the status page are configured and validated but not acted on yet.
 #[derive(Debug, Parser)]
 #[command(name = "tocsin", version, propagate_version = true)]
 pub(crate) struct Cli {
@@ -60,6 +62,9 @@ enum Command {
     /// Create, list and revoke API tokens (works on the database directly).
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Manage the key of signed acknowledge and resolve links (works on the database directly).
+    #[command(subcommand)]
+    Links(links::LinksCommand),
 }
 
 /// Where the database is, for commands that open it directly.
@@ -93,6 +98,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(command) => token::run(command).await,
         Command::Oncall(args) => oncall::oncall(args).await,
         Command::Override(command) => oncall::overrides(command).await,
+        Command::Links(command) => links::run(command).await,
     }
 }
 

@@ -45,7 +45,9 @@ pub(crate) enum TokenCommand {
 }
 
 /// Opens the store the command names; tokens need nothing else (no ingest, no HTTP).
-async fn open_store(store: StoreArgs) -> anyhow::Result<(Arc<dyn Store>, tocsin::StoreCloser)> {
+pub(crate) async fn open_store(
+    store: StoreArgs,
+) -> anyhow::Result<(Arc<dyn Store>, tocsin::StoreCloser)> {
     let config = match &store.config {
         Some(path) => tocsin_config::load(path).map_err(|errors| anyhow::anyhow!("{errors}"))?,
         None => tocsin_config::parse("", "(defaults)", &|_| None)

@@ -74,7 +74,12 @@ integration_keys = ["tooshort"]
         assert!(stdout.contains(&line), "{line:?} missing in {stdout}");
     }
     assert!(stdout.contains("[status_page]"), "{stdout}");
-    for acting in ["[[schedules]]", "[[monitors]]", "[[rules]]", "[[escalation_policies]]"] {
+    for acting in [
+        "[[schedules]]",
+        "[[monitors]]",
+        "[[rules]]",
+        "[[escalation_policies]]",
+    ] {
         assert!(!stdout.contains(acting), "{acting} acts: {stdout}");
     }
     assert!(!stdout.contains(" monitors)"), "{stdout}");

@@ -317,6 +317,25 @@ async fn a_page_reaches_smtp_and_a_signed_webhook_and_the_email_link_stops_every
     let (status, _) = app.post("/api/v1/incidents/1/escalate", None).await;
     assert_eq!(status, 409);
 
+    // After the link key is rotated (as `tocsin links rotate-key` does), older links stop
+    // working at once.
+    let resolve = link(body, "Resolve");
+    store
+        .rotate_server_key(
+            tocsin_engine::links::LINK_KEY_PURPOSE,
+            &tocsin_engine::links::new_key_hex(),
+            app.engine.now(),
+        )
+        .await
+        .expect("rotate");
+    let response = client.post(&resolve).send().await.expect("post");
+    assert_eq!(response.status(), 403);
+    let (_, incident) = app.get("/api/v1/incidents/1").await;
+    assert_eq!(
+        incident["state"], "acknowledged",
+        "the old link changed nothing"
+    );
+
     app.stop().await;
     if let Some(mut stdin) = sink.stdin.take() {
         let _ = stdin.shutdown().await;
