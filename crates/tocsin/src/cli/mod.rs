@@ -1,8 +1,8 @@
 mod alerts;
 mod client;
 mod config;
-mod render;
 mod oncall;
+mod render;
 mod serve;
 mod token;
 
