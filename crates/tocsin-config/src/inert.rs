@@ -26,40 +26,14 @@ impl std::fmt::Display for InertSection {
 
 impl Config {
     /// The sections present in this config (one entry or more) that are parsed and validated
-    /// only: today nothing pages, probes, evaluates rules, sends messages or serves a status
-    /// page. In the order of the file's documentation.
+    /// only: today nothing posts to channels or serves a status page. In the order of the
+    /// file's documentation.
     pub fn inert_sections(&self) -> Vec<InertSection> {
-        let contact_methods: usize = self.users.iter().map(|user| user.contact.len()).sum();
         let sections = [
-            (
-                "[smtp]",
-                usize::from(self.smtp.is_some()),
-                "send email to contact methods and email channels",
-            ),
-            (
-                "contact methods and notify rules of [[users]]",
-                contact_methods,
-                "reach a paged person by email, webhook or ntfy, in the order of their notify rules",
-            ),
-            (
-                "[[escalation_policies]]",
-                self.escalation_policies.len(),
-                "page the people of each level until someone acknowledges",
-            ),
             (
                 "[[channels]]",
                 self.channels.len(),
                 "post a service's incidents to chat, webhooks and email",
-            ),
-            (
-                "[[monitors]]",
-                self.monitors.len(),
-                "probe http, tcp, dns and tls endpoints and watch heartbeat pings",
-            ),
-            (
-                "[[rules]]",
-                self.rules.len(),
-                "alert on the rate or the absence of matching events",
             ),
             (
                 "[status_page]",

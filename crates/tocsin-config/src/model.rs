@@ -234,10 +234,12 @@ pub struct ContactMethod {
 pub enum ContactKind {
     /// Sent through `[smtp]`.
     Email { address: String },
-    /// A signed JSON POST, like a `webhook` channel.
-    Webhook { url: Secret },
+    /// A JSON POST, like a `webhook` channel; with a secret, signed with HMAC-SHA256.
+    Webhook { url: Secret, secret: Option<Secret> },
     /// A push notification through an ntfy topic URL.
     Ntfy { url: Secret },
+    /// The server's log: for trying Tocsin out (`tocsin demo`), not for waking anyone.
+    Console,
 }
 
 impl ContactKind {
@@ -246,6 +248,7 @@ impl ContactKind {
             ContactKind::Email { .. } => "email",
             ContactKind::Webhook { .. } => "webhook",
             ContactKind::Ntfy { .. } => "ntfy",
+            ContactKind::Console => "console",
         }
     }
 }
@@ -388,6 +391,10 @@ pub struct Monitor {
     /// A service id.
     pub service: String,
     pub kind: MonitorKind,
+    /// Ids of the monitors this one depends on: while one of them is down, this monitor's
+    /// failures are recorded and attached to the parent's alert instead of paging on their own.
+    /// Never a cycle.
+    pub depends_on: Vec<String>,
 }
 
 impl Monitor {
@@ -431,10 +438,20 @@ pub struct Probe {
     pub interval: Duration,
     /// Default 10 s, never longer than the interval.
     pub timeout: Duration,
-    /// Consecutive failures before an alert, and successes before recovery. Default 2.
+    /// Consecutive failures before an alert. Default 2.
     pub confirm: u32,
+    /// Consecutive successes before recovery. Default: `confirm`.
+    pub confirm_up: u32,
     /// A success slower than this counts as degraded.
     pub degraded_above: Option<Duration>,
+    /// Changes between up and not up within an hour beyond which the monitor counts as
+    /// flapping: it pages once and stays open until it is steady again. Default 6.
+    pub flap_threshold: u32,
+}
+
+impl Probe {
+    pub const DEFAULT_CONFIRM: u32 = 2;
+    pub const DEFAULT_FLAP_THRESHOLD: u32 = 6;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -447,8 +464,49 @@ pub struct HttpCheck {
     pub expect_status: Vec<StatusPattern>,
     /// A substring the response body must contain.
     pub expect_body: Option<String>,
+    /// A substring the response body must not contain.
+    pub expect_body_absent: Option<String>,
+    /// A value the JSON response body must hold at a path.
+    pub expect_json: Option<ExpectJson>,
+    /// Request headers, in the order written. Values are secrets (they often carry tokens).
+    pub headers: Vec<(String, Secret)>,
+    /// The request body (sent with any method).
+    pub body: Option<String>,
+    /// Follow redirects (up to 10), or judge the redirect response itself. Default true.
+    pub follow_redirects: bool,
     /// Alert this many days before the certificate expires (https URLs only).
     pub tls_expiry_warn_days: Option<u32>,
+    /// TLS trust for https URLs.
+    pub tls: TlsTrust,
+}
+
+/// `expect_json = { path = "status.db", equals = "ok" }`: the value at a dotted path of the
+/// JSON body (array elements by index: `items.0.state`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectJson {
+    pub path: String,
+    pub equals: JsonScalar,
+}
+
+/// A JSON value written in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonScalar {
+    String(String),
+    Integer(i64),
+    Boolean(bool),
+}
+
+/// Which certificates a TLS check trusts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum TlsTrust {
+    /// The usual public roots.
+    #[default]
+    PublicRoots,
+    /// Only the CA certificates of this PEM file (`ca_file`), e.g. an internal CA.
+    CaFile(PathBuf),
+    /// Any certificate (`skip_tls_verify = true`): encryption without authentication. Logged
+    /// loudly at start-up and on every reload.
+    SkipVerify,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -457,6 +515,10 @@ pub enum HttpMethod {
     Get,
     Head,
     Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
 }
 
 impl HttpMethod {
@@ -465,6 +527,10 @@ impl HttpMethod {
             HttpMethod::Get => "GET",
             HttpMethod::Head => "HEAD",
             HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Options => "OPTIONS",
         }
     }
 }
@@ -491,6 +557,9 @@ pub struct TcpCheck {
     pub probe: Probe,
     /// `host:port`.
     pub address: String,
+    /// Complete a TLS handshake after connecting. Default false.
+    pub tls: bool,
+    pub tls_trust: TlsTrust,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -502,6 +571,9 @@ pub struct DnsCheck {
     pub record: DnsRecord,
     /// When not empty, the answer must contain each of these values.
     pub expect: Vec<String>,
+    /// The DNS server asked (UDP, then TCP for truncated answers). Default: the first
+    /// `nameserver` of `/etc/resolv.conf`.
+    pub resolver: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -536,6 +608,7 @@ pub struct TlsCheck {
     pub address: String,
     /// Default 14.
     pub tls_expiry_warn_days: u32,
+    pub tls_trust: TlsTrust,
 }
 
 /// A job that reports in: `/ping/<ping_key>` (success), `/start`, `/fail` or `/<exit code>`.
@@ -548,6 +621,9 @@ pub struct HeartbeatCheck {
     pub ping_key: Secret,
     /// Starts in a row without a success before the job counts as crash-looping.
     pub max_starts_without_success: Option<u32>,
+    /// Only `POST` pings count; `GET` and `HEAD` are answered and ignored (link previews and
+    /// crawlers fetch URLs). Default false.
+    pub post_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -572,10 +648,22 @@ pub struct Rule {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuleKind {
-    /// More than `above` matching events within the window.
-    Rate { above: u64 },
+    /// More than `above` matching events within the window (and, with a baseline, more than
+    /// its factor times the average count per window over the trailing baseline window).
+    Rate {
+        above: u64,
+        baseline: Option<RateBaseline>,
+    },
     /// No matching event within the window.
     Absence,
+}
+
+/// `baseline = K` of a rate rule: fire only above K times the trailing average.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateBaseline {
+    pub factor: u32,
+    /// The trailing time the average is taken over (the current window excluded).
+    pub window: Duration,
 }
 
 /// `match = { ... }` of a rule.

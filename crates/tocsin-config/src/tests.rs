@@ -188,7 +188,13 @@ fn the_example_parses_with_its_variables_set() {
         matches!(&heartbeat.expected, HeartbeatSchedule::Cron { cron, .. } if cron.as_str() == "0 3 * * *")
     );
 
-    assert_eq!(config.rules[0].kind, RuleKind::Rate { above: 1000 });
+    assert_eq!(
+        config.rules[0].kind,
+        RuleKind::Rate {
+            above: 1000,
+            baseline: None
+        }
+    );
     assert_eq!(
         config.rules[0].matches.severity,
         Some(tocsin_core::Severity::Error)
@@ -261,25 +267,20 @@ fn inert_sections_name_what_is_accepted_but_not_acted_on() {
     assert_eq!(
         inert,
         [
-            ("[smtp]", 1),
-            ("contact methods and notify rules of [[users]]", 4),
-            ("[[escalation_policies]]", 1),
             ("[[channels]]", 3),
-            ("[[monitors]]", 5),
-            ("[[rules]]", 2),
             ("[status_page]", 1),
             ("[[components]]", 2),
         ]
     );
-    let monitors = &config.inert_sections()[4];
+    let channels = &config.inert_sections()[0];
     assert_eq!(
-        monitors.to_string(),
-        "[[monitors]] (5): accepted, not acted on yet; it would probe http, tcp, dns and tls \
-         endpoints and watch heartbeat pings"
+        channels.to_string(),
+        "[[channels]] (3): accepted, not acted on yet; it would post a service's incidents to \
+         chat, webhooks and email"
     );
 
-    // Services, users and teams act today (ingestion, tokens); a config of only those has no
-    // inert section.
+    // Services, users (with their contact methods), teams, escalation policies and the SMTP
+    // relay act today (ingestion, paging); a config of only those has no inert section.
     let minimal = parse(
         &format!("[[services]]\nid = \"api\"\nintegration_keys = [\"{ROUTING_KEY}\"]\n"),
         "minimal.toml",
@@ -1446,4 +1447,229 @@ fn server_connection_settings_have_defaults_and_are_checked() {
     let errors = errors_of("[server]\nidle_timeout = 30\nmax_connections = 0\n");
     find(&errors, 2, 16, "idle_timeout");
     find(&errors, 3, 19, "max_connections");
+}
+
+#[test]
+fn active_monitors_read_every_probe_setting() {
+    let source = r#"[[services]]
+id = "s"
+
+[[monitors]]
+id = "web"
+service = "s"
+kind = "http"
+url = "https://web.example/healthz"
+method = "PUT"
+headers = { "X-Api-Key" = "k-123", Accept = "application/json" }
+body = '{"ping":true}'
+expect_status = ["200", "3xx"]
+expect_body_absent = "error"
+expect_json = { path = "checks.0.ok", equals = true }
+follow_redirects = false
+ca_file = "/etc/tocsin/internal-ca.pem"
+confirm = 3
+confirm_up = 1
+flap_threshold = 10
+depends_on = ["db"]
+
+[[monitors]]
+id = "db"
+service = "s"
+kind = "tcp"
+address = "db.internal:5432"
+tls = true
+skip_tls_verify = true
+
+[[monitors]]
+id = "dns"
+service = "s"
+kind = "dns"
+name = "web.example"
+resolver = "127.0.0.1:5353"
+depends_on = ["db"]
+"#;
+    let config = parse(source, "tocsin.toml", &no_env).expect("valid");
+    let web = config.monitor("web").unwrap();
+    assert_eq!(web.depends_on, vec!["db".to_owned()]);
+    let MonitorKind::Http(http) = &web.kind else {
+        panic!("http")
+    };
+    assert_eq!(http.method, HttpMethod::Put);
+    assert_eq!(http.headers.len(), 2);
+    assert_eq!(http.headers[0].0, "X-Api-Key");
+    assert_eq!(http.headers[0].1.expose(), "k-123");
+    assert!(!format!("{http:?}").contains("k-123"));
+    assert_eq!(http.body.as_deref(), Some(r#"{"ping":true}"#));
+    assert_eq!(http.expect_body_absent.as_deref(), Some("error"));
+    assert_eq!(
+        http.expect_json,
+        Some(ExpectJson {
+            path: "checks.0.ok".to_owned(),
+            equals: JsonScalar::Boolean(true)
+        })
+    );
+    assert!(!http.follow_redirects);
+    assert_eq!(
+        http.tls,
+        TlsTrust::CaFile("/etc/tocsin/internal-ca.pem".into())
+    );
+    assert_eq!((http.probe.confirm, http.probe.confirm_up), (3, 1));
+    assert_eq!(http.probe.flap_threshold, 10);
+    let MonitorKind::Tcp(tcp) = &config.monitor("db").unwrap().kind else {
+        panic!("tcp")
+    };
+    assert!(tcp.tls);
+    assert_eq!(tcp.tls_trust, TlsTrust::SkipVerify);
+    assert_eq!(tcp.probe.confirm_up, Probe::DEFAULT_CONFIRM);
+    let MonitorKind::Dns(dns) = &config.monitor("dns").unwrap().kind else {
+        panic!("dns")
+    };
+    assert_eq!(dns.resolver, Some("127.0.0.1:5353".parse().unwrap()));
+}
+
+#[test]
+fn monitor_mistakes_are_reported_where_they_are() {
+    let source = r#"[[services]]
+id = "s"
+
+[[monitors]]
+id = "a"
+service = "s"
+kind = "tcp"
+address = "a:1"
+depends_on = ["c"]
+
+[[monitors]]
+id = "b"
+service = "s"
+kind = "tcp"
+address = "b:1"
+depends_on = ["a"]
+
+[[monitors]]
+id = "c"
+service = "s"
+kind = "tcp"
+address = "c:1"
+depends_on = ["b", "nope"]
+ca_file = "ca.pem"
+
+[[monitors]]
+id = "web"
+service = "s"
+kind = "http"
+url = "http://web.example/"
+headers = { "bad header" = "x" }
+expect_json = { path = "a..b" }
+skip_tls_verify = true
+
+[[monitors]]
+id = "dns"
+service = "s"
+kind = "dns"
+name = "web.example"
+resolver = "dns.example"
+"#;
+    let errors = errors_of(source);
+    find(&errors, 9, 1, "forms a cycle: a -> c -> b -> a");
+    find(&errors, 23, 20, "refers to monitor `nope`");
+    find(&errors, 32, 24, "has an empty segment");
+    find(
+        &errors,
+        24,
+        1,
+        "`ca_file` in [[monitors]] \"c\" only applies with `tls = true`",
+    );
+    find(&errors, 31, 13, "`bad header`");
+    find(&errors, 32, 15, "missing required field `equals`");
+    find(
+        &errors,
+        33,
+        1,
+        "`skip_tls_verify` in [[monitors]] \"web\" needs an https:// url",
+    );
+    find(&errors, 40, 12, "`dns.example` is not an IP address");
+    assert_eq!(
+        errors.len(),
+        8,
+        "{}",
+        ConfigErrors {
+            errors: errors.clone()
+        }
+    );
+}
+
+#[test]
+fn heartbeats_take_post_only_and_rate_rules_a_baseline() {
+    let source = r#"
+[[services]]
+id = "s"
+
+[[monitors]]
+id = "job"
+service = "s"
+kind = "heartbeat"
+period = "1h"
+ping_key = "job-ping-key-0000001"
+post_only = true
+
+[[rules]]
+id = "storm"
+service = "s"
+kind = "rate"
+above = 10
+window = "5m"
+baseline = 4
+
+[[rules]]
+id = "storm-day"
+service = "s"
+kind = "rate"
+above = 10
+window = "5m"
+baseline = 4
+baseline_window = "1d"
+"#;
+    let config = parse(source, "tocsin.toml", &no_env).unwrap_or_else(|errors| panic!("{errors}"));
+    let MonitorKind::Heartbeat(check) = &config.monitors[0].kind else {
+        panic!("a heartbeat");
+    };
+    assert!(check.post_only);
+    assert_eq!(
+        config.rules[0].kind,
+        RuleKind::Rate {
+            above: 10,
+            baseline: Some(RateBaseline {
+                factor: 4,
+                window: std::time::Duration::from_secs(3600),
+            }),
+        }
+    );
+    assert!(matches!(
+        config.rules[1].kind,
+        RuleKind::Rate { baseline: Some(RateBaseline { window, .. }), .. } if window.as_secs() == 86_400
+    ));
+
+    let errors = errors_of(
+        "[[services]]\nid = \"s\"\n\n[[rules]]\nid = \"r\"\nservice = \"s\"\nkind = \"rate\"\nabove = 1\nwindow = \"5m\"\nbaseline = 3\nbaseline_window = \"6m\"\n",
+    );
+    find(&errors, 11, 1, "must be at least twice `window`");
+    let errors = errors_of(
+        "[[services]]\nid = \"s\"\n\n[[rules]]\nid = \"r\"\nservice = \"s\"\nkind = \"absence\"\nwindow = \"5m\"\nbaseline = 3\n",
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|error| error.message.contains("baseline")),
+        "{errors:?}"
+    );
+    let errors = errors_of(
+        "[[services]]\nid = \"s\"\n\n[[monitors]]\nid = \"m\"\nservice = \"s\"\nkind = \"heartbeat\"\nperiod = \"1h\"\nping_key = \"job-ping-key-0000001\"\npost_only = \"yes\"\n",
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|error| error.message.contains("post_only")),
+        "{errors:?}"
+    );
 }

@@ -12,6 +12,10 @@
 //!   written as `alert.folded` entries (by [`Actor::system`]), so every fold is counted before
 //!   its alert changes state.
 //! - Priority can be changed in any state; setting the priority it has changes nothing.
+//! - Acknowledging or resolving stops the escalation at once: the plan cancels the incident's
+//!   escalation step and withdraws every notification of it still queued or waiting to be
+//!   retried, in the same transaction.
+//! - Escalating (a triggered incident) makes its next escalation step due at once.
 //! - A note is always appended.
 //! - A command that changes nothing appends nothing.
 //! - Times on one incident never go backwards: a command takes effect at `now`, or at the
@@ -39,6 +43,10 @@ pub enum Transition {
 pub enum CommandError {
     #[error("incident {0} is already resolved; it cannot be acknowledged")]
     AlreadyResolved(IncidentNumber),
+    #[error(
+        "incident {0} is not triggered (it is {1}); only a triggered incident can be escalated"
+    )]
+    NotTriggered(IncidentNumber, IncidentState),
 }
 
 /// What a person (or a tool) asks of an incident.
@@ -48,6 +56,8 @@ pub enum Command {
     Resolve,
     SetPriority(Priority),
     AddNote(String),
+    /// Page the next escalation level now instead of waiting for the level's timeout.
+    Escalate,
 }
 
 impl Command {
@@ -58,6 +68,7 @@ impl Command {
             Command::Resolve => "resolve_incident",
             Command::SetPriority(_) => "set_incident_priority",
             Command::AddNote(_) => "add_note",
+            Command::Escalate => "escalate_incident",
         }
     }
 }
@@ -120,16 +131,26 @@ pub struct AlertUpdate {
     pub folds_logged_at: Option<Timestamp>,
 }
 
-/// Work a command schedules or cancels (escalation steps, for one). No command has any yet;
-/// a store applies every change here in the command's transaction.
+/// Work a command schedules or cancels; a store applies every change here in the command's
+/// transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DueWorkChange {}
+pub enum DueWorkChange {
+    /// Remove the incident's escalation step (kind [`crate::ESCALATION_STEP_KIND`], key the
+    /// incident number), whoever holds it: nobody is paged for it any more.
+    CancelEscalation,
+    /// Make the incident's escalation step due at `at` (a new schedule of it, so a runner that
+    /// holds it now does not overwrite it).
+    EscalateAt(Timestamp),
+}
 
-/// A notification a command queues in the outbox (an acknowledgement sent to the people
-/// paged, for one). No command writes any yet; a store applies every message here in the
-/// command's transaction.
+/// What a command does to the incident's notifications in the outbox; a store applies every
+/// change here in the command's transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OutboxMessage {}
+pub enum OutboxMessage {
+    /// Withdraw every notification of the incident that is still pending (queued, or waiting
+    /// for a retry): once someone answers, nobody is paged again, on any channel.
+    CancelPending,
+}
 
 /// Everything one command changes, to be applied in one transaction. A plan whose
 /// `transition` is `Unchanged` changes nothing.
@@ -143,9 +164,9 @@ pub struct CommandPlan {
     pub alerts: Vec<AlertUpdate>,
     /// Entries to append, in order.
     pub timeline: Vec<TimelineRecord>,
-    /// Due work to schedule or cancel, in the same transaction. Empty for now.
+    /// Due work to schedule or cancel, in the same transaction.
     pub due_work: Vec<DueWorkChange>,
-    /// Notifications to queue, in the same transaction. Empty for now.
+    /// Changes to the incident's notifications, in the same transaction.
     pub outbox: Vec<OutboxMessage>,
 }
 
@@ -198,6 +219,7 @@ pub fn plan_command(
             plan.alerts = changed_alerts(snapshot, alerts);
             update.state = IncidentState::Acknowledged;
             update.acknowledged_at = Some(at);
+            stop_paging(&mut plan);
             TimelineData::IncidentAcknowledged {
                 alerts_acknowledged: Some(acknowledged),
             }
@@ -216,6 +238,7 @@ pub fn plan_command(
             update.state = IncidentState::Resolved;
             update.open_alerts = 0;
             update.resolved_at = Some(at);
+            stop_paging(&mut plan);
             TimelineData::IncidentResolved {
                 alerts_resolved: Some(resolved),
             }
@@ -231,6 +254,13 @@ pub fn plan_command(
             }
         }
         Command::AddNote(text) => TimelineData::NoteAdded { text: text.clone() },
+        Command::Escalate => {
+            if incident.state != IncidentState::Triggered {
+                return Err(CommandError::NotTriggered(incident.number, incident.state));
+            }
+            plan.due_work.push(DueWorkChange::EscalateAt(at));
+            TimelineData::IncidentEscalated
+        }
     };
     plan.transition = Transition::Changed;
     plan.incident_update = Some(update);
@@ -241,6 +271,12 @@ pub fn plan_command(
         data,
     });
     Ok(plan)
+}
+
+/// Acknowledged or resolved: the escalation stops and nothing queued is sent.
+fn stop_paging(plan: &mut CommandPlan) {
+    plan.due_work.push(DueWorkChange::CancelEscalation);
+    plan.outbox.push(OutboxMessage::CancelPending);
 }
 
 /// `now`, or the latest time the incident or its open alerts record when that is later.

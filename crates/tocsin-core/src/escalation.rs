@@ -1,6 +1,9 @@
 //! Escalation ladders: which level is paged when, as pure functions of the policy and the
 //! minutes since the incident opened.
 
+/// The due-work kind of an incident's next escalation step; its key is the incident number.
+pub const ESCALATION_STEP_KIND: &str = "escalation.step";
+
 /// `[[escalation_policies]]`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EscalationPolicy {

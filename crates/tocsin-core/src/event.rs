@@ -35,6 +35,12 @@ pub enum Integration {
     Alertmanager,
     Grafana,
     Generic,
+    /// A heartbeat monitor's pings and deadlines.
+    Heartbeat,
+    /// A rule over a service's event stream.
+    Rule,
+    /// Tocsin's own monitors (http, tcp, dns and tls checks).
+    Monitor,
 }
 
 impl Integration {
@@ -44,6 +50,9 @@ impl Integration {
             Integration::Alertmanager => "alertmanager",
             Integration::Grafana => "grafana",
             Integration::Generic => "generic",
+            Integration::Heartbeat => "heartbeat",
+            Integration::Rule => "rule",
+            Integration::Monitor => "monitor",
         }
     }
 
@@ -53,6 +62,9 @@ impl Integration {
             "alertmanager" => Some(Integration::Alertmanager),
             "grafana" => Some(Integration::Grafana),
             "generic" => Some(Integration::Generic),
+            "heartbeat" => Some(Integration::Heartbeat),
+            "rule" => Some(Integration::Rule),
+            "monitor" => Some(Integration::Monitor),
             _ => None,
         }
     }

@@ -9,6 +9,7 @@ mod cron;
 mod escalation;
 mod event;
 mod fold;
+pub mod heartbeat;
 mod ids;
 mod oncall;
 mod schedule;
@@ -22,7 +23,9 @@ pub use command::{
     IncidentUpdate, OutboxMessage, Transition,
 };
 pub use cron::{Cron, CronError};
-pub use escalation::{EscalationLevel, EscalationPolicy, EscalationStep, Target};
+pub use escalation::{
+    EscalationLevel, EscalationPolicy, EscalationStep, Target, ESCALATION_STEP_KIND,
+};
 pub use event::{ChangeEvent, Event, EventAction, EventLink, Integration};
 pub use fold::{
     fold_batch, AlertRecord, AlertRef, BatchPlan, EventOutcome, EventRecord, IncidentRecord,

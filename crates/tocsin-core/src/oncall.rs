@@ -70,8 +70,9 @@ pub struct Gap {
     pub end: Timestamp,
 }
 
-/// The most change points one timeline computes; a range that needs more is cut short there
-/// (the last segment ends early). A one-minute rotation over 90 days needs about 130,000.
+/// The most change points one timeline computes; a range that needs more is cut short at the
+/// last of them (the timeline ends before `to`). A one-minute rotation over 90 days needs about
+/// 130,000.
 pub const MAX_CHANGE_POINTS: usize = 1_000_000;
 
 /// A schedule as it runs: its layers, its time zone (resolved by the caller) and its overrides,
@@ -128,12 +129,14 @@ impl<'a> Roster<'a> {
     }
 
     /// Who is on call over `[from, to)`, as consecutive segments covering the whole range
-    /// (empty when `to <= from`); neighbours always differ.
+    /// (empty when `to <= from`; shorter only past [`MAX_CHANGE_POINTS`]); neighbours always
+    /// differ.
     pub fn timeline(&self, from: Timestamp, to: Timestamp) -> Vec<Segment<'a>> {
         if to <= from {
             return Vec::new();
         }
-        let points = self.change_points(from, to);
+        // Past the cap the answer is not known: the timeline ends at the first point left out.
+        let (points, to) = self.change_points(from, to);
         let mut segments: Vec<Segment<'a>> = Vec::new();
         for (index, start) in points.iter().enumerate() {
             let end = points.get(index + 1).copied().unwrap_or(to);
@@ -200,12 +203,19 @@ impl<'a> Roster<'a> {
 
     /// Every instant of `[from, to)` at which the answer may change, sorted, starting with
     /// `from`: hand-offs, restriction windows opening and closing, time zone transitions,
-    /// overrides starting and ending. Between two of them nobody's turn begins or ends.
-    fn change_points(&self, from: Timestamp, to: Timestamp) -> Vec<Timestamp> {
+    /// overrides starting and ending. Between two of them nobody's turn begins or ends. Also
+    /// returns where they are complete: `to`, or the first instant left out past
+    /// [`MAX_CHANGE_POINTS`].
+    fn change_points(&self, from: Timestamp, to: Timestamp) -> (Vec<Timestamp>, Timestamp) {
         let mut points = vec![from];
+        let mut complete_until = to;
         let mut push = |at: Timestamp| {
-            if from < at && at < to && points.len() < MAX_CHANGE_POINTS {
-                points.push(at);
+            if from < at && at < to {
+                if points.len() < MAX_CHANGE_POINTS {
+                    points.push(at);
+                } else {
+                    complete_until = complete_until.min(at);
+                }
             }
         };
         for layer in &self.schedule.layers {
@@ -224,9 +234,10 @@ impl<'a> Roster<'a> {
             push(entry.start);
             push(entry.end);
         }
+        points.retain(|point| *point < complete_until);
         points.sort_unstable();
         points.dedup();
-        points
+        (points, complete_until)
     }
 }
 

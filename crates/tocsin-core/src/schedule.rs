@@ -64,7 +64,8 @@ impl Layer {
     ///
     /// Rotations of whole days count calendar days in `time_zone` (a day across a
     /// daylight-saving change is 23 or 25 hours); other rotations count elapsed time. A
-    /// hand-off that falls in a daylight-saving gap happens just after the gap.
+    /// hand-off at a time the clock skips happens as much later as the clock jumped (02:30
+    /// becomes 03:30 when it jumps from 02:00 to 03:00).
     pub fn turn_at(&self, time_zone: &TimeZone, now: Timestamp) -> Option<usize> {
         if self.members.is_empty() || self.rotation.is_zero() {
             return None;

@@ -20,6 +20,11 @@ impl Actor {
         Actor(format!("token:{name}"))
     }
 
+    /// A user who followed a signed link sent to them, e.g. `link:ana`.
+    pub fn link(user: &str) -> Self {
+        Actor(format!("link:{user}"))
+    }
+
     /// Tocsin itself (rules, timers).
     pub fn system() -> Self {
         Actor("tocsin".to_owned())
@@ -54,10 +59,14 @@ pub enum TimelineKind {
     AllAlertsResolved,
     PriorityChanged,
     NoteAdded,
+    EscalationNotified,
+    EscalationSkipped,
+    IncidentEscalated,
+    NotificationAttempted,
 }
 
 impl TimelineKind {
-    pub const ALL: [TimelineKind; 10] = [
+    pub const ALL: [TimelineKind; 14] = [
         TimelineKind::IncidentTriggered,
         TimelineKind::AlertOpened,
         TimelineKind::AlertFolded,
@@ -68,6 +77,10 @@ impl TimelineKind {
         TimelineKind::AllAlertsResolved,
         TimelineKind::PriorityChanged,
         TimelineKind::NoteAdded,
+        TimelineKind::EscalationNotified,
+        TimelineKind::EscalationSkipped,
+        TimelineKind::IncidentEscalated,
+        TimelineKind::NotificationAttempted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +95,10 @@ impl TimelineKind {
             TimelineKind::AllAlertsResolved => "incident.all_alerts_resolved",
             TimelineKind::PriorityChanged => "incident.priority_changed",
             TimelineKind::NoteAdded => "note.added",
+            TimelineKind::EscalationNotified => "escalation.notified",
+            TimelineKind::EscalationSkipped => "escalation.skipped",
+            TimelineKind::IncidentEscalated => "incident.escalated",
+            TimelineKind::NotificationAttempted => "notification.attempted",
         }
     }
 
@@ -161,6 +178,40 @@ pub enum TimelineData {
     NoteAdded {
         text: String,
     },
+    /// An escalation level was paged: the people it resolved to at that moment, each as
+    /// `user` (one notification per contact method of their notify rules was queued).
+    EscalationNotified {
+        /// 0 for the first run of the ladder, 1 for the first repeat, and so on.
+        pass: u32,
+        /// 1 for the first level.
+        level: u32,
+        recipients: Vec<String>,
+    },
+    /// An escalation level resolved to nobody (an empty schedule, a team without pageable
+    /// members) and was skipped.
+    EscalationSkipped {
+        pass: u32,
+        level: u32,
+        /// Why, in words.
+        reason: String,
+    },
+    /// Someone asked for the next escalation level now.
+    IncidentEscalated,
+    /// One attempt to deliver a notification.
+    NotificationAttempted {
+        /// `user:<id>` or `channel:<id>`.
+        recipient: String,
+        /// How: `email`, `webhook`, `ntfy`, `slack`, `console`, ...
+        method: String,
+        /// The contact method's id (empty for a channel).
+        contact: String,
+        /// `sent`, `retrying` (it will be tried again) or `failed` (given up).
+        result: String,
+        /// 1 for the first attempt.
+        attempt: i64,
+        latency_ms: i64,
+        error: Option<String>,
+    },
 }
 
 impl TimelineData {
@@ -176,6 +227,10 @@ impl TimelineData {
             TimelineData::AllAlertsResolved => TimelineKind::AllAlertsResolved,
             TimelineData::PriorityChanged { .. } => TimelineKind::PriorityChanged,
             TimelineData::NoteAdded { .. } => TimelineKind::NoteAdded,
+            TimelineData::EscalationNotified { .. } => TimelineKind::EscalationNotified,
+            TimelineData::EscalationSkipped { .. } => TimelineKind::EscalationSkipped,
+            TimelineData::IncidentEscalated => TimelineKind::IncidentEscalated,
+            TimelineData::NotificationAttempted { .. } => TimelineKind::NotificationAttempted,
         }
     }
 

@@ -4,7 +4,10 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tocsin_core::{ResolvePolicy, ServiceId};
 
+pub use crate::heartbeats::HeartbeatEntry;
+use crate::heartbeats::Heartbeats;
 use crate::oncall::ScheduleCatalog;
+use crate::paging::PagingDirectory;
 
 /// How a service's Grafana contact point signs its requests.
 #[derive(Clone)]
@@ -57,6 +60,9 @@ impl std::fmt::Debug for ServiceEntry {
 /// load, not a lock.
 pub struct Catalog {
     current: ArcSwap<Services>,
+    heartbeats: ArcSwap<Heartbeats>,
+    /// The people, schedules and escalation policies, replaced whole like the services.
+    paging: ArcSwap<PagingDirectory>,
 }
 
 /// One immutable set of services and its indexes.
@@ -108,7 +114,19 @@ impl Catalog {
     pub fn new(services: Vec<ServiceEntry>) -> Self {
         Catalog {
             current: ArcSwap::from_pointee(Services::new(services)),
+            heartbeats: ArcSwap::from_pointee(Heartbeats::default()),
+            paging: ArcSwap::from_pointee(PagingDirectory::default()),
         }
+    }
+
+    /// Swaps in new people, schedules and escalation policies at once.
+    pub fn replace_paging(&self, directory: PagingDirectory) {
+        self.paging.store(Arc::new(directory));
+    }
+
+    /// The people, schedules and escalation policies as of this call.
+    pub fn paging(&self) -> Arc<PagingDirectory> {
+        self.paging.load_full()
     }
 
     /// A catalog of services and of the schedules and users of the same config.
@@ -117,6 +135,8 @@ impl Catalog {
         current.schedules = Arc::new(schedules);
         Catalog {
             current: ArcSwap::from_pointee(current),
+            heartbeats: ArcSwap::from_pointee(Heartbeats::default()),
+            paging: ArcSwap::from_pointee(PagingDirectory::default()),
         }
     }
 
@@ -130,6 +150,25 @@ impl Catalog {
     /// The schedules and users, as of this call.
     pub fn schedules(&self) -> Arc<ScheduleCatalog> {
         Arc::clone(&self.current.load().schedules)
+    }
+
+    /// Swaps in a new set of heartbeat monitors at once (a config reload).
+    pub fn replace_heartbeats(&self, heartbeats: Vec<HeartbeatEntry>) {
+        self.heartbeats.store(Arc::new(Heartbeats::new(heartbeats)));
+    }
+
+    /// The heartbeat monitor pinged at `/ping/<key>`.
+    pub fn heartbeat_for_key(&self, ping_key: &str) -> Option<Arc<HeartbeatEntry>> {
+        self.heartbeats.load().by_key(ping_key)
+    }
+
+    pub fn heartbeat(&self, id: &str) -> Option<Arc<HeartbeatEntry>> {
+        self.heartbeats.load().by_id(id)
+    }
+
+    /// Every heartbeat monitor, in config order, as of this call.
+    pub fn heartbeats(&self) -> Arc<[Arc<HeartbeatEntry>]> {
+        Arc::clone(&self.heartbeats.load().entries)
     }
 
     /// Swaps in a new set of services at once: from the next lookup on, new integration keys

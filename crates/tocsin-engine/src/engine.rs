@@ -10,10 +10,20 @@ use tocsin_store::{
 };
 
 use crate::due::{DueRunner, DueRunnerSettings, FoldLogSweep};
+use crate::links::{new_key_hex, LinkAction, LinkError, LinkSigner, LINK_KEY_PURPOSE};
 use crate::{Catalog, Clock, EngineError, Ingestor, Metrics, SubmitError};
 
 /// Alerts per `Store::log_due_folds` call.
 const FOLD_LOG_BATCH: usize = 500;
+
+/// Why following a link did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkFollowError {
+    #[error(transparent)]
+    Link(LinkError),
+    #[error(transparent)]
+    Engine(EngineError),
+}
 
 /// What request handlers and the CLI call: one function per action.
 pub struct Engine {
@@ -22,6 +32,8 @@ pub struct Engine {
     ingestor: Ingestor,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
+    /// Signs and checks acknowledge and resolve links; loaded by [`Engine::load_link_keys`].
+    links: arc_swap::ArcSwapOption<LinkSigner>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -47,7 +59,64 @@ impl Engine {
             ingestor,
             clock,
             metrics,
+            links: arc_swap::ArcSwapOption::empty(),
         }
+    }
+
+    /// Loads the link keys from the store, creating the first one on first start.
+    pub async fn load_link_keys(&self) -> Result<(), EngineError> {
+        let keys = self
+            .timed(
+                "server_key",
+                self.store
+                    .server_key(LINK_KEY_PURPOSE, &new_key_hex(), self.clock.now()),
+            )
+            .await?;
+        self.set_link_keys(keys.iter().map(|key| key.secret.as_str()));
+        Ok(())
+    }
+
+    /// Replaces the link key: links signed with the old one stop working.
+    pub async fn rotate_link_key(&self) -> Result<(), EngineError> {
+        let key = self
+            .timed(
+                "rotate_server_key",
+                self.store
+                    .rotate_server_key(LINK_KEY_PURPOSE, &new_key_hex(), self.clock.now()),
+            )
+            .await?;
+        self.set_link_keys(std::iter::once(key.secret.as_str()));
+        Ok(())
+    }
+
+    fn set_link_keys<'a>(&self, secrets: impl Iterator<Item = &'a str>) {
+        let keys = secrets
+            .map(|secret| hex::decode(secret).unwrap_or_else(|_| secret.as_bytes().to_vec()))
+            .collect();
+        self.links.store(LinkSigner::new(keys).map(Arc::new));
+    }
+
+    /// The link signer, once [`Engine::load_link_keys`] has run.
+    pub fn links(&self) -> Option<Arc<LinkSigner>> {
+        self.links.load_full()
+    }
+
+    /// Acts on a signed link: checks it at the clock's `now` and runs its command as the user
+    /// it was sent to (`link:<user>` on the timeline).
+    pub async fn follow_link(&self, token: &str) -> Result<CommandOutcome, LinkFollowError> {
+        let signer = self
+            .links()
+            .ok_or(LinkFollowError::Link(LinkError::NoKey))?;
+        let claims = signer
+            .verify(token, self.clock.now())
+            .map_err(LinkFollowError::Link)?;
+        let command = match claims.action {
+            LinkAction::Acknowledge => Command::Acknowledge,
+            LinkAction::Resolve => Command::Resolve,
+        };
+        self.command(claims.incident, &command, &Actor::link(&claims.user))
+            .await
+            .map_err(LinkFollowError::Engine)
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -123,6 +192,7 @@ impl Engine {
             settings,
         )
         .with_handler(Arc::new(FoldLogSweep::new(Arc::clone(self))))
+        .with_handler(Arc::new(crate::EscalationHandler::new(Arc::clone(self))))
     }
 
     /// Whether the store answers.

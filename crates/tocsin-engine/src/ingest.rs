@@ -256,10 +256,7 @@ impl FairQueue {
     fn reserve(self: &Arc<Self>, items: &[Inbound]) -> Result<Reservation, SubmitError> {
         let mut by_service: Vec<(ServiceId, usize)> = Vec::with_capacity(1);
         for item in items {
-            let service = match item {
-                Inbound::Alert(event) => &event.service,
-                Inbound::Change(change) => &change.service,
-            };
+            let service = item.service();
             match by_service.iter_mut().find(|(id, _)| id == service) {
                 Some((_, count)) => *count += 1,
                 None => by_service.push((service.clone(), 1)),
@@ -439,6 +436,7 @@ async fn commit<T: IngestTarget + ?Sized>(
                     let integration = match item {
                         Inbound::Alert(event) => event.integration.as_str(),
                         Inbound::Change(_) => "change",
+                        Inbound::Heartbeat(_) => "heartbeat",
                     };
                     *by_integration.entry(integration).or_default() += 1;
                 }

@@ -13,19 +13,24 @@ mod clock;
 pub mod due;
 mod engine;
 mod error;
+mod heartbeats;
 mod ingest;
+pub mod links;
 mod metrics;
 pub mod oncall;
+pub mod paging;
 mod reload;
+pub mod rules;
 pub mod tokens;
 
-pub use catalog::{Catalog, GrafanaSettings, ServiceEntry};
+pub use catalog::{Catalog, GrafanaSettings, HeartbeatEntry, ServiceEntry};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use due::{DueRunner, DueRunnerSettings, FOLD_LOG_CHECK};
-pub use engine::Engine;
+pub use engine::{Engine, LinkFollowError};
 pub use error::EngineError;
 pub use ingest::{IngestSettings, IngestTarget, Ingestor, SubmitError, GAUGE_RECOUNT_INTERVAL};
 pub use metrics::Metrics;
+pub use paging::{EscalationHandler, PagingDirectory};
 pub use reload::{ConfigReload, ReloadError, ReloadReport};
 pub use tokens::TOKEN_PREFIX;
 

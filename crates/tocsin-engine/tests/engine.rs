@@ -18,6 +18,10 @@ use tocsin_store_sqlite::SqliteStore;
 
 #[path = "engine/due_work.rs"]
 mod due_work;
+#[path = "engine/oncall.rs"]
+mod oncall;
+#[path = "engine/paging.rs"]
+mod paging;
 
 /// A test's data directory: removed after a passing test, kept (and its path printed) when the
 /// test panics, for inspection.

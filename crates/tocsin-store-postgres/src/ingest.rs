@@ -17,6 +17,7 @@ use tocsin_core::{
     KeySnapshot, ServiceId,
 };
 use tocsin_store::decode::{self, StoredRow};
+use tocsin_store::heartbeat;
 use tocsin_store::{AssignedIds, Inbound, IngestReport, ResolvePolicyOf, StoreError};
 
 use crate::rows::{db, micros, Stored};
@@ -43,17 +44,47 @@ pub(crate) async fn ingest(
     batch: &[Inbound],
     resolve_policy: ResolvePolicyOf<'_>,
 ) -> Result<IngestReport, IngestFailure> {
+    // Heartbeat states are locked first (before incidents and alerts), in monitor order.
+    let heartbeats = if batch
+        .iter()
+        .any(|inbound| matches!(inbound, Inbound::Heartbeat(_)))
+    {
+        let loaded = crate::heartbeat::lock_states(conn, &heartbeat::batch_monitors(batch)).await?;
+        let writes = heartbeat::plan_heartbeats(batch, &loaded);
+        let now = batch
+            .iter()
+            .filter_map(|inbound| match inbound {
+                Inbound::Heartbeat(input) => Some(input.now),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(tocsin_core::Timestamp::UNIX_EPOCH);
+        crate::heartbeat::write(conn, &writes, now).await?;
+        writes
+    } else {
+        heartbeat::HeartbeatWrites::default()
+    };
+    // Alert events in batch order, with the events heartbeat signals produced in their place.
     let mut events = Vec::new();
     let mut changes = Vec::new();
-    for inbound in batch {
+    let mut heartbeat_signals = 0;
+    let mut derived = heartbeats.events.iter().peekable();
+    for (index, inbound) in batch.iter().enumerate() {
         match inbound {
             Inbound::Alert(event) => events.push(event),
             Inbound::Change(change) => changes.push(change),
+            Inbound::Heartbeat(_) => {
+                heartbeat_signals += 1;
+                while let Some((_, event)) = derived.next_if(|(at, _)| *at == index) {
+                    events.push(event);
+                }
+            }
         }
     }
     let mut report = IngestReport {
         events: events.len(),
         change_events: changes.len(),
+        heartbeat_signals,
         ..IngestReport::default()
     };
     insert_changes(conn, &changes).await?;
@@ -166,6 +197,33 @@ pub(crate) async fn ingest(
                 .push_bind(micros(opened.created_at));
         });
         query.build().execute(&mut *conn).await.map_err(db)?;
+    }
+    // The first step of each triggered new incident's escalation, due at once, committed with
+    // the incident (see `tocsin_store::due::FIRST_ESCALATION_STEP`).
+    let escalations: Vec<(i64, i64)> = new_incidents
+        .iter()
+        .filter(|(_, record, _)| record.state == IncidentState::Triggered)
+        .map(|(number, _, opened)| (*number, micros(opened.created_at)))
+        .collect();
+    if !escalations.is_empty() {
+        let keys: Vec<String> = escalations
+            .iter()
+            .map(|(number, _)| number.to_string())
+            .collect();
+        let due: Vec<i64> = escalations.iter().map(|(_, at)| *at).collect();
+        sqlx::query(
+            "INSERT INTO due_work (kind, key, payload, due_at, created_at)
+             SELECT $1, v.key, $2, v.due_at, v.due_at
+             FROM UNNEST($3::text[], $4::bigint[]) AS v(key, due_at)
+             ON CONFLICT (kind, key) DO NOTHING",
+        )
+        .bind(tocsin_core::ESCALATION_STEP_KIND)
+        .bind(tocsin_store::due::FIRST_ESCALATION_STEP)
+        .bind(&keys)
+        .bind(&due)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
     }
 
     let mut new_alerts = Vec::new();

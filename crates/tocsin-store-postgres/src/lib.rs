@@ -8,6 +8,7 @@
 //! replicas that start together migrate once.
 
 mod due;
+mod heartbeat;
 mod ingest;
 mod rows;
 #[cfg(feature = "testsuite")]
@@ -68,6 +69,20 @@ fn migrator() -> Migrator {
             Cow::Borrowed("schedule overrides"),
             MigrationType::Simple,
             Cow::Borrowed(include_str!("../migrations/0004_schedule_overrides.sql")),
+            false,
+        ),
+        Migration::new(
+            5,
+            Cow::Borrowed("outbox"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0005_outbox.sql")),
+            false,
+        ),
+        Migration::new(
+            7,
+            Cow::Borrowed("heartbeats"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0007_heartbeats.sql")),
             false,
         ),
     ];
@@ -289,3 +304,4 @@ impl PostgresStore {
 
 tocsin_store::impl_store_with_shared_sql!(PostgresStore);
 tocsin_store::impl_override_store_with_shared_sql!(PostgresStore);
+tocsin_store::impl_heartbeat_store!(PostgresStore);

@@ -47,6 +47,7 @@ fn arguments<'q>(args: &[Arg<'q>]) -> Result<PgArguments, StoreError> {
             Arg::Integer(value) => arguments.add(value),
             Arg::OptionalInteger(value) => arguments.add(value),
             Arg::Text(value) => arguments.add(value),
+            Arg::OptionalText(value) => arguments.add(value),
         }
         .map_err(StoreError::Database)?;
     }
@@ -60,6 +61,7 @@ impl Connection for Postgres<'_> {
     fn dialect(&self) -> Dialect {
         Dialect {
             lock_rows: " FOR UPDATE",
+            skip_locked: " FOR UPDATE SKIP LOCKED",
             open_alerts_index: "",
         }
     }

@@ -17,6 +17,7 @@ use tocsin_core::{
     IncidentRef, IncidentState, KeySnapshot, OpenAlert, OpenIncident, ResolvePolicy, ServiceId,
 };
 use tocsin_store::decode::{self, StoredRow};
+use tocsin_store::heartbeat;
 use tocsin_store::{AssignedIds, Inbound, IngestReport, ResolvePolicyOf, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
@@ -75,9 +76,10 @@ impl IngestWriter {
         // The thread needs the batch and the policies of its services for itself.
         let mut policies = HashMap::new();
         for inbound in batch {
-            if let Inbound::Alert(event) = inbound {
-                if !policies.contains_key(&event.service) {
-                    policies.insert(event.service.clone(), resolve_policy(&event.service));
+            if matches!(inbound, Inbound::Alert(_) | Inbound::Heartbeat(_)) {
+                let service = inbound.service();
+                if !policies.contains_key(service) {
+                    policies.insert(service.clone(), resolve_policy(service));
                 }
             }
         }
@@ -150,7 +152,7 @@ fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
     }
 }
 
-fn db(error: rusqlite::Error) -> StoreError {
+pub(crate) fn db(error: rusqlite::Error) -> StoreError {
     StoreError::database(error)
 }
 
@@ -179,14 +181,41 @@ fn ingest_transaction(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db)?;
-    let mut events = Vec::new();
     let mut report = IngestReport::default();
-    for inbound in batch {
+    let heartbeats = if batch
+        .iter()
+        .any(|inbound| matches!(inbound, Inbound::Heartbeat(_)))
+    {
+        let loaded = crate::heartbeat::load_states(&tx, &heartbeat::batch_monitors(batch))?;
+        let writes = heartbeat::plan_heartbeats(batch, &loaded);
+        let now = batch
+            .iter()
+            .filter_map(|inbound| match inbound {
+                Inbound::Heartbeat(input) => Some(input.now),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(tocsin_core::Timestamp::UNIX_EPOCH);
+        crate::heartbeat::write(&tx, &writes, now)?;
+        writes
+    } else {
+        heartbeat::HeartbeatWrites::default()
+    };
+    // Alert events in batch order, with the events heartbeat signals produced in their place.
+    let mut events = Vec::new();
+    let mut derived = heartbeats.events.iter().peekable();
+    for (index, inbound) in batch.iter().enumerate() {
         match inbound {
             Inbound::Alert(event) => events.push(event),
             Inbound::Change(change) => {
                 insert_change(&tx, change)?;
                 report.change_events += 1;
+            }
+            Inbound::Heartbeat(_) => {
+                report.heartbeat_signals += 1;
+                while let Some((_, event)) = derived.next_if(|(at, _)| *at == index) {
+                    events.push(event);
+                }
             }
         }
     }
@@ -442,6 +471,15 @@ fn write_plan(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .map_err(db)?;
+    // The first step of the incident's escalation, due at once: its runner pages level 1 of
+    // the service's policy (or finds it has none). Committed with the incident, so no
+    // triggered incident is left without it.
+    let mut schedule_escalation = conn
+        .prepare_cached(
+            "INSERT INTO due_work (kind, key, payload, due_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (kind, key) DO NOTHING",
+        )
+        .map_err(db)?;
     let mut update_incident = conn
         .prepare_cached(
             "UPDATE incidents SET state = ?2, open_alerts = ?3, acknowledged_at = ?4,
@@ -490,8 +528,19 @@ fn write_plan(
                         micros(opened.created_at),
                     ])
                     .map_err(db)?;
-                ids.assign_incident(n, conn.last_insert_rowid());
+                let number = conn.last_insert_rowid();
+                ids.assign_incident(n, number);
                 report.incidents_opened += 1;
+                if record.state == IncidentState::Triggered {
+                    schedule_escalation
+                        .execute(params![
+                            tocsin_core::ESCALATION_STEP_KIND,
+                            number.to_string(),
+                            tocsin_store::due::FIRST_ESCALATION_STEP,
+                            micros(opened.created_at),
+                        ])
+                        .map_err(db)?;
+                }
             }
             (IncidentRef::Existing(number), _) => {
                 let updated_at = record
@@ -638,7 +687,7 @@ fn write_plan(
 }
 
 /// A rusqlite row as `tocsin_store::decode` reads it.
-struct Row<'a, 'r>(&'a rusqlite::Row<'r>);
+pub(crate) struct Row<'a, 'r>(pub(crate) &'a rusqlite::Row<'r>);
 
 impl StoredRow for Row<'_, '_> {
     fn text(&self, column: &str) -> Result<String, StoreError> {

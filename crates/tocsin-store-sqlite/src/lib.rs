@@ -6,6 +6,7 @@
 //! (`synchronous = FULL`): when `ingest` returns, the batch is on disk.
 
 mod due;
+mod heartbeat;
 mod ingest;
 mod rows;
 
@@ -60,6 +61,20 @@ fn migrator() -> Migrator {
             Cow::Borrowed("schedule overrides"),
             MigrationType::Simple,
             Cow::Borrowed(include_str!("../migrations/0004_schedule_overrides.sql")),
+            false,
+        ),
+        Migration::new(
+            5,
+            Cow::Borrowed("outbox"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0005_outbox.sql")),
+            false,
+        ),
+        Migration::new(
+            7,
+            Cow::Borrowed("heartbeats"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0007_heartbeats.sql")),
             false,
         ),
     ];
@@ -318,3 +333,4 @@ impl SqliteStore {
 
 tocsin_store::impl_store_with_shared_sql!(SqliteStore);
 tocsin_store::impl_override_store_with_shared_sql!(SqliteStore);
+tocsin_store::impl_heartbeat_store!(SqliteStore);

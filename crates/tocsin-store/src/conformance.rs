@@ -20,6 +20,8 @@ use crate::{
     AlertFilter, EventFilter, Inbound, IncidentFilter, PageRequest, Store, StoreError, TokenScope,
 };
 
+pub use crate::heartbeat_conformance::*;
+
 /// Generates one `#[tokio::test]` per conformance case.
 #[macro_export]
 macro_rules! conformance_suite {
@@ -41,6 +43,10 @@ macro_rules! conformance_suite {
             racing_acknowledge_and_resolve_leave_a_truthful_timeline,
             text_is_stored_as_sent_and_nul_is_refused,
             missing_rows_are_not_found,
+            heartbeat_pings_are_stored_and_move_the_deadline,
+            missed_heartbeat_deadline_opens_an_incident_and_a_success_resolves_it,
+            heartbeat_text_with_nul_is_refused,
+            old_pings_are_pruned_per_monitor,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -28,6 +28,11 @@ use tocsin_core::Timestamp;
 use crate::decode::{self, StoredRow};
 use crate::StoreError;
 
+/// The payload of an incident's first escalation step (kind
+/// `tocsin_core::ESCALATION_STEP_KIND`, key the incident number), which ingest schedules, due
+/// at once, in the transaction that opens a triggered incident.
+pub const FIRST_ESCALATION_STEP: &str = r#"{"step":0}"#;
+
 /// The most items one [`DueWorkStore::claim`] hands out, whatever the caller asks for.
 pub const MAX_CLAIM: usize = 500;
 /// The longest [`DueKey`], in characters.

@@ -13,7 +13,13 @@ pub mod due;
 pub mod due_conformance;
 pub mod encode;
 mod error;
+pub mod heartbeat;
+#[cfg(feature = "testsuite")]
+mod heartbeat_conformance;
 mod model;
+pub mod outbox;
+#[cfg(feature = "testsuite")]
+pub mod outbox_conformance;
 #[cfg(feature = "testsuite")]
 pub mod override_conformance;
 pub mod overrides;
@@ -25,11 +31,13 @@ pub use assigned::AssignedIds;
 pub use async_trait::async_trait;
 pub use due::DueWorkStore;
 pub use error::StoreError;
+pub use heartbeat::HeartbeatStore;
 pub use model::{
     AlertFilter, AlertRow, AlertSummary, ApiToken, ChangeEventRow, CommandOutcome, Counts,
     EventFilter, EventSummary, Inbound, IncidentFilter, IncidentRow, IngestReport, Page,
     PageRequest, StoredEvent, TimelineEntry, TokenScope,
 };
+pub use outbox::OutboxStore;
 pub use overrides::{NewOverride, OverrideFilter, OverrideRow, OverrideStore};
 
 use std::collections::HashMap;
@@ -43,7 +51,9 @@ pub type ResolvePolicyOf<'a> = &'a (dyn Fn(&ServiceId) -> ResolvePolicy + Send +
 /// interface, plus what concerns the store as a whole. A new concern is a trait of its own,
 /// added to the supertraits here.
 #[async_trait]
-pub trait Store: IncidentStore + TokenStore + DueWorkStore + OverrideStore + 'static {
+pub trait Store:
+    IncidentStore + TokenStore + DueWorkStore + OverrideStore + HeartbeatStore + OutboxStore + 'static
+{
     /// "sqlite" or "postgres", for logs and metrics.
     fn backend(&self) -> &'static str;
 
@@ -277,6 +287,67 @@ pub const REQUIRED_SCHEMA: &[(&str, &[&str])] = &[
             "created_by",
             "created_at",
         ],
+    ),
+    (
+        "heartbeat_states",
+        &[
+            "monitor_id",
+            "status",
+            "since",
+            "deadline",
+            "last_ping_kind",
+            "last_ping_at",
+            "last_ping_exit_code",
+            "last_ping_body",
+            "last_success_at",
+            "started_at",
+            "started_rid",
+            "starts_without_success",
+            "crash_looping",
+            "created_at",
+            "updated_at",
+        ],
+    ),
+    (
+        "heartbeat_pings",
+        &[
+            "id",
+            "monitor_id",
+            "kind",
+            "at",
+            "rid",
+            "exit_code",
+            "duration_ms",
+            "body",
+            "remote",
+            "method",
+        ],
+    ),
+    (
+        "outbox",
+        &[
+            "id",
+            "incident_number",
+            "recipient_kind",
+            "recipient",
+            "contact",
+            "method",
+            "kind",
+            "payload",
+            "idempotency_key",
+            "state",
+            "attempts",
+            "next_attempt_at",
+            "claimed_by",
+            "claim_until",
+            "last_error",
+            "created_at",
+            "settled_at",
+        ],
+    ),
+    (
+        "server_keys",
+        &["id", "purpose", "secret", "created_at", "retired_at"],
     ),
 ];
 

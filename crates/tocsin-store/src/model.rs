@@ -12,6 +12,19 @@ use tocsin_core::{
 pub enum Inbound {
     Alert(Event),
     Change(ChangeEvent),
+    /// A heartbeat monitor's ping, deadline or watch (see [`crate::heartbeat`]).
+    Heartbeat(tocsin_core::heartbeat::HeartbeatInput),
+}
+
+impl Inbound {
+    /// The service the item belongs to.
+    pub fn service(&self) -> &ServiceId {
+        match self {
+            Inbound::Alert(event) => &event.service,
+            Inbound::Change(change) => &change.service,
+            Inbound::Heartbeat(input) => &input.service,
+        }
+    }
 }
 
 /// What one ingest batch did.
@@ -19,6 +32,8 @@ pub enum Inbound {
 pub struct IngestReport {
     pub events: usize,
     pub change_events: usize,
+    /// Heartbeat signals (pings, deadlines, watches) applied.
+    pub heartbeat_signals: usize,
     pub alerts_opened: usize,
     /// Alerts resolved by the batch (one opened and resolved in the same batch counts in both).
     pub alerts_resolved: usize,

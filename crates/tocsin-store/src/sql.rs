@@ -8,8 +8,9 @@
 
 use async_trait::async_trait;
 use tocsin_core::{
-    plan_command, Actor, AlertId, Command, CommandPlan, CommandSnapshot, IncidentNumber,
-    IncidentRef, ServiceId, Timestamp, UnloggedFolds,
+    plan_command, Actor, AlertId, Command, CommandPlan, CommandSnapshot, DueWorkChange,
+    IncidentNumber, IncidentRef, OutboxMessage, ServiceId, Timestamp, UnloggedFolds,
+    ESCALATION_STEP_KIND,
 };
 
 use crate::decode::{self, StoredRow};
@@ -25,6 +26,7 @@ pub enum Arg<'a> {
     Integer(i64),
     OptionalInteger(Option<i64>),
     Text(&'a str),
+    OptionalText(Option<&'a str>),
 }
 
 /// What differs between the backends' SQL.
@@ -36,6 +38,10 @@ pub struct Dialect {
     /// Follows `FROM alerts` in a query of open alerts across keys: SQLite's planner is told
     /// to use the partial index of open alerts; PostgreSQL picks it by itself.
     pub open_alerts_index: &'static str,
+    /// Ends a subquery that picks rows to claim: PostgreSQL `FOR UPDATE SKIP LOCKED`, so
+    /// claimers running at once take different rows instead of waiting for each other;
+    /// nothing on SQLite.
+    pub skip_locked: &'static str,
 }
 
 /// A connection (or a transaction on one) that runs statements.
@@ -419,19 +425,48 @@ async fn apply_command<C: Connection>(conn: &mut C, plan: &CommandPlan) -> Resul
         )
         .await?;
     }
-    // Later work (escalation timers, notifications) lands here, in the same transaction;
-    // until a variant exists there is nothing to write.
-    if let Some(change) = plan.due_work.first() {
-        match *change {}
+    let key = plan.incident.0.to_string();
+    for change in &plan.due_work {
+        match change {
+            DueWorkChange::CancelEscalation => {
+                conn.execute(
+                    "DELETE FROM due_work WHERE kind = $1 AND key = $2",
+                    &[Arg::Text(ESCALATION_STEP_KIND), Arg::Text(&key)],
+                )
+                .await?;
+            }
+            DueWorkChange::EscalateAt(at) => {
+                // A new revision: a runner holding the item now does not overwrite it.
+                conn.execute(
+                    "UPDATE due_work SET due_at = $1, revision = revision + 1, parked_at = NULL,
+                         attempts = 0
+                     WHERE kind = $2 AND key = $3",
+                    &[
+                        Arg::Integer(micros(*at)),
+                        Arg::Text(ESCALATION_STEP_KIND),
+                        Arg::Text(&key),
+                    ],
+                )
+                .await?;
+            }
+        }
     }
-    if let Some(message) = plan.outbox.first() {
-        match *message {}
+    for message in &plan.outbox {
+        match message {
+            OutboxMessage::CancelPending => {
+                let at = plan
+                    .incident_update
+                    .as_ref()
+                    .map_or(Timestamp::UNIX_EPOCH, |update| update.updated_at);
+                crate::outbox::cancel(conn, plan.incident, at).await?;
+            }
+        }
     }
     Ok(())
 }
 
 /// Appends timeline entries of existing incidents, in order.
-async fn append_timeline<C: Connection>(
+pub(crate) async fn append_timeline<C: Connection>(
     conn: &mut C,
     records: &[tocsin_core::TimelineRecord],
 ) -> Result<Vec<TimelineEntry>, StoreError> {
@@ -481,6 +516,7 @@ pub async fn log_due_folds<C: Connection>(
     let Dialect {
         lock_rows,
         open_alerts_index,
+        ..
     } = conn.dialect();
     // A row another writer changed while this one waited for its lock is checked again (on
     // PostgreSQL), and skipped when it is no longer due.
@@ -629,6 +665,17 @@ pub fn check_batch(batch: &[crate::Inbound]) -> Result<(), StoreError> {
                 check_text("summary", &change.summary)?;
                 check_text("source", change.source.as_deref().unwrap_or_default())?;
             }
+            crate::Inbound::Heartbeat(input) => {
+                check_text("service", input.service.as_str())?;
+                check_text("monitor", &input.monitor)?;
+                crate::heartbeat::deadline_key(&input.monitor)?;
+                if let tocsin_core::heartbeat::HeartbeatSignal::Ping(ping) = &input.signal {
+                    check_text("ping body", &ping.body)?;
+                    check_text("ping rid", ping.rid.as_deref().unwrap_or_default())?;
+                    check_text("ping remote", ping.remote.as_deref().unwrap_or_default())?;
+                    check_text("ping method", &ping.method)?;
+                }
+            }
         }
     }
     Ok(())
@@ -742,6 +789,93 @@ macro_rules! impl_store_with_shared_sql {
 
             async fn counts(&self) -> Result<$crate::Counts, $crate::StoreError> {
                 read!(self, |conn| $crate::sql::counts(conn))
+            }
+        }
+
+        #[$crate::async_trait]
+        impl $crate::OutboxStore for $store {
+            async fn enqueue_notifications(
+                &self,
+                notifications: &[$crate::outbox::NewNotification],
+                now: tocsin_core::Timestamp,
+            ) -> Result<usize, $crate::StoreError> {
+                write!(self, "queueing notifications", |conn| $crate::outbox::enqueue(
+                    conn,
+                    notifications,
+                    now
+                ))
+            }
+
+            #[tracing::instrument(skip_all, fields(claimer = %claim.claimer, limit = claim.limit), err)]
+            async fn claim_notifications(
+                &self,
+                claim: &$crate::outbox::NotificationClaim<'_>,
+            ) -> Result<Vec<$crate::outbox::NotificationRow>, $crate::StoreError> {
+                write!(self, "claiming notifications", |conn| $crate::outbox::claim(
+                    conn, claim
+                ))
+            }
+
+            async fn settle_notification(
+                &self,
+                row: &$crate::outbox::NotificationRow,
+                delivery: &$crate::outbox::Delivery,
+                latency_ms: i64,
+                now: tocsin_core::Timestamp,
+            ) -> Result<Option<$crate::TimelineEntry>, $crate::StoreError> {
+                write!(self, "settling a notification", |conn| $crate::outbox::settle(
+                    conn, row, delivery, latency_ms, now
+                ))
+            }
+
+            async fn cancel_notifications(
+                &self,
+                incident: tocsin_core::IncidentNumber,
+                now: tocsin_core::Timestamp,
+            ) -> Result<u64, $crate::StoreError> {
+                write!(self, "cancelling notifications", |conn| $crate::outbox::cancel(
+                    conn, incident, now
+                ))
+            }
+
+            async fn notifications(
+                &self,
+                incident: tocsin_core::IncidentNumber,
+                limit: u32,
+            ) -> Result<Vec<$crate::outbox::NotificationRow>, $crate::StoreError> {
+                read!(self, |conn| $crate::outbox::list(conn, incident, limit))
+            }
+
+            #[tracing::instrument(skip_all, fields(incident = %step.incident), err)]
+            async fn run_escalation_step(
+                &self,
+                step: &$crate::outbox::EscalationStepWrite,
+            ) -> Result<$crate::outbox::EscalationStepOutcome, $crate::StoreError> {
+                write!(self, "an escalation step", |conn| $crate::outbox::escalation_step(
+                    conn, step
+                ))
+            }
+
+            async fn server_key(
+                &self,
+                purpose: &str,
+                new_secret: &str,
+                now: tocsin_core::Timestamp,
+            ) -> Result<Vec<$crate::outbox::ServerKey>, $crate::StoreError> {
+                write!(self, "reading the server key", |conn| $crate::outbox::server_key(
+                    conn, purpose, new_secret, now
+                ))
+            }
+
+            async fn rotate_server_key(
+                &self,
+                purpose: &str,
+                new_secret: &str,
+                now: tocsin_core::Timestamp,
+            ) -> Result<$crate::outbox::ServerKey, $crate::StoreError> {
+                write!(self, "rotating the server key", |conn| $crate::outbox::rotate_server_key(
+                    conn, purpose, new_secret, now
+                ))
             }
         }
 

@@ -60,6 +60,32 @@ struct Note {
     text: String,
 }
 
+#[derive(Serialize, Deserialize)]
+struct Notified {
+    pass: u32,
+    level: u32,
+    recipients: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Skipped {
+    pass: u32,
+    level: u32,
+    reason: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Attempted {
+    recipient: String,
+    method: String,
+    contact: String,
+    result: String,
+    attempt: i64,
+    latency_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
 /// The `data` column of an entry.
 pub(crate) fn encode(data: &TimelineData) -> String {
     let key = |key: &DedupKey| key.as_str().to_owned();
@@ -120,6 +146,42 @@ pub(crate) fn encode(data: &TimelineData) -> String {
             to: to.as_str().to_owned(),
         }),
         TimelineData::NoteAdded { text } => serde_json::to_string(&Note { text: text.clone() }),
+        TimelineData::EscalationNotified {
+            pass,
+            level,
+            recipients,
+        } => serde_json::to_string(&Notified {
+            pass: *pass,
+            level: *level,
+            recipients: recipients.clone(),
+        }),
+        TimelineData::EscalationSkipped {
+            pass,
+            level,
+            reason,
+        } => serde_json::to_string(&Skipped {
+            pass: *pass,
+            level: *level,
+            reason: reason.clone(),
+        }),
+        TimelineData::IncidentEscalated => serde_json::to_string(&Empty {}),
+        TimelineData::NotificationAttempted {
+            recipient,
+            method,
+            contact,
+            result,
+            attempt,
+            latency_ms,
+            error,
+        } => serde_json::to_string(&Attempted {
+            recipient: recipient.clone(),
+            method: method.clone(),
+            contact: contact.clone(),
+            result: result.clone(),
+            attempt: *attempt,
+            latency_ms: *latency_ms,
+            error: error.clone(),
+        }),
     };
     // Plain structs of strings and integers always serialize.
     encoded.unwrap_or_else(|_| "{}".to_owned())
@@ -205,6 +267,38 @@ pub(crate) fn decode(kind: TimelineKind, text: &str) -> Result<TimelineData, Sto
         TimelineKind::NoteAdded => TimelineData::NoteAdded {
             text: parse::<Note>(kind, text)?.text,
         },
+        TimelineKind::EscalationNotified => {
+            let notified: Notified = parse(kind, text)?;
+            TimelineData::EscalationNotified {
+                pass: notified.pass,
+                level: notified.level,
+                recipients: notified.recipients,
+            }
+        }
+        TimelineKind::EscalationSkipped => {
+            let skipped: Skipped = parse(kind, text)?;
+            TimelineData::EscalationSkipped {
+                pass: skipped.pass,
+                level: skipped.level,
+                reason: skipped.reason,
+            }
+        }
+        TimelineKind::IncidentEscalated => {
+            parse::<Empty>(kind, text)?;
+            TimelineData::IncidentEscalated
+        }
+        TimelineKind::NotificationAttempted => {
+            let attempted: Attempted = parse(kind, text)?;
+            TimelineData::NotificationAttempted {
+                recipient: attempted.recipient,
+                method: attempted.method,
+                contact: attempted.contact,
+                result: attempted.result,
+                attempt: attempted.attempt,
+                latency_ms: attempted.latency_ms,
+                error: attempted.error,
+            }
+        }
     })
 }
 

@@ -44,6 +44,7 @@ const MAX_NOTE_CHARS: usize = 10_000;
         (name = "incidents", description = "Incidents and their timelines"),
         (name = "alerts", description = "Alerts and the events folded into them"),
         (name = "services", description = "Services declared in the config"),
+        (name = "heartbeats", description = "Heartbeat monitors and their pings"),
         (name = "config", description = "The config file in force")
     )
 )]
@@ -67,6 +68,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_incident))
         .routes(routes!(acknowledge_incident))
         .routes(routes!(resolve_incident))
+        .routes(routes!(escalate_incident))
         .routes(routes!(set_priority))
         .routes(routes!(add_note))
         .routes(routes!(incident_timeline))
@@ -78,6 +80,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_services))
         .routes(routes!(service_changes))
         .routes(routes!(crate::reload::reload_config))
+        .routes(routes!(crate::heartbeats::list_heartbeats))
+        .routes(routes!(crate::heartbeats::get_heartbeat))
+        .routes(routes!(crate::heartbeats::heartbeat_pings))
         .merge(crate::oncall::routes());
     let document = router.get_openapi().clone();
     let json = document
@@ -403,6 +408,35 @@ pub enum TimelineData {
     PriorityChanged { from: String, to: String },
     #[serde(rename = "note.added")]
     NoteAdded { text: String },
+    /// A level of the escalation policy was paged.
+    #[serde(rename = "escalation.notified")]
+    EscalationNotified {
+        pass: u32,
+        level: u32,
+        recipients: Vec<String>,
+    },
+    /// A level resolved to nobody and was skipped.
+    #[serde(rename = "escalation.skipped")]
+    EscalationSkipped {
+        pass: u32,
+        level: u32,
+        reason: String,
+    },
+    /// The next escalation level was asked for at once.
+    #[serde(rename = "incident.escalated")]
+    IncidentEscalated {},
+    /// One delivery attempt of a notification.
+    #[serde(rename = "notification.attempted")]
+    NotificationAttempted {
+        recipient: String,
+        method: String,
+        contact: String,
+        result: String,
+        attempt: i64,
+        latency_ms: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
 }
 
 impl From<tocsin_core::TimelineData> for TimelineData {
@@ -466,6 +500,42 @@ impl From<tocsin_core::TimelineData> for TimelineData {
                 to: to.to_string(),
             },
             Data::NoteAdded { text } => TimelineData::NoteAdded { text },
+            Data::EscalationNotified {
+                pass,
+                level,
+                recipients,
+            } => TimelineData::EscalationNotified {
+                pass,
+                level,
+                recipients,
+            },
+            Data::EscalationSkipped {
+                pass,
+                level,
+                reason,
+            } => TimelineData::EscalationSkipped {
+                pass,
+                level,
+                reason,
+            },
+            Data::IncidentEscalated => TimelineData::IncidentEscalated {},
+            Data::NotificationAttempted {
+                recipient,
+                method,
+                contact,
+                result,
+                attempt,
+                latency_ms,
+                error,
+            } => TimelineData::NotificationAttempted {
+                recipient,
+                method,
+                contact,
+                result,
+                attempt,
+                latency_ms,
+                error,
+            },
         }
     }
 }
@@ -614,7 +684,7 @@ impl Listed for ChangeItem {
 
 /// Keeps the leading items whose JSON fits in `budget` bytes (at least one), and says where the
 /// next page starts: after the last item kept when the budget cut the page, else `next`.
-fn within_budget<T: Serialize>(
+pub(crate) fn within_budget<T: Serialize>(
     mut items: Vec<(i64, T)>,
     next: Option<i64>,
     budget: usize,
@@ -998,6 +1068,35 @@ async fn acknowledge_incident(
         .command(
             incident_number(&number)?,
             &Command::Acknowledge,
+            &access.actor(),
+        )
+        .await?;
+    Ok(Json(outcome.into()))
+}
+
+/// Page the incident's next escalation level now instead of waiting for the level's timeout.
+/// Only a triggered incident escalates; an acknowledged or resolved one is a 409.
+#[utoipa::path(post, path = "/api/v1/incidents/{number}/escalate", tag = "incidents",
+    params(("number" = i64, Path, description = "Incident number", minimum = 1)),
+    security(("api_token" = [])),
+    responses(
+        (status = 200, description = "The incident afterwards", body = CommandResult),
+        (status = 400, description = "The number is invalid", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 403, description = "The token cannot write", body = ErrorBody),
+        (status = 404, description = "No such incident", body = ErrorBody),
+        (status = 409, description = "The incident is not triggered", body = ErrorBody),
+    ))]
+async fn escalate_incident(
+    State(state): State<AppState>,
+    access: WriteAccess,
+    Path(number): Path<String>,
+) -> Result<Json<CommandResult>, ApiError> {
+    let outcome = state
+        .engine
+        .command(
+            incident_number(&number)?,
+            &Command::Escalate,
             &access.actor(),
         )
         .await?;

@@ -7,10 +7,13 @@ pub mod api;
 mod auth;
 mod error;
 mod health;
+pub mod heartbeats;
 mod ingest;
 mod limit;
+mod links;
 pub mod oncall;
 pub mod parse;
+mod ping;
 mod reload;
 
 use std::sync::Arc;
@@ -46,7 +49,15 @@ pub fn router(engine: Arc<Engine>) -> Router {
 pub fn router_with(engine: Arc<Engine>, settings: WebSettings) -> Router {
     let state = AppState { engine };
     let (api_routes, _) = api::routes().split_for_parts();
-    assemble(api_routes, ingest::routes(), health::routes(), settings).with_state(state)
+    // Signed links share the API's limits (concurrency, timeout).
+    let api_routes = api_routes.merge(links::routes());
+    assemble(
+        api_routes,
+        ingest::routes().merge(ping::routes()),
+        health::routes(),
+        settings,
+    )
+    .with_state(state)
 }
 
 /// Puts the three groups of routes together. Each has its own path to the handlers: `/api/v1`

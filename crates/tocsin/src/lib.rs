@@ -16,13 +16,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tocsin_config::Config;
+use tocsin_engine::rules::{RuleObserver, RuleRunner, RuleSet};
 use tocsin_engine::{
-    Catalog, ConfigReload, DueRunnerSettings, Engine, IngestSettings, Ingestor, Metrics,
+    Catalog, Clock, ConfigReload, DueRunnerSettings, Engine, IngestSettings, Ingestor, Metrics,
     SystemClock,
 };
 use tocsin_store::Store;
 
-pub use catalog::{catalog_from_config, schedules_from_config, services_from_config};
+pub use catalog::{
+    catalog_from_config, heartbeats_from_config, paging_from_config, rules_from_config,
+    schedules_from_config, services_from_config,
+};
 pub use reload::{read_config, ConfigFile, LoadedConfig};
 pub use server::{bind_listener, ConnectionLimits, LISTEN_BACKLOG};
 pub use telemetry::init_tracing;
@@ -124,7 +128,10 @@ const BACKGROUND_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// A built application: the store is open and migrated, the ingest writer runs.
 pub struct App {
     engine: Arc<Engine>,
+    dispatcher: Arc<tocsin_notify::Dispatcher>,
     catalog: Arc<Catalog>,
+    rules: Arc<RuleSet>,
+    monitors: Arc<tocsin_checks::Monitors>,
     metrics: Arc<Metrics>,
     writer: tokio::task::JoinHandle<()>,
     closer: StoreCloser,
@@ -157,8 +164,13 @@ impl App {
         let (store, closer) = open_store(settings).await?;
         let catalog = Arc::new(catalog_from_config(&settings.config));
         let metrics = Arc::new(Metrics::new());
-        let (ingestor, writer) = Ingestor::start(
-            Arc::clone(&store),
+        let rules = Arc::new(RuleSet::new(
+            rules_from_config(&settings.config),
+            SystemClock.now(),
+        ));
+        // The rules count what the ingest writer commits.
+        let (ingestor, writer) = Ingestor::start_with(
+            Arc::new(RuleObserver::new(Arc::clone(&store), Arc::clone(&rules))),
             Arc::clone(&catalog),
             Arc::clone(&metrics),
             IngestSettings {
@@ -174,9 +186,22 @@ impl App {
             Arc::new(SystemClock),
             Arc::clone(&metrics),
         ));
+        engine
+            .load_link_keys()
+            .await
+            .context("cannot load the key of acknowledge and resolve links")?;
+        let dispatcher = Arc::new(tocsin_notify::Dispatcher::new(
+            Arc::clone(&engine),
+            tocsin_notify::Destinations::from_config(&settings.config),
+            tocsin_notify::Senders::new(settings.config.smtp.clone()),
+            tocsin_notify::DispatcherSettings::default(),
+        ));
         Ok(App {
             engine,
+            dispatcher,
             catalog,
+            rules,
+            monitors: Arc::new(tocsin_checks::Monitors::new(&settings.config.monitors)),
             metrics,
             writer,
             closer,
@@ -190,15 +215,25 @@ impl App {
         &self.engine
     }
 
+    /// The outbox dispatcher the app runs (tests drain it by hand).
+    pub fn dispatcher(&self) -> &Arc<tocsin_notify::Dispatcher> {
+        &self.dispatcher
+    }
+
     /// Makes the running config reloadable from `file` (`SIGHUP`, `POST
     /// /api/v1/config/reload`); `config` is the config the app was built with.
     pub fn reload_from(mut self, file: ConfigFile, config: &Config) -> Self {
-        self.reloader = Some(Arc::new(reload::Reloader::new(
-            file,
-            config,
-            Arc::clone(&self.catalog),
-            Arc::clone(&self.metrics),
-        )));
+        self.reloader = Some(Arc::new(
+            reload::Reloader::new(
+                file,
+                config,
+                Arc::clone(&self.catalog),
+                Arc::clone(&self.rules),
+                Arc::clone(&self.monitors),
+                Arc::clone(&self.metrics),
+            )
+            .with_dispatcher(Arc::clone(&self.dispatcher)),
+        ));
         self
     }
 
@@ -214,7 +249,10 @@ impl App {
     ) -> anyhow::Result<()> {
         let App {
             engine,
+            dispatcher,
             catalog: _,
+            rules,
+            monitors,
             metrics,
             writer,
             closer,
@@ -268,9 +306,52 @@ impl App {
             }
         });
         supervisor.spawn("due-work", Stage::Background, Importance::Essential, {
-            let runner = engine.due_runner(DueRunnerSettings::default());
+            let runner = engine
+                .due_runner(DueRunnerSettings::default())
+                .with_handler(Arc::new(tocsin_checks::heartbeat::HeartbeatDeadlines::new(
+                    Arc::clone(&engine),
+                )))
+                .with_handler(Arc::new(tocsin_checks::heartbeat::PingRetention::new(
+                    Arc::clone(&engine),
+                )));
             move |stop| async move {
                 runner.run_until(stop).await;
+                Ok(())
+            }
+        });
+        supervisor.spawn("rules", Stage::Background, Importance::Optional, {
+            let runner = RuleRunner::new(rules, engine.ingestor().clone(), Arc::new(SystemClock));
+            move |stop| async move {
+                runner.run_until(stop).await;
+                Ok(())
+            }
+        });
+        supervisor.spawn("monitors", Stage::Background, Importance::Essential, {
+            let runner = tocsin_checks::MonitorRunner::new(
+                Arc::clone(&engine),
+                monitors,
+                tocsin_checks::RunnerSettings::default(),
+            );
+            move |stop| async move {
+                runner.run_until(stop).await;
+                Ok(())
+            }
+        });
+        supervisor.spawn(
+            "heartbeat-watch",
+            Stage::Background,
+            Importance::Optional,
+            {
+                let watcher = tocsin_checks::heartbeat::HeartbeatWatcher::new(Arc::clone(&engine));
+                move |stop| async move {
+                    watcher.run_until(stop).await;
+                    Ok(())
+                }
+            },
+        );
+        supervisor.spawn("outbox", Stage::Background, Importance::Essential, {
+            move |stop| async move {
+                dispatcher.run_until(stop).await;
                 Ok(())
             }
         });

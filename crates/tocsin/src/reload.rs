@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use tocsin_config::{Config, ConfigError, ConfigErrors};
 use tocsin_engine::{Catalog, ConfigReload, Metrics, ReloadError, ReloadReport};
 
-use crate::services_from_config;
+use crate::{heartbeats_from_config, rules_from_config, services_from_config};
 
 /// A config file as read: the validated config and the SHA-256 of the bytes it came from.
 #[derive(Debug)]
@@ -139,10 +139,14 @@ impl StartupOnly {
 pub(crate) struct Reloader {
     file: ConfigFile,
     catalog: Arc<Catalog>,
+    rules: Arc<tocsin_engine::rules::RuleSet>,
+    monitors: Arc<tocsin_checks::Monitors>,
     metrics: Arc<Metrics>,
     startup: StartupOnly,
     /// The hash in force; also serialises reloads.
     current: Mutex<String>,
+    /// Gets the new contact methods.
+    dispatcher: Option<Arc<tocsin_notify::Dispatcher>>,
 }
 
 impl Reloader {
@@ -150,6 +154,8 @@ impl Reloader {
         file: ConfigFile,
         config: &Config,
         catalog: Arc<Catalog>,
+        rules: Arc<tocsin_engine::rules::RuleSet>,
+        monitors: Arc<tocsin_checks::Monitors>,
         metrics: Arc<Metrics>,
     ) -> Self {
         metrics.config_loaded(&file.sha256, unix_now());
@@ -158,8 +164,16 @@ impl Reloader {
             current: Mutex::new(file.sha256.clone()),
             file,
             catalog,
+            rules,
+            monitors,
             metrics,
+            dispatcher: None,
         }
+    }
+
+    pub(crate) fn with_dispatcher(mut self, dispatcher: Arc<tocsin_notify::Dispatcher>) -> Self {
+        self.dispatcher = Some(dispatcher);
+        self
     }
 }
 
@@ -192,6 +206,19 @@ impl ConfigReload for Reloader {
             services_from_config(&loaded.config),
             crate::catalog::schedules_from_config(&loaded.config),
         );
+        self.catalog
+            .replace_heartbeats(heartbeats_from_config(&loaded.config));
+        self.rules.replace(
+            rules_from_config(&loaded.config),
+            tocsin_engine::Clock::now(&tocsin_engine::SystemClock),
+        );
+        self.monitors.replace(&loaded.config.monitors);
+        self.catalog
+            .replace_paging(crate::catalog::paging_from_config(&loaded.config));
+        if let Some(dispatcher) = &self.dispatcher {
+            dispatcher
+                .replace_destinations(tocsin_notify::Destinations::from_config(&loaded.config));
+        }
         let changed = *current != loaded.sha256;
         *current = loaded.sha256.clone();
         self.metrics.config_loaded(&loaded.sha256, unix_now());

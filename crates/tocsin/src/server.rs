@@ -439,7 +439,11 @@ impl Connection {
     {
         let state = Arc::clone(&self.state);
         let router = self.router.clone();
-        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            // Handlers that record where a request came from (heartbeat pings) read it here.
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             let busy = InFlight::new(&state);
             let router = router.clone();
             async move {

@@ -27,8 +27,9 @@ const CONTACT_FIELDS: KindFields<'static> = KindFields {
     common: &["id", "kind"],
     by_kind: &[
         ("email", &["address"]),
-        ("webhook", &["url"]),
+        ("webhook", &["url", "secret"]),
         ("ntfy", &["url"]),
+        ("console", &[]),
     ],
 };
 const NOTIFY_FIELDS: &[&str] = &["after_minutes", "contact"];
@@ -157,7 +158,12 @@ impl Parser<'_, '_> {
             let kind = self.cx.required_choice(
                 &table,
                 "kind",
-                &[("email", "email"), ("webhook", "webhook"), ("ntfy", "ntfy")],
+                &[
+                    ("email", "email"),
+                    ("webhook", "webhook"),
+                    ("ntfy", "ntfy"),
+                    ("console", "console"),
+                ],
             );
             self.cx.check_kind_fields(&table, &CONTACT_FIELDS, kind);
             let kind = match kind {
@@ -177,9 +183,12 @@ impl Parser<'_, '_> {
                             None
                         }
                     }),
-                Some("webhook") => self
-                    .required_url(&table, "url")
-                    .map(|url| ContactKind::Webhook { url }),
+                Some("webhook") => {
+                    let url = self.required_url(&table, "url");
+                    let secret = self.cx.secret(&table, "secret").map(|(secret, _)| secret);
+                    url.map(|url| ContactKind::Webhook { url, secret })
+                }
+                Some("console") => Some(ContactKind::Console),
                 Some(_) => self
                     .required_url(&table, "url")
                     .map(|url| ContactKind::Ntfy { url }),

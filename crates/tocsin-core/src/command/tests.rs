@@ -77,7 +77,8 @@ fn acknowledging_logs_waiting_folds_first_and_acknowledges_triggered_alerts() {
     let update = plan.incident_update.expect("incident changes");
     assert_eq!(update.state, IncidentState::Acknowledged);
     assert_eq!(update.acknowledged_at, Some(at(10)));
-    assert!(plan.due_work.is_empty() && plan.outbox.is_empty());
+    assert_eq!(plan.due_work, [DueWorkChange::CancelEscalation]);
+    assert_eq!(plan.outbox, [OutboxMessage::CancelPending]);
 }
 
 #[test]
@@ -182,4 +183,22 @@ fn a_command_is_never_dated_before_what_the_incident_records() {
     // A later `now` is kept as it is.
     let plan = plan_command(&snapshot, &Command::Resolve, &who(), at(60)).expect("plan");
     assert_eq!(plan.timeline[0].at, at(60));
+}
+
+#[test]
+fn resolving_stops_paging_and_escalating_needs_a_triggered_incident() {
+    let mut snapshot = snapshot(IncidentState::Triggered, vec![]);
+    let plan = plan_command(&snapshot, &Command::Resolve, &Actor::system(), at(10)).expect("plan");
+    assert_eq!(plan.due_work, [DueWorkChange::CancelEscalation]);
+    assert_eq!(plan.outbox, [OutboxMessage::CancelPending]);
+
+    let plan = plan_command(&snapshot, &Command::Escalate, &Actor::system(), at(10)).expect("plan");
+    assert_eq!(plan.transition, Transition::Changed);
+    assert_eq!(plan.due_work, [DueWorkChange::EscalateAt(at(10))]);
+    assert_eq!(plan.timeline[0].data, TimelineData::IncidentEscalated);
+
+    snapshot.incident.state = IncidentState::Acknowledged;
+    let error = plan_command(&snapshot, &Command::Escalate, &Actor::system(), at(10))
+        .expect_err("an acknowledged incident does not escalate");
+    assert!(matches!(error, CommandError::NotTriggered(..)), "{error}");
 }

@@ -538,3 +538,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_handoff_at_a_skipped_time_happens_an_hour_later_that_day_only() {
+    // New York skips 02:00-03:00 on 2026-03-08: the 02:30 hand-off is at 03:30 that day, and
+    // back at 02:30 the next.
+    let zone = zone("America/New_York");
+    let daily = layer(
+        &["ana", "ben"],
+        DAY,
+        civil::date(2026, 3, 6).at(2, 30, 0, 0),
+    );
+    let schedule = schedule(vec![daily]);
+    let roster = Roster::new(&schedule, &zone, &[]);
+    let starts: Vec<civil::DateTime> = roster
+        .shifts(at("2026-03-06T12:00:00Z"), at("2026-03-10T12:00:00Z"))
+        .iter()
+        .skip(1)
+        .map(|shift| local(&zone, shift.start))
+        .collect();
+    assert_eq!(
+        starts,
+        vec![
+            civil::date(2026, 3, 7).at(2, 30, 0, 0),
+            civil::date(2026, 3, 8).at(3, 30, 0, 0),
+            civil::date(2026, 3, 9).at(2, 30, 0, 0),
+            civil::date(2026, 3, 10).at(2, 30, 0, 0),
+        ]
+    );
+}

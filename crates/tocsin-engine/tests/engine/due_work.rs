@@ -60,6 +60,9 @@ async fn the_fold_log_sweep_is_recurring_due_work() {
         .submit(vec![trigger("db-down", clock.now())])
         .await
         .expect("submit");
+    // The incident's first escalation step is due at once; its service has no policy, so it
+    // is done without paging anyone.
+    assert_eq!(runner.run_due_once().await.expect("run").ran, 1);
 
     runner.schedule_recurring().await.expect("schedule");
     runner.schedule_recurring().await.expect("schedule again");
@@ -115,6 +118,8 @@ async fn a_dead_runners_sweep_is_taken_over_when_its_lease_ends_and_counts_each_
             .expect("submit");
         clock.advance(SignedDuration::from_secs(10));
     }
+    // The incident's first escalation step (its service has no policy: done at once).
+    assert_eq!(runner_b.run_due_once().await.expect("run").ran, 1);
     runner_b.schedule_recurring().await.expect("schedule");
     clock.advance(SignedDuration::from_secs(30));
 

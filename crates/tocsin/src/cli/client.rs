@@ -120,6 +120,12 @@ pub(crate) enum IncidentCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Page the next escalation level of a triggered incident now.
+    Escalate {
+        number: i64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Add a note to an incident's timeline.
     Note {
         number: i64,
@@ -384,6 +390,16 @@ pub(crate) async fn incidents(command: IncidentCommand) -> anyhow::Result<ExitCo
                 "resolve",
                 None,
                 &format!("resolve incident #{number}"),
+            )
+            .await?;
+        }
+        IncidentCommand::Escalate { number, api } => {
+            command_result(
+                &api,
+                number,
+                "escalate",
+                None,
+                &format!("escalate incident #{number}"),
             )
             .await?;
         }

@@ -1,6 +1,7 @@
 mod alerts;
 mod client;
 mod config;
+mod heartbeats;
 mod oncall;
 mod render;
 mod serve;
@@ -13,8 +14,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 /// Tocsin: alerts in, incidents out. Self-hosted incident response in one binary: ingestion,
-/// incidents and their timelines, and who is on call today; paging, monitors and the status
-/// page are configured and validated but not acted on yet.
+/// incidents and their timelines, who is on call, monitors (http, tcp, dns, tls and heartbeats)
+/// and rules today; paging and the status page are configured and validated but not acted on yet.
 #[derive(Debug, Parser)]
 #[command(name = "tocsin", version, propagate_version = true)]
 pub(crate) struct Cli {
@@ -49,6 +50,9 @@ enum Command {
     /// Create, list and delete overrides of on-call schedules.
     #[command(subcommand)]
     Override(oncall::OverrideCommand),
+    /// List heartbeat monitors with their state, and their pings, on a running server.
+    #[command(subcommand, alias = "heartbeat")]
+    Heartbeats(heartbeats::HeartbeatCommand),
     /// Create, list and revoke API tokens (works on the database directly).
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -80,6 +84,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Incidents(command) => client::incidents(command).await,
         Command::Alerts(command) => alerts::alerts(command).await,
         Command::Services(command) => alerts::services(command).await,
+        Command::Heartbeats(command) => heartbeats::run(command).await,
         Command::Token(command) => token::run(command).await,
         Command::Oncall(args) => oncall::oncall(args).await,
         Command::Override(command) => oncall::overrides(command).await,

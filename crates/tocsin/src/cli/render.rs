@@ -100,6 +100,39 @@ pub(crate) fn what(data: &TimelineData) -> String {
             format!("priority changed from {from} to {to}")
         }
         TimelineData::NoteAdded { text } => format!("note: {text}"),
+        TimelineData::EscalationNotified {
+            pass,
+            level,
+            recipients,
+        } => format!(
+            "escalation level {level} (pass {pass}) paged {}",
+            if recipients.is_empty() {
+                "nobody".to_owned()
+            } else {
+                recipients.join(", ")
+            }
+        ),
+        TimelineData::EscalationSkipped {
+            pass,
+            level,
+            reason,
+        } => format!("escalation level {level} (pass {pass}) skipped: {reason}"),
+        TimelineData::IncidentEscalated {} => "escalated to the next level by hand".to_owned(),
+        TimelineData::NotificationAttempted {
+            recipient,
+            method,
+            contact,
+            result,
+            attempt,
+            latency_ms,
+            error,
+        } => format!(
+            "{method} to {recipient} ({contact}), attempt {attempt}: {result} in {latency_ms} ms{}",
+            error
+                .as_deref()
+                .map(|error| format!(" ({error})"))
+                .unwrap_or_default()
+        ),
     }
 }
 

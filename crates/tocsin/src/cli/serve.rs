@@ -326,15 +326,15 @@ mod tests {
         assert!(
             warnings
                 .iter()
-                .any(|line| line.contains("section=\"[[monitors]]\"")
+                .any(|line| line.contains("section=\"[status_page]\"")
                     && line.contains("accepted but not acted on yet")
-                    && line.contains("would probe")),
+                    && line.contains("would serve a public status page")),
             "{log}"
         );
         assert!(
             warnings
                 .iter()
-                .any(|line| line.contains("section=\"[[escalation_policies]]\"")),
+                .any(|line| line.contains("section=\"[[schedules]]\"")),
             "{log}"
         );
     }

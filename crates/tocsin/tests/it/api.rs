@@ -274,6 +274,7 @@ async fn openapi_document_matches_the_routes() {
         "/api/v1/incidents/{number}",
         "/api/v1/incidents/{number}/acknowledge",
         "/api/v1/incidents/{number}/resolve",
+        "/api/v1/incidents/{number}/escalate",
         "/api/v1/incidents/{number}/priority",
         "/api/v1/incidents/{number}/notes",
         "/api/v1/incidents/{number}/timeline",
@@ -290,6 +291,9 @@ async fn openapi_document_matches_the_routes() {
         "/api/v1/schedules/{id}/overrides",
         "/api/v1/schedules/{id}/overrides/{override_id}",
         "/api/v1/users/{id}/shifts",
+        "/api/v1/heartbeats",
+        "/api/v1/heartbeats/{id}",
+        "/api/v1/heartbeats/{id}/pings",
     ]
     .into_iter()
     .map(str::to_owned)

@@ -63,7 +63,8 @@ integration_keys = ["tooshort"]
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("ok"), "{stdout}");
-    // The demo has monitors, schedules and a status page: the summary says they do not run.
+    // The demo has monitors and a status page: the summary says they do not run. Its schedule
+    // acts, so it is not among them.
     assert!(stdout.contains("accepted but not acted on yet"), "{stdout}");
     for section in tocsin_config::parse(tocsin_config::DEMO, "demo.toml", &|_| None)
         .expect("the demo parses")
@@ -73,6 +74,7 @@ integration_keys = ["tooshort"]
         assert!(stdout.contains(&line), "{line:?} missing in {stdout}");
     }
     assert!(stdout.contains("[[monitors]]"), "{stdout}");
+    assert!(!stdout.contains("[[schedules]]"), "{stdout}");
     assert!(!stdout.contains(" monitors)"), "{stdout}");
 }
 

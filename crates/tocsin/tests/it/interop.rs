@@ -72,7 +72,7 @@ fn loopback_only(command: &mut Command) {
     command.env("NO_PROXY", "*").env("no_proxy", "*");
 }
 
-fn python_command() -> Command {
+pub(crate) fn python_command() -> Command {
     let mut command = Command::new(python());
     command
         .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -122,7 +122,7 @@ async fn python_package(name: &str, major: &str) -> Result<(), String> {
     }
 }
 
-async fn python_ready(package: &str, major: &str, pinned: &str) -> bool {
+pub(crate) async fn python_ready(package: &str, major: &str, pinned: &str) -> bool {
     available(
         &format!("the Python package {package} {major}.x"),
         python_package(package, major).await,

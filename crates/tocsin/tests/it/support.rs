@@ -119,13 +119,23 @@ pub async fn spawn_app_with(extra_config: &str) -> TestApp {
 /// Builds the app on a fresh SQLite directory (reloadable from `file` when given), creates a
 /// write and a read token, and serves it on a port-0 listener.
 async fn start_app(config: tocsin_config::Config, file: Option<tocsin::ConfigFile>) -> TestApp {
+    let listener = tocsin::bind_listener(([127, 0, 0, 1], 0).into()).expect("bind");
+    start_app_on(config, file, listener).await
+}
+
+/// [`start_app`] on a listener the caller bound (to know its address before writing the
+/// config, for `server.public_url`).
+pub async fn start_app_on(
+    config: tocsin_config::Config,
+    file: Option<tocsin::ConfigFile>,
+    listener: std::net::TcpListener,
+) -> TestApp {
     let data_dir = temp_dir();
     let settings = tocsin::Settings {
         config,
         data_dir: data_dir.to_path_buf(),
         database: None,
     };
-    let listener = tocsin::bind_listener(([127, 0, 0, 1], 0).into()).expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("address"));
     let mut app = tocsin::App::build(&settings).await.expect("build app");
     if let Some(file) = file {

@@ -1,0 +1,249 @@
+//! Escalation as due work, with a manual clock: level 1 at once, level 2 after its timeout,
+//! an acknowledgement stops everything, a manual escalation pages the next level now; and two
+//! engines on one database (a SQLite file, or PostgreSQL when `TOCSIN_TEST_DATABASE_URL` is
+//! set) never page a step twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use tocsin_core::{
+    Actor, Command, EscalationLevel, EscalationPolicy, IncidentNumber, ServiceId, Target,
+    TimelineKind,
+};
+use tocsin_engine::paging::{NotifyStep, PagedUser, PagingDirectory};
+use tocsin_engine::{Clock, DueRunnerSettings, Engine, IngestSettings, ManualClock};
+use tocsin_store::outbox::{NotificationRow, NotificationState, Recipient};
+use tocsin_store::{PageRequest, Store};
+use tocsin_store_sqlite::SqliteStore;
+
+use super::trigger;
+
+fn settings() -> DueRunnerSettings {
+    DueRunnerSettings {
+        batch: 8,
+        lease: Duration::from_secs(60),
+        poll: Duration::from_millis(50),
+        backoff_base: Duration::from_secs(5),
+        backoff_max: Duration::from_secs(60),
+    }
+}
+
+fn user(id: &str) -> PagedUser {
+    PagedUser {
+        id: id.to_owned(),
+        name: id.to_owned(),
+        bot: false,
+        notify: vec![NotifyStep {
+            after_minutes: 0,
+            contact: "mail".to_owned(),
+            method: "email".to_owned(),
+        }],
+    }
+}
+
+/// Service `api` escalates to ana, then (after 5 minutes) to an empty schedule, then ben.
+fn directory() -> PagingDirectory {
+    let users: HashMap<_, _> = ["ana", "ben"]
+        .into_iter()
+        .map(|id| (id.to_owned(), user(id)))
+        .collect();
+    let policy = EscalationPolicy {
+        id: "api".to_owned(),
+        name: "API".to_owned(),
+        repeat: 0,
+        levels: vec![
+            EscalationLevel {
+                targets: vec![Target::User("ana".to_owned())],
+                escalate_after_minutes: Some(5),
+            },
+            EscalationLevel {
+                targets: vec![Target::Schedule("nights".to_owned())],
+                escalate_after_minutes: Some(5),
+            },
+            EscalationLevel {
+                targets: vec![Target::User("ben".to_owned())],
+                escalate_after_minutes: None,
+            },
+        ],
+    };
+    PagingDirectory {
+        users,
+        policies: HashMap::from([("api".to_owned(), policy)]),
+        service_policies: HashMap::from([(ServiceId::new("api"), "api".to_owned())]),
+        ..PagingDirectory::default()
+    }
+}
+
+fn engine_on(store: Arc<dyn Store>, clock: Arc<ManualClock>) -> Arc<Engine> {
+    let engine = super::engine_with(store, clock, IngestSettings::default());
+    engine.catalog().replace_paging(directory());
+    Arc::new(engine)
+}
+
+fn paged(rows: &[NotificationRow]) -> Vec<String> {
+    rows.iter()
+        .map(|row| match &row.recipient {
+            Recipient::User { user, .. } => user.clone(),
+            Recipient::Channel { channel } => channel.clone(),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ladder_climbs_on_the_clock_and_an_acknowledgement_stops_it() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let start: Timestamp = "2026-11-22T08:46:00Z".parse().expect("time");
+    let clock = Arc::new(ManualClock::new(start));
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    let engine = engine_on(Arc::clone(&store), Arc::clone(&clock));
+    let runner = engine.due_runner(settings());
+    engine
+        .submit(vec![trigger("db-down", clock.now())])
+        .await
+        .expect("submit");
+    let number = IncidentNumber(1);
+
+    assert_eq!(runner.run_due_once().await.expect("run").ran, 1);
+    let rows = store.notifications(number, 50).await.expect("rows");
+    assert_eq!(paged(&rows), ["ana"], "level 1 at once");
+    assert_eq!(rows[0].next_attempt_at, start);
+
+    clock.advance(SignedDuration::from_secs(4 * 60 + 59));
+    assert_eq!(runner.run_due_once().await.expect("run").ran, 0, "not yet");
+    clock.advance(SignedDuration::from_secs(1));
+    // Level 2 resolves to nobody: skipped, and level 3 is due at once (the next poll).
+    assert_eq!(runner.run_due_once().await.expect("run").ran, 1);
+    assert_eq!(
+        paged(&store.notifications(number, 50).await.expect("rows")),
+        ["ana"]
+    );
+    assert_eq!(runner.run_due_once().await.expect("run").ran, 1);
+    let rows = store.notifications(number, 50).await.expect("rows");
+    assert_eq!(paged(&rows), ["ana", "ben"]);
+    let timeline = engine
+        .timeline(number, PageRequest::default())
+        .await
+        .expect("timeline");
+    let kinds: Vec<_> = timeline.items.iter().map(|entry| entry.kind()).collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|kind| **kind == TimelineKind::EscalationNotified)
+            .count(),
+        2
+    );
+    let skipped = timeline
+        .items
+        .iter()
+        .find(|entry| entry.kind() == TimelineKind::EscalationSkipped)
+        .expect("the empty level is on the timeline");
+    assert_eq!(skipped.at, start + SignedDuration::from_secs(300));
+
+    // A manual escalation past the last level pages it again, at once.
+    engine
+        .command(number, &Command::Escalate, &Actor::token("ana"))
+        .await
+        .expect("escalate");
+    assert_eq!(runner.run_due_once().await.expect("run").ran, 1);
+    // Ben's first page is still pending: the repeat collapses into it.
+    assert_eq!(
+        paged(&store.notifications(number, 50).await.expect("rows")),
+        ["ana", "ben"]
+    );
+
+    engine
+        .command(number, &Command::Acknowledge, &Actor::token("ben"))
+        .await
+        .expect("acknowledge");
+    let states: Vec<_> = store
+        .notifications(number, 50)
+        .await
+        .expect("rows")
+        .iter()
+        .map(|row| row.state)
+        .collect();
+    assert_eq!(
+        states,
+        [NotificationState::Cancelled, NotificationState::Cancelled],
+        "nothing queued is sent after the acknowledgement"
+    );
+    clock.advance(SignedDuration::from_secs(24 * 3600 * 365 * 20));
+    assert_eq!(
+        runner.run_due_once().await.expect("run").ran,
+        0,
+        "no step is left"
+    );
+}
+
+/// Two engines on one database run the same steps at once; every step pages once.
+async fn two_engines_page_each_step_once(first: Arc<dyn Store>, second: Arc<dyn Store>) {
+    let start: Timestamp = "2026-11-22T08:46:00Z".parse().expect("time");
+    let clock = Arc::new(ManualClock::new(start));
+    let one = engine_on(Arc::clone(&first), Arc::clone(&clock));
+    let two = engine_on(second, Arc::clone(&clock));
+    let incidents = 20;
+    for n in 0..incidents {
+        one.submit(vec![trigger(&format!("key-{n}"), clock.now())])
+            .await
+            .expect("submit");
+    }
+    let (runner_one, runner_two) = (one.due_runner(settings()), two.due_runner(settings()));
+    for _ in 0..3 {
+        let (a, b) = tokio::join!(runner_one.run_due_once(), runner_two.run_due_once());
+        a.expect("run one");
+        b.expect("run two");
+        clock.advance(SignedDuration::from_secs(300));
+    }
+    for n in 1..=incidents {
+        let rows = first
+            .notifications(IncidentNumber(n), 50)
+            .await
+            .expect("rows");
+        assert_eq!(paged(&rows), ["ana", "ben"], "incident {n}");
+        let timeline = one
+            .timeline(IncidentNumber(n), PageRequest::default())
+            .await
+            .expect("timeline");
+        let steps = timeline
+            .items
+            .iter()
+            .filter(|entry| {
+                matches!(
+                    entry.kind(),
+                    TimelineKind::EscalationNotified | TimelineKind::EscalationSkipped
+                )
+            })
+            .count();
+        assert_eq!(steps, 3, "incident {n}: each step once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_engines_on_one_sqlite_file_page_each_step_once() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let path = dir.path().join(tocsin_store_sqlite::DATABASE_FILE);
+    let first: Arc<dyn Store> = Arc::new(SqliteStore::open_file(&path).await.expect("first"));
+    let second: Arc<dyn Store> = Arc::new(SqliteStore::open_file(&path).await.expect("second"));
+    two_engines_page_each_step_once(first, second).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_postgres_page_each_step_once() {
+    let Some(database) = tocsin_store_postgres::testing::TestDatabase::create().await else {
+        return;
+    };
+    let first: Arc<dyn Store> = Arc::new(
+        tocsin_store_postgres::PostgresStore::connect(database.url())
+            .await
+            .expect("first replica"),
+    );
+    let second: Arc<dyn Store> = Arc::new(
+        tocsin_store_postgres::PostgresStore::connect(database.url())
+            .await
+            .expect("second replica"),
+    );
+    two_engines_page_each_step_once(first, second).await;
+    drop(database);
+}

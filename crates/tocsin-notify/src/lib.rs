@@ -1,0 +1,368 @@
+//! Tocsin's outbox dispatcher and its channels.
+//!
+//! The [`Dispatcher`] claims due notifications from the outbox (`tocsin_store::outbox`) in
+//! bounded batches, renders each page (subject, what is broken, since when, how many events,
+//! the source, signed acknowledge and resolve links), sends it by its method (console, webhook,
+//! email, ntfy), and settles it: sent, retried later with exponential backoff and jitter, or
+//! failed after the last attempt. The store puts every attempt on the incident's timeline.
+//! [`Dispatcher::drain_once`] sends what is due now and returns, for tests;
+//! [`Dispatcher::run_until`] does so every poll until stopped.
+
+pub mod channels;
+pub mod message;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tocsin_config::{Config, ContactKind};
+use tocsin_core::Timestamp;
+use tocsin_engine::Engine;
+use tocsin_store::due::ClaimerId;
+use tocsin_store::outbox::{Delivery, NotificationClaim, NotificationRow, Recipient};
+use tocsin_store::{AlertFilter, PageRequest, StoreError};
+use tokio_util::sync::CancellationToken;
+
+pub use channels::{signature, Destination, SendError, Senders};
+pub use message::{render, Message};
+
+/// Where the notifications of the config's users go, and how the server is reached.
+#[derive(Debug, Clone, Default)]
+pub struct Destinations {
+    /// The server's base URL for links, without a trailing slash.
+    pub public_url: String,
+    /// User id to contact method id to destination.
+    pub users: HashMap<String, HashMap<String, Destination>>,
+}
+
+impl Destinations {
+    pub fn from_config(config: &Config) -> Destinations {
+        let users = config
+            .users
+            .iter()
+            .map(|user| {
+                let contacts = user
+                    .contact
+                    .iter()
+                    .map(|method| {
+                        let destination = match &method.kind {
+                            ContactKind::Email { address } => Destination::Email {
+                                address: address.clone(),
+                            },
+                            ContactKind::Webhook { url, secret } => Destination::Webhook {
+                                url: url.expose().to_owned(),
+                                secret: secret.as_ref().map(|secret| secret.expose().to_owned()),
+                            },
+                            ContactKind::Ntfy { url } => Destination::Ntfy {
+                                url: url.expose().to_owned(),
+                            },
+                            ContactKind::Console => Destination::Console,
+                        };
+                        (method.id.clone(), destination)
+                    })
+                    .collect();
+                (user.id.clone(), contacts)
+            })
+            .collect();
+        Destinations {
+            public_url: config.server.public_url.trim_end_matches('/').to_owned(),
+            users,
+        }
+    }
+
+    fn find(&self, recipient: &Recipient) -> Option<&Destination> {
+        match recipient {
+            Recipient::User { user, contact } => self.users.get(user)?.get(contact),
+            Recipient::Channel { .. } => None,
+        }
+    }
+}
+
+/// How a [`Dispatcher`] claims and retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatcherSettings {
+    /// Notifications per claim (at most `tocsin_store::due::MAX_CLAIM`).
+    pub batch: usize,
+    /// How long a claim holds a notification; a dispatcher that dies mid-send leaves it to
+    /// be sent again this long after.
+    pub claim_for: Duration,
+    /// How long [`Dispatcher::run_until`] waits between drains.
+    pub poll: Duration,
+    /// Attempts after which a failing notification is given up.
+    pub max_attempts: i64,
+    /// The wait before the first retry; it doubles with every attempt, up to `backoff_max`,
+    /// and a random part of up to a quarter of it is added (so retries of a storm spread).
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for DispatcherSettings {
+    fn default() -> Self {
+        DispatcherSettings {
+            batch: 32,
+            claim_for: Duration::from_secs(60),
+            poll: Duration::from_millis(500),
+            max_attempts: 8,
+            backoff_base: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// What one [`Dispatcher::drain_once`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DrainReport {
+    pub sent: usize,
+    /// Failed and to be retried.
+    pub retrying: usize,
+    /// Failed for good.
+    pub failed: usize,
+    /// Settled by someone else first (this dispatcher's claim had ended).
+    pub lost: usize,
+}
+
+/// Claims per [`Dispatcher::drain_once`] at most: it always returns.
+const MAX_ROUNDS: usize = 16;
+
+/// Sends the outbox; see the crate documentation.
+pub struct Dispatcher {
+    engine: Arc<Engine>,
+    destinations: ArcSwap<Destinations>,
+    senders: Senders,
+    claimer: ClaimerId,
+    settings: DispatcherSettings,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("claimer", &self.claimer)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    pub fn new(
+        engine: Arc<Engine>,
+        destinations: Destinations,
+        senders: Senders,
+        settings: DispatcherSettings,
+    ) -> Dispatcher {
+        let claimer = format!("dispatcher-{}", uuid::Uuid::new_v4().simple());
+        Dispatcher {
+            engine,
+            destinations: ArcSwap::from_pointee(destinations),
+            senders,
+            claimer: ClaimerId::parse(&claimer).expect("a simple uuid is a valid claimer id"),
+            settings,
+        }
+    }
+
+    /// Swaps in new destinations (a config reload).
+    pub fn replace_destinations(&self, destinations: Destinations) {
+        self.destinations.store(Arc::new(destinations));
+    }
+
+    /// Sends what is due now, batch after batch, until nothing due is left (or a bounded
+    /// number of claims was made).
+    pub async fn drain_once(&self) -> Result<DrainReport, StoreError> {
+        let mut report = DrainReport::default();
+        let batch = self.settings.batch.max(1);
+        let store = self.engine.store();
+        for _ in 0..MAX_ROUNDS {
+            let now = self.engine.now();
+            let rows = store
+                .claim_notifications(&NotificationClaim {
+                    claimer: &self.claimer,
+                    now,
+                    claim_until: now.checked_add(self.settings.claim_for).unwrap_or(now),
+                    limit: batch,
+                })
+                .await?;
+            let claimed = rows.len();
+            for row in rows {
+                self.deliver(row, &mut report).await?;
+            }
+            if claimed < batch {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Drains every `poll` until `stop` is cancelled. Store errors are logged and retried at
+    /// the next poll.
+    pub async fn run_until(&self, stop: CancellationToken) {
+        loop {
+            match self.drain_once().await {
+                Ok(report) if report == DrainReport::default() => {}
+                Ok(report) => tracing::debug!(
+                    sent = report.sent,
+                    retrying = report.retrying,
+                    failed = report.failed,
+                    lost = report.lost,
+                    "dispatched notifications"
+                ),
+                Err(error) => tracing::warn!(
+                    error = %tocsin_engine::error_chain(&error),
+                    "cannot dispatch notifications; will retry"
+                ),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(self.settings.poll) => {}
+            }
+        }
+    }
+
+    async fn deliver(
+        &self,
+        row: NotificationRow,
+        report: &mut DrainReport,
+    ) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let outcome = self.attempt(&row).await;
+        let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let now = self.engine.now();
+        let delivery = match outcome {
+            Ok(()) => {
+                report.sent += 1;
+                Delivery::Sent
+            }
+            Err(SendError::Transient(error)) if row.attempts < self.settings.max_attempts => {
+                report.retrying += 1;
+                Delivery::Retry {
+                    at: now
+                        .checked_add(self.backoff(row.attempts))
+                        .unwrap_or(Timestamp::MAX),
+                    error,
+                }
+            }
+            Err(SendError::Transient(error) | SendError::Permanent(error)) => {
+                report.failed += 1;
+                Delivery::Failed { error }
+            }
+        };
+        match &delivery {
+            Delivery::Sent => tracing::info!(
+                incident = %row.incident, recipient = %row.recipient, method = row.method,
+                attempt = row.attempts, latency_ms, "notification sent"
+            ),
+            Delivery::Retry { at, error } => tracing::warn!(
+                incident = %row.incident, recipient = %row.recipient, method = row.method,
+                attempt = row.attempts, error, retry_at = %at, "notification failed; will retry"
+            ),
+            Delivery::Failed { error } => tracing::error!(
+                incident = %row.incident, recipient = %row.recipient, method = row.method,
+                attempt = row.attempts, error, "notification failed; giving up"
+            ),
+        }
+        let settled = self
+            .engine
+            .store()
+            .settle_notification(&row, &delivery, latency_ms, now)
+            .await?;
+        if settled.is_none() {
+            report.lost += 1;
+        }
+        Ok(())
+    }
+
+    async fn attempt(&self, row: &NotificationRow) -> Result<(), SendError> {
+        let destinations = self.destinations.load();
+        let Some(destination) = destinations.find(&row.recipient) else {
+            return Err(SendError::Permanent(format!(
+                "{} has no contact method {:?} in the config any more",
+                row.recipient, row.method
+            )));
+        };
+        let message = self
+            .render(row, &destinations.public_url)
+            .await
+            .map_err(|error| {
+                SendError::Transient(format!(
+                    "cannot read the incident: {}",
+                    tocsin_engine::error_chain(&error)
+                ))
+            })?;
+        match tokio::time::timeout(
+            channels::SEND_TIMEOUT + Duration::from_secs(1),
+            self.senders
+                .send(destination, &message, &row.idempotency_key),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => Err(SendError::Transient("timed out".to_owned())),
+        }
+    }
+
+    async fn render(
+        &self,
+        row: &NotificationRow,
+        public_url: &str,
+    ) -> Result<Message, tocsin_engine::EngineError> {
+        let incident = self.engine.incident(row.incident).await?;
+        let alerts = self
+            .engine
+            .alerts(
+                &AlertFilter {
+                    incident: Some(row.incident),
+                    ..AlertFilter::default()
+                },
+                PageRequest::first(PageRequest::MAX_LIMIT),
+            )
+            .await?;
+        let events = alerts.items.iter().map(|alert| alert.count).sum();
+        let source = alerts
+            .items
+            .first()
+            .map(|alert| alert.source.clone())
+            .unwrap_or_default();
+        let service_name = self
+            .engine
+            .catalog()
+            .service(&incident.service)
+            .map_or_else(
+                || incident.service.to_string(),
+                |service| service.name.clone(),
+            );
+        let signer = self.engine.links();
+        let user = match &row.recipient {
+            Recipient::User { user, .. } => Some(user.as_str()),
+            Recipient::Channel { .. } => None,
+        };
+        let links = signer.as_deref().zip(user);
+        Ok(render(
+            &incident,
+            &message::PageFacts {
+                service_name,
+                events,
+                source,
+                recipient: row.recipient.to_string(),
+                idempotency_key: row.idempotency_key.clone(),
+            },
+            links,
+            public_url,
+            self.engine.now(),
+        ))
+    }
+
+    /// The wait before retrying a notification whose `attempts`-th attempt failed.
+    fn backoff(&self, attempts: i64) -> Duration {
+        let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        let base = self
+            .settings
+            .backoff_base
+            .saturating_mul(2_u32.saturating_pow(doublings))
+            .min(self.settings.backoff_max);
+        let quarter = u64::try_from(base.as_millis() / 4)
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let jitter =
+            u64::try_from(uuid::Uuid::new_v4().as_u128() % u128::from(quarter)).unwrap_or_default();
+        base + Duration::from_millis(jitter)
+    }
+}

@@ -1,0 +1,296 @@
+//! The dispatcher over a real SQLite store and a real HTTP receiver on loopback, with a manual
+//! clock: a receiver that is down gets the page once it is back, exactly once successfully;
+//! a 4xx fails at once; every attempt is on the timeline.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, StatusCode};
+use jiff::SignedDuration;
+use serde_json::json;
+use tocsin_core::{
+    DedupKey, EscalationLevel, EscalationPolicy, Event, EventAction, IncidentNumber, Integration,
+    ResolvePolicy, ServiceId, Severity, Target, TimelineData,
+};
+use tocsin_engine::paging::{NotifyStep, PagedUser, PagingDirectory};
+use tocsin_engine::{
+    Catalog, Clock, DueRunnerSettings, Engine, IngestSettings, Ingestor, ManualClock, Metrics,
+    ServiceEntry,
+};
+use tocsin_notify::{
+    Destination, Destinations, Dispatcher, DispatcherSettings, DrainReport, Senders,
+};
+use tocsin_store::outbox::NotificationState;
+use tocsin_store::{Inbound, PageRequest, Store};
+use tocsin_store_sqlite::SqliteStore;
+
+const SECRET: &str = "receiver-secret";
+
+/// A receiver answering with the status in `status`; records (idempotency key, signature ok,
+/// status answered).
+async fn receiver(status: Arc<AtomicU16>) -> (String, Arc<Mutex<Vec<(String, bool, u16)>>>) {
+    let seen: Arc<Mutex<Vec<(String, bool, u16)>>> = Arc::default();
+    let record = Arc::clone(&seen);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let record = Arc::clone(&record);
+            let status = Arc::clone(&status);
+            async move {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let expected = tocsin_notify::signature(SECRET, &header("tocsin-timestamp"), &body);
+                let answer = status.load(Ordering::SeqCst);
+                record.lock().expect("lock").push((
+                    header("idempotency-key"),
+                    header("tocsin-signature") == expected,
+                    answer,
+                ));
+                StatusCode::from_u16(answer).expect("status")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{address}/hook"), seen)
+}
+
+struct Setup {
+    engine: Arc<Engine>,
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    dispatcher: Dispatcher,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(url: &str) -> Setup {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    let clock = Arc::new(ManualClock::new(
+        "2026-11-22T02:35:00Z".parse().expect("time"),
+    ));
+    let catalog = Arc::new(Catalog::new(vec![ServiceEntry {
+        id: ServiceId::new("db"),
+        name: "Game DB".to_owned(),
+        integration_keys: vec!["0123456789abcdef0123456789abcdef".to_owned()],
+        resolve: ResolvePolicy::Auto,
+        grafana: None,
+    }]));
+    catalog.replace_paging(PagingDirectory {
+        users: HashMap::from([(
+            "ana".to_owned(),
+            PagedUser {
+                id: "ana".to_owned(),
+                name: "Ana".to_owned(),
+                bot: false,
+                notify: vec![NotifyStep {
+                    after_minutes: 0,
+                    contact: "hook".to_owned(),
+                    method: "webhook".to_owned(),
+                }],
+            },
+        )]),
+        policies: HashMap::from([(
+            "db".to_owned(),
+            EscalationPolicy {
+                id: "db".to_owned(),
+                name: "db".to_owned(),
+                repeat: 0,
+                levels: vec![EscalationLevel {
+                    targets: vec![Target::User("ana".to_owned())],
+                    escalate_after_minutes: None,
+                }],
+            },
+        )]),
+        service_policies: HashMap::from([(ServiceId::new("db"), "db".to_owned())]),
+        ..PagingDirectory::default()
+    });
+    let metrics = Arc::new(Metrics::new());
+    let (ingestor, _writer) = Ingestor::start(
+        Arc::clone(&store),
+        Arc::clone(&catalog),
+        Arc::clone(&metrics),
+        IngestSettings::default(),
+    )
+    .expect("ingest writer");
+    let engine = Arc::new(Engine::new(
+        Arc::clone(&store),
+        catalog,
+        ingestor,
+        Arc::clone(&clock) as Arc<dyn Clock>,
+        metrics,
+    ));
+    engine.load_link_keys().await.expect("link keys");
+    let destinations = Destinations {
+        public_url: "http://tocsin.test".to_owned(),
+        users: HashMap::from([(
+            "ana".to_owned(),
+            HashMap::from([(
+                "hook".to_owned(),
+                Destination::Webhook {
+                    url: url.to_owned(),
+                    secret: Some(SECRET.to_owned()),
+                },
+            )]),
+        )]),
+    };
+    let dispatcher = Dispatcher::new(
+        Arc::clone(&engine),
+        destinations,
+        Senders::new(None),
+        DispatcherSettings::default(),
+    );
+    Setup {
+        engine,
+        store,
+        clock,
+        dispatcher,
+        _dir: dir,
+    }
+}
+
+async fn open_incident(setup: &Setup, key: &str) {
+    setup
+        .engine
+        .submit(vec![Inbound::Alert(Event {
+            service: ServiceId::new("db"),
+            integration: Integration::EventsV2,
+            action: EventAction::Trigger,
+            dedup_key: DedupKey::parse(key).expect("key"),
+            severity: Severity::Critical,
+            summary: "database down".to_owned(),
+            source: "db-1".to_owned(),
+            occurred_at: None,
+            received_at: setup.clock.now(),
+            details: json!({}),
+        })])
+        .await
+        .expect("submit");
+    let runner = setup.engine.due_runner(DueRunnerSettings::default());
+    runner.run_due_once().await.expect("escalate");
+}
+
+async fn attempts(setup: &Setup, number: i64) -> Vec<(String, i64)> {
+    setup
+        .engine
+        .timeline(IncidentNumber(number), PageRequest::default())
+        .await
+        .expect("timeline")
+        .items
+        .into_iter()
+        .filter_map(|entry| match entry.data {
+            TimelineData::NotificationAttempted {
+                result, attempt, ..
+            } => Some((result, attempt)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_is_down_gets_the_page_once_it_is_back() {
+    let status = Arc::new(AtomicU16::new(503));
+    let (url, seen) = receiver(Arc::clone(&status)).await;
+    let setup = setup(&url).await;
+    open_incident(&setup, "db-down").await;
+
+    let report = setup.dispatcher.drain_once().await.expect("drain");
+    assert_eq!(
+        report,
+        DrainReport {
+            retrying: 1,
+            ..DrainReport::default()
+        }
+    );
+    // Not due again yet.
+    assert_eq!(
+        setup.dispatcher.drain_once().await.expect("drain"),
+        DrainReport::default()
+    );
+    // Ten minutes of outage: the retries back off (10 s, 20 s, 40 s, ... with jitter).
+    for _ in 0..6 {
+        setup.clock.advance(SignedDuration::from_secs(100));
+        setup.dispatcher.drain_once().await.expect("drain");
+    }
+    let failures = seen.lock().expect("lock").len();
+    assert!(
+        (2..=7).contains(&failures),
+        "{failures} attempts while down"
+    );
+
+    status.store(200, Ordering::SeqCst);
+    setup.clock.advance(SignedDuration::from_secs(30 * 60));
+    let report = setup.dispatcher.drain_once().await.expect("drain");
+    assert_eq!(report.sent, 1, "{report:?}");
+    setup.clock.advance(SignedDuration::from_secs(3600));
+    assert_eq!(
+        setup.dispatcher.drain_once().await.expect("drain"),
+        DrainReport::default(),
+        "sent once, never again"
+    );
+
+    let seen = seen.lock().expect("lock").clone();
+    let keys: std::collections::HashSet<_> = seen.iter().map(|(key, ..)| key.clone()).collect();
+    assert_eq!(
+        keys.len(),
+        1,
+        "every attempt carries the same idempotency key"
+    );
+    assert!(
+        seen.iter().all(|(_, signed, _)| *signed),
+        "every attempt is signed"
+    );
+    assert_eq!(
+        seen.iter().filter(|(.., status)| *status == 200).count(),
+        1,
+        "delivered once"
+    );
+    let timeline = attempts(&setup, 1).await;
+    assert_eq!(
+        timeline.len(),
+        seen.len(),
+        "every attempt is on the timeline"
+    );
+    assert_eq!(
+        timeline.last().map(|(result, _)| result.as_str()),
+        Some("sent")
+    );
+    assert!(timeline[..timeline.len() - 1]
+        .iter()
+        .all(|(result, _)| result == "retrying"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_error_fails_at_once_and_says_so_on_the_timeline() {
+    let status = Arc::new(AtomicU16::new(404));
+    let (url, seen) = receiver(Arc::clone(&status)).await;
+    let setup = setup(&url).await;
+    open_incident(&setup, "db-down").await;
+    let report = setup.dispatcher.drain_once().await.expect("drain");
+    assert_eq!(report.failed, 1, "{report:?}");
+    assert_eq!(seen.lock().expect("lock").len(), 1);
+    assert_eq!(attempts(&setup, 1).await, [("failed".to_owned(), 1)]);
+    let rows = setup
+        .store
+        .notifications(IncidentNumber(1), 10)
+        .await
+        .expect("rows");
+    assert_eq!(rows[0].state, NotificationState::Failed);
+    assert!(
+        rows[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|error| error.contains("404")),
+        "{:?}",
+        rows[0].last_error
+    );
+}

@@ -1,0 +1,660 @@
+//! The notification outbox: every notification is a row written in the transaction that
+//! decided it, and a dispatcher sends it later.
+//!
+//! The life of a notification:
+//!
+//! - It is queued `pending`, due at `next_attempt_at` (a person's notify rule may say "two
+//!   minutes after being paged"). Queued again under the same idempotency key it is one row;
+//!   and while one person already has a pending notification of an incident on a contact
+//!   method, another one for the same person, incident and contact method due within a minute
+//!   of it collapses into it.
+//! - [`OutboxStore::claim_notifications`] moves due rows to `sending` and holds them for the
+//!   claimer until a deadline; a row whose deadline passed (its dispatcher died mid-send) is
+//!   claimed again. Each claim counts an attempt, and the attempt number names the claim.
+//! - The claimer settles it ([`OutboxStore::settle_notification`]): `sent`, `pending` again
+//!   for a retry later, or `failed` after the last retry. Each settlement appends a
+//!   `notification.attempted` entry (who, how, result, latency) to the incident's timeline in
+//!   the same transaction.
+//! - Acknowledging or resolving the incident cancels every row of it still `pending` (queued or
+//!   waiting for a retry); a row being sent at that moment finishes its attempt.
+//!
+//! Delivery is at least once: a dispatcher that dies after sending and before settling leaves
+//! the row to be sent again; the idempotency key, sent with every message, lets the receiver
+//! tell.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use tocsin_core::{
+    Actor, IncidentNumber, IncidentRef, IncidentState, TimelineData, TimelineRecord, Timestamp,
+    ESCALATION_STEP_KIND,
+};
+
+use crate::decode::{self, StoredRow};
+use crate::due::{claim_limit, stored_error_text, ClaimerId};
+use crate::sql::{self, Arg, Connection};
+use crate::{StoreError, TimelineEntry};
+
+/// A notification collapses into a pending one for the same person, incident and contact
+/// method due within this long of it (a minute, in microseconds); a reminder due later is a
+/// notification of its own.
+pub const COLLAPSE_WINDOW_MICROS: i64 = 60_000_000;
+
+/// The longest idempotency key, in characters.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
+/// Who a notification is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Recipient {
+    /// A user from the config, reached through one of their contact methods.
+    User { user: String, contact: String },
+    /// A channel from the config (team chat, a webhook, a mailing list).
+    Channel { channel: String },
+}
+
+impl Recipient {
+    fn kind(&self) -> &'static str {
+        match self {
+            Recipient::User { .. } => "user",
+            Recipient::Channel { .. } => "channel",
+        }
+    }
+
+    fn id(&self) -> &str {
+        match self {
+            Recipient::User { user, .. } => user,
+            Recipient::Channel { channel } => channel,
+        }
+    }
+
+    fn contact(&self) -> &str {
+        match self {
+            Recipient::User { contact, .. } => contact,
+            Recipient::Channel { .. } => "",
+        }
+    }
+
+    fn read(kind: &str, id: String, contact: String) -> Result<Recipient, StoreError> {
+        match kind {
+            "user" => Ok(Recipient::User { user: id, contact }),
+            "channel" => Ok(Recipient::Channel { channel: id }),
+            other => Err(StoreError::Corrupt(format!(
+                "column recipient_kind holds {other:?}"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Recipient {
+    /// `user:<id>` or `channel:<id>`, as the timeline names it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind(), self.id())
+    }
+}
+
+/// Where a notification stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotificationState {
+    /// Waiting for `next_attempt_at` (first attempt, or a retry).
+    Pending,
+    /// Claimed by a dispatcher until `claim_until`.
+    Sending,
+    Sent,
+    /// Given up after the last retry.
+    Failed,
+    /// Withdrawn before it was sent: the incident was acknowledged or resolved.
+    Cancelled,
+}
+
+impl NotificationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationState::Pending => "pending",
+            NotificationState::Sending => "sending",
+            NotificationState::Sent => "sent",
+            NotificationState::Failed => "failed",
+            NotificationState::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self, StoreError> {
+        Ok(match value {
+            "pending" => NotificationState::Pending,
+            "sending" => NotificationState::Sending,
+            "sent" => NotificationState::Sent,
+            "failed" => NotificationState::Failed,
+            "cancelled" => NotificationState::Cancelled,
+            other => {
+                return Err(StoreError::Corrupt(format!("column state holds {other:?}")));
+            }
+        })
+    }
+}
+
+/// A notification to queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotification {
+    pub incident: IncidentNumber,
+    pub recipient: Recipient,
+    /// How it is sent: `email`, `webhook`, `ntfy`, `slack`, `console`, ...
+    pub method: String,
+    /// What it says: `page` for an escalation's notification.
+    pub kind: String,
+    /// What the dispatcher needs besides the incident.
+    pub payload: serde_json::Value,
+    /// Unique per notification, at most [`MAX_IDEMPOTENCY_KEY_CHARS`] characters.
+    pub idempotency_key: String,
+    /// Not sent before this.
+    pub not_before: Timestamp,
+}
+
+/// A notification as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationRow {
+    pub id: i64,
+    pub incident: IncidentNumber,
+    pub recipient: Recipient,
+    pub method: String,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub idempotency_key: String,
+    pub state: NotificationState,
+    /// Attempts begun, the current one included; while `sending`, it names the claim.
+    pub attempts: i64,
+    pub next_attempt_at: Timestamp,
+    pub claimed_by: Option<String>,
+    pub claim_until: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub settled_at: Option<Timestamp>,
+}
+
+/// What to claim.
+#[derive(Debug, Clone)]
+pub struct NotificationClaim<'a> {
+    pub claimer: &'a ClaimerId,
+    /// Rows due at or before `now`, and rows whose claim ended at or before `now`.
+    pub now: Timestamp,
+    /// The claim lasts until then; after it another dispatcher may send the row again.
+    pub claim_until: Timestamp,
+    /// At most this many rows, and never more than [`crate::due::MAX_CLAIM`].
+    pub limit: usize,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    Sent,
+    /// It failed and is tried again at `at`.
+    Retry {
+        at: Timestamp,
+        error: String,
+    },
+    /// It failed and is not tried again.
+    Failed {
+        error: String,
+    },
+}
+
+/// What [`OutboxStore::run_escalation_step`] writes when the step still stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EscalationStepWrite {
+    pub incident: IncidentNumber,
+    /// The step the claimed due item's payload names; the write applies only while the item
+    /// still names it, so a step is written once even if it runs twice.
+    pub step_payload: serde_json::Value,
+    /// The payload and due time of the step after it.
+    pub next_payload: serde_json::Value,
+    pub next_due_at: Timestamp,
+    pub notifications: Vec<NewNotification>,
+    /// Entries to append (escalation.notified, escalation.skipped), by the system.
+    pub timeline: Vec<TimelineData>,
+    pub now: Timestamp,
+}
+
+/// What [`OutboxStore::run_escalation_step`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EscalationStepOutcome {
+    /// Written: this many notifications were queued (duplicates collapsed).
+    Written { queued: usize },
+    /// The incident is no longer triggered: nothing was written.
+    NotTriggered,
+    /// The step was already written (or the item was cancelled): nothing was written.
+    Stale,
+}
+
+/// The outbox of a backend, and the escalation writes that fill it.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Queues the notifications in one transaction; returns how many rows were added (a
+    /// repeated idempotency key, or a duplicate of a pending notification for the same person,
+    /// incident and contact method due within [`COLLAPSE_WINDOW_MICROS`], adds none).
+    async fn enqueue_notifications(
+        &self,
+        notifications: &[NewNotification],
+        now: Timestamp,
+    ) -> Result<usize, StoreError>;
+
+    /// Moves due `pending` rows, and `sending` rows whose claim ended, to `sending` for the
+    /// claimer (oldest due first), counting an attempt on each.
+    async fn claim_notifications(
+        &self,
+        claim: &NotificationClaim<'_>,
+    ) -> Result<Vec<NotificationRow>, StoreError>;
+
+    /// Settles a claimed row and appends the attempt (`latency_ms`, by the system, at `now`)
+    /// to the incident's timeline. `None`: the caller no longer holds the claim (it ended and
+    /// another dispatcher took the row), and nothing was changed.
+    async fn settle_notification(
+        &self,
+        row: &NotificationRow,
+        delivery: &Delivery,
+        latency_ms: i64,
+        now: Timestamp,
+    ) -> Result<Option<TimelineEntry>, StoreError>;
+
+    /// Cancels every `pending` notification of the incident; returns how many.
+    async fn cancel_notifications(
+        &self,
+        incident: IncidentNumber,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// The incident's notifications, oldest first, at most `limit` (and never more than
+    /// `PageRequest::MAX_LIMIT`).
+    async fn notifications(
+        &self,
+        incident: IncidentNumber,
+        limit: u32,
+    ) -> Result<Vec<NotificationRow>, StoreError>;
+
+    /// Writes one escalation step in one transaction: when the incident is still triggered
+    /// and its escalation item still names `step_payload`, queues the notifications, appends
+    /// the timeline and points the item at the next step (its lease and revision untouched:
+    /// the runner settles it).
+    async fn run_escalation_step(
+        &self,
+        step: &EscalationStepWrite,
+    ) -> Result<EscalationStepOutcome, StoreError>;
+
+    /// The current key for `purpose` (created, 32 random bytes given by the caller as hex,
+    /// when there is none), and every key of it not retired (newest first) to check with.
+    async fn server_key(
+        &self,
+        purpose: &str,
+        new_secret: &str,
+        now: Timestamp,
+    ) -> Result<Vec<ServerKey>, StoreError>;
+
+    /// Retires the current key of `purpose` and makes `new_secret` current.
+    async fn rotate_server_key(
+        &self,
+        purpose: &str,
+        new_secret: &str,
+        now: Timestamp,
+    ) -> Result<ServerKey, StoreError>;
+}
+
+/// A key the server signs with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerKey {
+    pub id: i64,
+    /// Hex.
+    pub secret: String,
+    pub created_at: Timestamp,
+}
+
+impl fmt::Debug for ServerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerKey")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+const NOTIFICATION_COLUMNS: &str = "id, incident_number, recipient_kind, recipient, contact, \
+    method, kind, payload, idempotency_key, state, attempts, next_attempt_at, claimed_by, \
+    claim_until, last_error, created_at, settled_at";
+
+fn micros(at: Timestamp) -> i64 {
+    at.as_microsecond()
+}
+
+fn read_notification(row: &impl StoredRow) -> Result<NotificationRow, StoreError> {
+    Ok(NotificationRow {
+        id: row.integer("id")?,
+        incident: IncidentNumber(row.integer("incident_number")?),
+        recipient: Recipient::read(
+            &row.text("recipient_kind")?,
+            row.text("recipient")?,
+            row.text("contact")?,
+        )?,
+        method: row.text("method")?,
+        kind: row.text("kind")?,
+        payload: decode::json("payload", &row.text("payload")?)?,
+        idempotency_key: row.text("idempotency_key")?,
+        state: NotificationState::parse(&row.text("state")?)?,
+        attempts: row.integer("attempts")?,
+        next_attempt_at: decode::timestamp("next_attempt_at", row.integer("next_attempt_at")?)?,
+        claimed_by: row.optional_text("claimed_by")?,
+        claim_until: decode::optional_timestamp(
+            "claim_until",
+            row.optional_integer("claim_until")?,
+        )?,
+        last_error: row.optional_text("last_error")?,
+        created_at: decode::timestamp("created_at", row.integer("created_at")?)?,
+        settled_at: decode::optional_timestamp("settled_at", row.optional_integer("settled_at")?)?,
+    })
+}
+
+fn check_notification(notification: &NewNotification) -> Result<(), StoreError> {
+    let chars = notification.idempotency_key.chars().count();
+    if chars == 0 || chars > MAX_IDEMPOTENCY_KEY_CHARS {
+        return Err(StoreError::Invalid(format!(
+            "idempotency key has {chars} characters: use 1 to {MAX_IDEMPOTENCY_KEY_CHARS}"
+        )));
+    }
+    sql::check_text("idempotency_key", &notification.idempotency_key)?;
+    sql::check_text("recipient", notification.recipient.id())?;
+    sql::check_text("contact", notification.recipient.contact())?;
+    sql::check_text("method", &notification.method)?;
+    sql::check_text("kind", &notification.kind)?;
+    Ok(())
+}
+
+/// Inserts the notifications (see [`OutboxStore::enqueue_notifications`]). The caller commits.
+pub async fn enqueue<C: Connection>(
+    conn: &mut C,
+    notifications: &[NewNotification],
+    now: Timestamp,
+) -> Result<usize, StoreError> {
+    for notification in notifications {
+        check_notification(notification)?;
+    }
+    let mut added = 0;
+    for notification in notifications {
+        let payload = notification.payload.to_string();
+        sql::check_text("payload", &payload)?;
+        added += conn
+            .execute(
+                "INSERT INTO outbox (incident_number, recipient_kind, recipient, contact, method,
+                     kind, payload, idempotency_key, state, attempts, next_attempt_at, created_at)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $10
+                 WHERE NOT EXISTS (
+                     SELECT 1 FROM outbox WHERE incident_number = $1 AND recipient_kind = $2
+                         AND recipient = $3 AND contact = $4 AND method = $5
+                         AND state = 'pending'
+                         AND next_attempt_at BETWEEN $11 AND $12)
+                 ON CONFLICT (idempotency_key) DO NOTHING",
+                &[
+                    Arg::Integer(notification.incident.0),
+                    Arg::Text(notification.recipient.kind()),
+                    Arg::Text(notification.recipient.id()),
+                    Arg::Text(notification.recipient.contact()),
+                    Arg::Text(&notification.method),
+                    Arg::Text(&notification.kind),
+                    Arg::Text(&payload),
+                    Arg::Text(&notification.idempotency_key),
+                    Arg::Integer(micros(notification.not_before)),
+                    Arg::Integer(micros(now)),
+                    Arg::Integer(micros(notification.not_before) - COLLAPSE_WINDOW_MICROS),
+                    Arg::Integer(micros(notification.not_before) + COLLAPSE_WINDOW_MICROS),
+                ],
+            )
+            .await?;
+    }
+    Ok(usize::try_from(added).unwrap_or(usize::MAX))
+}
+
+/// Claims due rows (see [`OutboxStore::claim_notifications`]). The caller commits.
+pub async fn claim<C: Connection>(
+    conn: &mut C,
+    claim: &NotificationClaim<'_>,
+) -> Result<Vec<NotificationRow>, StoreError> {
+    let skip_locked = conn.dialect().skip_locked;
+    let rows = conn
+        .fetch_all(
+            &format!(
+                "UPDATE outbox SET state = 'sending', attempts = attempts + 1, claimed_by = $1,
+                     claim_until = $2
+                 WHERE id IN (
+                     SELECT id FROM outbox
+                     WHERE (state = 'pending' AND next_attempt_at <= $3)
+                        OR (state = 'sending' AND claim_until <= $3)
+                     ORDER BY next_attempt_at, id LIMIT $4{skip_locked})
+                 RETURNING {NOTIFICATION_COLUMNS}"
+            ),
+            &[
+                Arg::Text(claim.claimer.as_str()),
+                Arg::Integer(micros(claim.claim_until)),
+                Arg::Integer(micros(claim.now)),
+                Arg::Integer(claim_limit(claim.limit)),
+            ],
+        )
+        .await?;
+    let mut claimed = rows
+        .iter()
+        .map(read_notification)
+        .collect::<Result<Vec<_>, _>>()?;
+    // RETURNING follows no order: hand them out oldest due first.
+    claimed.sort_by_key(|row| (row.next_attempt_at, row.id));
+    Ok(claimed)
+}
+
+/// Settles a claimed row (see [`OutboxStore::settle_notification`]). The caller commits.
+pub async fn settle<C: Connection>(
+    conn: &mut C,
+    row: &NotificationRow,
+    delivery: &Delivery,
+    latency_ms: i64,
+    now: Timestamp,
+) -> Result<Option<TimelineEntry>, StoreError> {
+    let claimer = row.claimed_by.as_deref().unwrap_or_default();
+    let (state, next_attempt_at, error, settled_at, result) = match delivery {
+        Delivery::Sent => ("sent", row.next_attempt_at, None, Some(now), "sent"),
+        Delivery::Retry { at, error } => (
+            "pending",
+            *at,
+            Some(stored_error_text(error)),
+            None,
+            "retrying",
+        ),
+        Delivery::Failed { error } => (
+            "failed",
+            row.next_attempt_at,
+            Some(stored_error_text(error)),
+            Some(now),
+            "failed",
+        ),
+    };
+    let changed = conn
+        .execute(
+            "UPDATE outbox SET state = $1, next_attempt_at = $2, last_error = COALESCE($3, last_error),
+                 settled_at = $4, claimed_by = NULL, claim_until = NULL
+             WHERE id = $5 AND state = 'sending' AND claimed_by = $6 AND attempts = $7",
+            &[
+                Arg::Text(state),
+                Arg::Integer(micros(next_attempt_at)),
+                Arg::OptionalText(error.as_deref()),
+                Arg::OptionalInteger(settled_at.map(micros)),
+                Arg::Integer(row.id),
+                Arg::Text(claimer),
+                Arg::Integer(row.attempts),
+            ],
+        )
+        .await?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    let record = TimelineRecord {
+        incident: IncidentRef::Existing(row.incident),
+        at: now,
+        actor: Actor::system(),
+        data: TimelineData::NotificationAttempted {
+            recipient: row.recipient.to_string(),
+            method: row.method.clone(),
+            contact: row.recipient.contact().to_owned(),
+            result: result.to_owned(),
+            attempt: row.attempts,
+            latency_ms,
+            error,
+        },
+    };
+    let entries = sql::append_timeline(conn, std::slice::from_ref(&record)).await?;
+    Ok(entries.into_iter().next())
+}
+
+/// Cancels the incident's pending rows. The caller commits.
+pub async fn cancel<C: Connection>(
+    conn: &mut C,
+    incident: IncidentNumber,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    conn.execute(
+        "UPDATE outbox SET state = 'cancelled', settled_at = $2
+         WHERE incident_number = $1 AND state = 'pending'",
+        &[Arg::Integer(incident.0), Arg::Integer(micros(now))],
+    )
+    .await
+}
+
+/// The incident's notifications, oldest first.
+pub async fn list<C: Connection>(
+    conn: &mut C,
+    incident: IncidentNumber,
+    limit: u32,
+) -> Result<Vec<NotificationRow>, StoreError> {
+    let limit = limit.clamp(1, crate::PageRequest::MAX_LIMIT);
+    let rows = conn
+        .fetch_all(
+            &format!(
+                "SELECT {NOTIFICATION_COLUMNS} FROM outbox WHERE incident_number = $1
+                 ORDER BY id LIMIT $2"
+            ),
+            &[Arg::Integer(incident.0), Arg::Integer(i64::from(limit))],
+        )
+        .await?;
+    rows.iter().map(read_notification).collect()
+}
+
+/// Writes an escalation step (see [`OutboxStore::run_escalation_step`]). The caller commits.
+pub async fn escalation_step<C: Connection>(
+    conn: &mut C,
+    step: &EscalationStepWrite,
+) -> Result<EscalationStepOutcome, StoreError> {
+    // The incident first, locked: acknowledging takes the same lock, so a step and an
+    // acknowledgement are ordered, and a step written after one sees it.
+    let incident = sql::incident(conn, step.incident, true).await?;
+    if incident.state != IncidentState::Triggered {
+        return Ok(EscalationStepOutcome::NotTriggered);
+    }
+    let key = step.incident.0.to_string();
+    let current = step.step_payload.to_string();
+    let next = step.next_payload.to_string();
+    let moved = conn
+        .execute(
+            "UPDATE due_work SET payload = $1, due_at = $2
+             WHERE kind = $3 AND key = $4 AND payload = $5",
+            &[
+                Arg::Text(&next),
+                Arg::Integer(micros(step.next_due_at)),
+                Arg::Text(ESCALATION_STEP_KIND),
+                Arg::Text(&key),
+                Arg::Text(&current),
+            ],
+        )
+        .await?;
+    if moved == 0 {
+        return Ok(EscalationStepOutcome::Stale);
+    }
+    let queued = enqueue(conn, &step.notifications, step.now).await?;
+    let records: Vec<TimelineRecord> = step
+        .timeline
+        .iter()
+        .map(|data| TimelineRecord {
+            incident: IncidentRef::Existing(step.incident),
+            at: step.now,
+            actor: Actor::system(),
+            data: data.clone(),
+        })
+        .collect();
+    sql::append_timeline(conn, &records).await?;
+    Ok(EscalationStepOutcome::Written { queued })
+}
+
+fn read_key(row: &impl StoredRow) -> Result<ServerKey, StoreError> {
+    Ok(ServerKey {
+        id: row.integer("id")?,
+        secret: row.text("secret")?,
+        created_at: decode::timestamp("created_at", row.integer("created_at")?)?,
+    })
+}
+
+/// The unretired keys of `purpose`, newest first; creates one from `new_secret` when there
+/// is none. The caller commits.
+pub async fn server_key<C: Connection>(
+    conn: &mut C,
+    purpose: &str,
+    new_secret: &str,
+    now: Timestamp,
+) -> Result<Vec<ServerKey>, StoreError> {
+    let keys = server_keys(conn, purpose).await?;
+    if !keys.is_empty() {
+        return Ok(keys);
+    }
+    Ok(vec![insert_key(conn, purpose, new_secret, now).await?])
+}
+
+/// Retires the current keys of `purpose` and adds `new_secret`. The caller commits.
+pub async fn rotate_server_key<C: Connection>(
+    conn: &mut C,
+    purpose: &str,
+    new_secret: &str,
+    now: Timestamp,
+) -> Result<ServerKey, StoreError> {
+    conn.execute(
+        "UPDATE server_keys SET retired_at = $2 WHERE purpose = $1 AND retired_at IS NULL",
+        &[Arg::Text(purpose), Arg::Integer(micros(now))],
+    )
+    .await?;
+    insert_key(conn, purpose, new_secret, now).await
+}
+
+async fn server_keys<C: Connection>(
+    conn: &mut C,
+    purpose: &str,
+) -> Result<Vec<ServerKey>, StoreError> {
+    let lock = conn.dialect().lock_rows;
+    let rows = conn
+        .fetch_all(
+            &format!(
+                "SELECT id, secret, created_at FROM server_keys
+                 WHERE purpose = $1 AND retired_at IS NULL ORDER BY id DESC LIMIT 16{lock}"
+            ),
+            &[Arg::Text(purpose)],
+        )
+        .await?;
+    rows.iter().map(read_key).collect()
+}
+
+async fn insert_key<C: Connection>(
+    conn: &mut C,
+    purpose: &str,
+    secret: &str,
+    now: Timestamp,
+) -> Result<ServerKey, StoreError> {
+    let row = conn
+        .fetch_one(
+            "INSERT INTO server_keys (purpose, secret, created_at) VALUES ($1, $2, $3)
+             RETURNING id, secret, created_at",
+            &[
+                Arg::Text(purpose),
+                Arg::Text(secret),
+                Arg::Integer(micros(now)),
+            ],
+        )
+        .await?;
+    read_key(&row)
+}

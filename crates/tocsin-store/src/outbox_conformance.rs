@@ -1,0 +1,626 @@
+//! The outbox conformance suite: what every backend's outbox and escalation writes must do,
+//! with two stores on one database, as two processes or two replicas would have.
+//!
+//! A backend's tests call `tocsin_store::outbox_suite!(make_pair)` where `make_pair` is an
+//! async fn returning `Option<OutboxPair>` (`None` when the backend is not available here).
+
+use std::any::Any;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::json;
+use tocsin_core::{
+    Actor, Command, EventAction, IncidentNumber, ResolvePolicy, ServiceId, TimelineData,
+    TimelineKind, Timestamp, ESCALATION_STEP_KIND,
+};
+
+use crate::conformance::event;
+use crate::due::{ClaimRequest, ClaimerId, DueKey, DueKind, FIRST_ESCALATION_STEP};
+use crate::outbox::{
+    Delivery, EscalationStepOutcome, EscalationStepWrite, NewNotification, NotificationClaim,
+    NotificationState, Recipient,
+};
+use crate::{PageRequest, Store};
+
+/// Two stores on one database, and what removes that database.
+pub struct OutboxPair {
+    pub first: Arc<dyn Store>,
+    pub second: Arc<dyn Store>,
+    /// Dropped after the stores: removes the database.
+    pub guard: Box<dyn Any + Send>,
+}
+
+/// Generates one `#[tokio::test]` per outbox conformance case.
+#[macro_export]
+macro_rules! outbox_suite {
+    ($make:path) => {
+        $crate::outbox_suite!(@cases $make;
+            opening_an_incident_schedules_its_first_escalation_step,
+            notifications_are_claimed_once_and_settled_on_the_timeline,
+            duplicate_pending_notifications_collapse,
+            expired_claims_are_reclaimed_and_stale_settlements_change_nothing,
+            acknowledging_cancels_pending_notifications_and_the_escalation,
+            an_escalation_step_is_written_once_and_not_after_an_acknowledgement,
+            two_stores_claim_many_notifications_and_send_each_once,
+            server_keys_are_created_once_and_rotate,
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                if let Some(pair) = $make().await {
+                    $crate::outbox_conformance::$case(pair).await;
+                }
+            }
+        )*
+    };
+}
+
+fn at(second: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + second).expect("valid timestamp")
+}
+
+fn auto(_: &ServiceId) -> ResolvePolicy {
+    ResolvePolicy::Auto
+}
+
+fn claimer(name: &str) -> ClaimerId {
+    ClaimerId::parse(name).expect("claimer")
+}
+
+fn escalation() -> DueKind {
+    DueKind::parse(ESCALATION_STEP_KIND).expect("kind")
+}
+
+/// Opens incident 1 (service `api`, key `disk`) at second 0.
+async fn open_incident(store: &dyn Store) -> IncidentNumber {
+    store
+        .ingest(&[event("api", EventAction::Trigger, "disk", 0)], &auto)
+        .await
+        .expect("ingest");
+    IncidentNumber(1)
+}
+
+fn page(incident: IncidentNumber, user: &str, contact: &str, key: &str) -> NewNotification {
+    NewNotification {
+        incident,
+        recipient: Recipient::User {
+            user: user.to_owned(),
+            contact: contact.to_owned(),
+        },
+        method: "email".to_owned(),
+        kind: "page".to_owned(),
+        payload: json!({"level": 1}),
+        idempotency_key: key.to_owned(),
+        not_before: at(0),
+    }
+}
+
+fn claim<'a>(claimer: &'a ClaimerId, now: Timestamp, limit: usize) -> NotificationClaim<'a> {
+    NotificationClaim {
+        claimer,
+        now,
+        claim_until: now + std::time::Duration::from_secs(60),
+        limit,
+    }
+}
+
+pub async fn opening_an_incident_schedules_its_first_escalation_step(pair: OutboxPair) {
+    let store = pair.first.as_ref();
+    let number = open_incident(store).await;
+    let item = store
+        .due_item(&escalation(), &DueKey::parse("1").expect("key"))
+        .await
+        .expect("read")
+        .expect("the first step is scheduled with the incident");
+    assert_eq!(item.due_at, at(0), "due at once");
+    assert_eq!(item.payload.to_string(), FIRST_ESCALATION_STEP);
+    // A second trigger of the same alert folds: no second item, the first unchanged.
+    store
+        .ingest(&[event("api", EventAction::Trigger, "disk", 5)], &auto)
+        .await
+        .expect("fold");
+    let again = store
+        .due_item(
+            &escalation(),
+            &DueKey::parse(&number.0.to_string()).expect("key"),
+        )
+        .await
+        .expect("read")
+        .expect("still there");
+    assert_eq!(again.id, item.id);
+    // An alert opened and resolved in one batch schedules nothing.
+    store
+        .ingest(
+            &[
+                event("api", EventAction::Trigger, "blip", 10),
+                event("api", EventAction::Resolve, "blip", 10),
+            ],
+            &auto,
+        )
+        .await
+        .expect("ingest");
+    assert!(store
+        .due_item(&escalation(), &DueKey::parse("2").expect("key"))
+        .await
+        .expect("read")
+        .is_none());
+    drop(pair);
+}
+
+pub async fn notifications_are_claimed_once_and_settled_on_the_timeline(pair: OutboxPair) {
+    let store = pair.first.as_ref();
+    let number = open_incident(store).await;
+    let mut later = page(number, "ben", "mail", "page-1-ben");
+    later.not_before = at(120);
+    let added = store
+        .enqueue_notifications(&[page(number, "ana", "mail", "page-1-ana"), later], at(0))
+        .await
+        .expect("enqueue");
+    assert_eq!(added, 2);
+
+    let one = claimer("dispatcher-one");
+    let claimed = store
+        .claim_notifications(&claim(&one, at(1), 10))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1, "ben's is not due yet");
+    let row = &claimed[0];
+    assert_eq!(row.state, NotificationState::Sending);
+    assert_eq!(row.attempts, 1);
+    assert_eq!(row.idempotency_key, "page-1-ana");
+    assert!(store
+        .claim_notifications(&claim(&one, at(2), 10))
+        .await
+        .expect("claim again")
+        .is_empty());
+
+    // A failure is retried later, and is on the timeline.
+    let entry = store
+        .settle_notification(
+            row,
+            &Delivery::Retry {
+                at: at(30),
+                error: "connection refused".to_owned(),
+            },
+            12,
+            at(2),
+        )
+        .await
+        .expect("settle")
+        .expect("held the claim");
+    match &entry.data {
+        TimelineData::NotificationAttempted {
+            recipient,
+            method,
+            result,
+            attempt,
+            latency_ms,
+            error,
+            ..
+        } => {
+            assert_eq!(recipient, "user:ana");
+            assert_eq!(method, "email");
+            assert_eq!(result, "retrying");
+            assert_eq!((*attempt, *latency_ms), (1, 12));
+            assert_eq!(error.as_deref(), Some("connection refused"));
+        }
+        other => panic!("unexpected entry {other:?}"),
+    }
+    assert!(store
+        .claim_notifications(&claim(&one, at(29), 10))
+        .await
+        .expect("claim")
+        .is_empty());
+    let retried = store
+        .claim_notifications(&claim(&one, at(30), 10))
+        .await
+        .expect("claim");
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].attempts, 2);
+    store
+        .settle_notification(&retried[0], &Delivery::Sent, 3, at(31))
+        .await
+        .expect("settle")
+        .expect("held");
+
+    let rows = store.notifications(number, 50).await.expect("list");
+    assert_eq!(rows[0].state, NotificationState::Sent);
+    assert_eq!(rows[0].settled_at, Some(at(31)));
+    assert_eq!(rows[1].state, NotificationState::Pending);
+    let timeline = store
+        .timeline(number, PageRequest::default())
+        .await
+        .expect("timeline");
+    let attempts = timeline
+        .items
+        .iter()
+        .filter(|entry| entry.kind() == TimelineKind::NotificationAttempted)
+        .count();
+    assert_eq!(attempts, 2, "every attempt is on the timeline");
+
+    // The last failure fails for good.
+    let ben = store
+        .claim_notifications(&claim(&one, at(120), 10))
+        .await
+        .expect("claim");
+    store
+        .settle_notification(
+            &ben[0],
+            &Delivery::Failed {
+                error: "550 no such user".to_owned(),
+            },
+            5,
+            at(121),
+        )
+        .await
+        .expect("settle")
+        .expect("held");
+    let rows = store.notifications(number, 50).await.expect("list");
+    assert_eq!(rows[1].state, NotificationState::Failed);
+    assert_eq!(rows[1].last_error.as_deref(), Some("550 no such user"));
+    assert!(store
+        .claim_notifications(&claim(&one, at(10_000), 10))
+        .await
+        .expect("claim")
+        .is_empty());
+    drop(pair);
+}
+
+pub async fn duplicate_pending_notifications_collapse(pair: OutboxPair) {
+    let store = pair.first.as_ref();
+    let number = open_incident(store).await;
+    let added = store
+        .enqueue_notifications(
+            &[
+                page(number, "ana", "mail", "page-1-0-ana"),
+                // The same key again.
+                page(number, "ana", "mail", "page-1-0-ana"),
+                // Another step paging ana on the same contact while the first is pending.
+                page(number, "ana", "mail", "page-1-1-ana"),
+                // Ana's other contact method is another notification.
+                page(number, "ana", "push", "page-1-1-ana-push"),
+                // So is a reminder on the same contact method half an hour later.
+                NewNotification {
+                    not_before: at(1_800),
+                    ..page(number, "ana", "mail", "page-1-0-ana-reminder")
+                },
+            ],
+            at(0),
+        )
+        .await
+        .expect("enqueue");
+    assert_eq!(added, 3);
+    let one = claimer("dispatcher-one");
+    let claimed = store
+        .claim_notifications(&claim(&one, at(0), 10))
+        .await
+        .expect("claim");
+    for row in &claimed {
+        store
+            .settle_notification(row, &Delivery::Sent, 1, at(1))
+            .await
+            .expect("settle");
+    }
+    // Once sent, a later page is a new notification.
+    let added = store
+        .enqueue_notifications(&[page(number, "ana", "mail", "page-1-2-ana")], at(2))
+        .await
+        .expect("enqueue");
+    assert_eq!(added, 1);
+    // Text a store cannot keep is refused before anything is written.
+    let error = store
+        .enqueue_notifications(
+            &[
+                page(number, "ben", "mail", "page-1-ben"),
+                page(number, "ben\0", "mail", "page-1-nul"),
+            ],
+            at(2),
+        )
+        .await
+        .expect_err("NUL refused");
+    assert!(error.to_string().contains("NUL"), "{error}");
+    assert_eq!(
+        store.notifications(number, 50).await.expect("list").len(),
+        4
+    );
+    drop(pair);
+}
+
+pub async fn expired_claims_are_reclaimed_and_stale_settlements_change_nothing(pair: OutboxPair) {
+    let number = open_incident(pair.first.as_ref()).await;
+    pair.first
+        .enqueue_notifications(&[page(number, "ana", "mail", "page-1-ana")], at(0))
+        .await
+        .expect("enqueue");
+    let dead = claimer("dispatcher-dead");
+    let taken = pair
+        .first
+        .claim_notifications(&claim(&dead, at(0), 10))
+        .await
+        .expect("claim");
+    assert_eq!(taken.len(), 1);
+    let alive = claimer("dispatcher-alive");
+    assert!(pair
+        .second
+        .claim_notifications(&claim(&alive, at(59), 10))
+        .await
+        .expect("claim")
+        .is_empty());
+    let again = pair
+        .second
+        .claim_notifications(&claim(&alive, at(60), 10))
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 1, "the dead dispatcher's claim ended");
+    assert_eq!(again[0].attempts, 2);
+    assert_eq!(
+        pair.first
+            .settle_notification(&taken[0], &Delivery::Sent, 1, at(61))
+            .await
+            .expect("stale settle"),
+        None,
+        "the dead dispatcher no longer holds it"
+    );
+    assert!(pair
+        .second
+        .settle_notification(&again[0], &Delivery::Sent, 1, at(61))
+        .await
+        .expect("settle")
+        .is_some());
+    drop(pair);
+}
+
+pub async fn acknowledging_cancels_pending_notifications_and_the_escalation(pair: OutboxPair) {
+    let store = pair.first.as_ref();
+    let number = open_incident(store).await;
+    let mut retrying = page(number, "ben", "mail", "page-1-ben");
+    retrying.not_before = at(0);
+    store
+        .enqueue_notifications(
+            &[
+                page(number, "ana", "mail", "page-1-ana"),
+                retrying,
+                page(number, "chen", "mail", "page-1-chen"),
+            ],
+            at(0),
+        )
+        .await
+        .expect("enqueue");
+    let one = claimer("dispatcher-one");
+    let claimed = store
+        .claim_notifications(&claim(&one, at(1), 2))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 2);
+    // Ana's is being sent; ben's failed and waits for a retry; chen's is queued.
+    store
+        .settle_notification(
+            &claimed[1],
+            &Delivery::Retry {
+                at: at(100),
+                error: "timeout".to_owned(),
+            },
+            1,
+            at(2),
+        )
+        .await
+        .expect("settle");
+
+    store
+        .command(number, &Command::Acknowledge, &Actor::token("ana"), at(3))
+        .await
+        .expect("acknowledge");
+    let rows = store.notifications(number, 50).await.expect("list");
+    let states: Vec<_> = rows.iter().map(|row| row.state).collect();
+    assert_eq!(
+        states,
+        [
+            NotificationState::Sending,
+            NotificationState::Cancelled,
+            NotificationState::Cancelled
+        ]
+    );
+    assert!(store
+        .due_item(&escalation(), &DueKey::parse("1").expect("key"))
+        .await
+        .expect("read")
+        .is_none());
+    // Nothing is left to claim but ana's message in flight, still held by its dispatcher.
+    assert!(store
+        .claim_notifications(&claim(&one, at(50), 10))
+        .await
+        .expect("claim")
+        .is_empty());
+    // The message in flight finishes its attempt.
+    assert!(store
+        .settle_notification(&claimed[0], &Delivery::Sent, 1, at(4))
+        .await
+        .expect("settle")
+        .is_some());
+    drop(pair);
+}
+
+pub async fn an_escalation_step_is_written_once_and_not_after_an_acknowledgement(pair: OutboxPair) {
+    let number = open_incident(pair.first.as_ref()).await;
+    let step = EscalationStepWrite {
+        incident: number,
+        step_payload: json!({"step": 0}),
+        next_payload: json!({"step": 1}),
+        next_due_at: at(300),
+        notifications: vec![page(number, "ana", "mail", "page-1-0-0-ana-mail")],
+        timeline: vec![TimelineData::EscalationNotified {
+            pass: 0,
+            level: 1,
+            recipients: vec!["ana".to_owned()],
+        }],
+        now: at(1),
+    };
+    assert_eq!(
+        pair.first.run_escalation_step(&step).await.expect("step"),
+        EscalationStepOutcome::Written { queued: 1 }
+    );
+    // The same step again (its runner died before settling; another replica runs it).
+    assert_eq!(
+        pair.second
+            .run_escalation_step(&step)
+            .await
+            .expect("step again"),
+        EscalationStepOutcome::Stale
+    );
+    let item = pair
+        .first
+        .due_item(&escalation(), &DueKey::parse("1").expect("key"))
+        .await
+        .expect("read")
+        .expect("item");
+    assert_eq!(item.payload, json!({"step": 1}));
+    assert_eq!(item.due_at, at(300));
+    let timeline = pair
+        .first
+        .timeline(number, PageRequest::default())
+        .await
+        .expect("timeline");
+    let notified = timeline
+        .items
+        .iter()
+        .filter(|entry| entry.kind() == TimelineKind::EscalationNotified)
+        .count();
+    assert_eq!(notified, 1);
+
+    // Escalating makes the step due now, as a new schedule of it.
+    pair.first
+        .command(number, &Command::Escalate, &Actor::token("ana"), at(10))
+        .await
+        .expect("escalate");
+    let escalated = pair
+        .first
+        .due_item(&escalation(), &DueKey::parse("1").expect("key"))
+        .await
+        .expect("read")
+        .expect("item");
+    assert_eq!(escalated.due_at, at(10));
+    assert_eq!(escalated.revision, item.revision + 1);
+
+    pair.first
+        .command(number, &Command::Acknowledge, &Actor::token("ana"), at(20))
+        .await
+        .expect("acknowledge");
+    let next = EscalationStepWrite {
+        step_payload: json!({"step": 1}),
+        next_payload: json!({"step": 2}),
+        notifications: vec![page(number, "ben", "mail", "page-1-1-0-ben-mail")],
+        now: at(21),
+        ..step
+    };
+    assert_eq!(
+        pair.second.run_escalation_step(&next).await.expect("step"),
+        EscalationStepOutcome::NotTriggered
+    );
+    let error = pair
+        .first
+        .command(number, &Command::Escalate, &Actor::token("ana"), at(30))
+        .await
+        .expect_err("an acknowledged incident does not escalate");
+    assert!(matches!(error, crate::StoreError::Conflict(_)), "{error}");
+    assert_eq!(
+        pair.first
+            .notifications(number, 50)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    drop(pair);
+}
+
+pub async fn two_stores_claim_many_notifications_and_send_each_once(pair: OutboxPair) {
+    let number = open_incident(pair.first.as_ref()).await;
+    let notifications: Vec<_> = (0..300)
+        .map(|n| page(number, &format!("user-{n}"), "mail", &format!("page-{n}")))
+        .collect();
+    pair.first
+        .enqueue_notifications(&notifications, at(0))
+        .await
+        .expect("enqueue");
+    let drain = |store: Arc<dyn Store>, name: &'static str| async move {
+        let me = claimer(name);
+        let mut sent = Vec::new();
+        loop {
+            let claimed = store
+                .claim_notifications(&claim(&me, at(1), 7))
+                .await
+                .expect("claim");
+            if claimed.is_empty() {
+                return sent;
+            }
+            for row in claimed {
+                store
+                    .settle_notification(&row, &Delivery::Sent, 1, at(2))
+                    .await
+                    .expect("settle")
+                    .expect("held");
+                sent.push(row.idempotency_key);
+            }
+        }
+    };
+    let (first, second) = tokio::join!(
+        tokio::spawn(drain(Arc::clone(&pair.first), "dispatcher-a")),
+        tokio::spawn(drain(Arc::clone(&pair.second), "dispatcher-b")),
+    );
+    let (first, second) = (first.expect("a"), second.expect("b"));
+    let mut all: Vec<_> = first.iter().chain(&second).cloned().collect();
+    let unique: HashSet<_> = all.iter().cloned().collect();
+    assert_eq!(all.len(), 300, "every notification sent");
+    assert_eq!(unique.len(), 300, "none sent twice");
+    all.sort();
+    drop(pair);
+}
+
+pub async fn server_keys_are_created_once_and_rotate(pair: OutboxPair) {
+    let first = pair
+        .first
+        .server_key("links", "aa", at(0))
+        .await
+        .expect("key");
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].secret, "aa");
+    let again = pair
+        .second
+        .server_key("links", "bb", at(1))
+        .await
+        .expect("key");
+    assert_eq!(again, first, "created once");
+    let rotated = pair
+        .first
+        .rotate_server_key("links", "cc", at(2))
+        .await
+        .expect("rotate");
+    assert_eq!(rotated.secret, "cc");
+    let now = pair
+        .second
+        .server_key("links", "dd", at(3))
+        .await
+        .expect("key");
+    assert_eq!(
+        now.iter()
+            .map(|key| key.secret.as_str())
+            .collect::<Vec<_>>(),
+        ["cc"]
+    );
+    // Claiming due work of the escalation kind is unaffected by the outbox.
+    let claimed = pair
+        .first
+        .claim(&ClaimRequest {
+            kinds: &[escalation()],
+            claimer: &claimer("runner"),
+            now: at(3),
+            lease_until: at(63),
+            limit: 5,
+        })
+        .await
+        .expect("claim");
+    assert!(claimed.is_empty());
+    drop(pair);
+}
