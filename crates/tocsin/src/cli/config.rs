@@ -35,6 +35,9 @@ pub(crate) struct ReloadArgs {
     /// API token with scope `write` (create one with `tocsin token create --scope write`).
     #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true)]
     token: String,
+    /// Print the server's JSON answer instead of a summary.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) async fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
@@ -149,6 +152,10 @@ async fn reload(args: ReloadArgs) -> anyhow::Result<ExitCode> {
     let text = response.text().await.unwrap_or_default();
     let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default();
+    if status.is_success() && args.json {
+        out(serde_json::to_string_pretty(&body)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if status.is_success() {
         out(format!(
             "reloaded: {} services, sha256 {}{}",

@@ -176,6 +176,16 @@ async fn reload_through_the_api_swaps_keys_and_refuses_an_invalid_file() {
         String::from_utf8_lossy(&accepted.stderr)
     );
     assert!(stdout.contains("reloaded: 4 services"), "{stdout}");
+    // For scripts: the server's answer as JSON (the same file again: unchanged).
+    let again = tocsin()
+        .args(["config", "reload", "--json"])
+        .env("TOCSIN_SERVER", &app.base)
+        .env("TOCSIN_TOKEN", &app.token)
+        .output()
+        .expect("run");
+    let answer: serde_json::Value = serde_json::from_slice(&again.stdout).expect("a JSON answer");
+    assert_eq!(answer["services"], 4, "{answer}");
+    assert_eq!(answer["changed"], false, "{answer}");
     let (status, _) = app.post_json(&generic_path(DB_KEY), &generic_event()).await;
     assert_eq!(status, 202);
     app.stop().await;
