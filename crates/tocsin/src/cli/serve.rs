@@ -337,6 +337,13 @@ mod tests {
                 .any(|line| line.contains("section=\"[[components]]\"")),
             "{log}"
         );
+        // Schedules act (who is on call): no warning for them.
+        assert!(
+            !warnings
+                .iter()
+                .any(|line| line.contains("section=\"[[schedules]]\"")),
+            "{log}"
+        );
     }
 
     #[test]
