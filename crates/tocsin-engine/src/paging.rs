@@ -47,6 +47,9 @@ pub struct PagingDirectory {
     pub policies: HashMap<String, EscalationPolicy>,
     /// Service id to the id of its escalation policy.
     pub service_policies: HashMap<ServiceId, String>,
+    /// Who each schedule has on call at the step's instant with the stored overrides applied,
+    /// when the step looked it up; a schedule missing here is read from its layers alone.
+    pub on_call_now: HashMap<String, Option<String>>,
 }
 
 /// A schedule with its time zone resolved.
@@ -97,6 +100,9 @@ impl PagingDirectory {
 
 /// Who is on call for `schedule` at `now`: the one place escalation asks it.
 pub fn on_call(directory: &PagingDirectory, schedule: &str, now: Timestamp) -> Option<String> {
+    if let Some(answer) = directory.on_call_now.get(schedule) {
+        return answer.clone();
+    }
     let entry = directory.schedules.get(schedule)?;
     entry
         .schedule
@@ -264,12 +270,24 @@ impl DueHandler for EscalationHandler {
         if incident.state != IncidentState::Triggered {
             return Ok(DueOutcome::Done);
         }
-        let directory = self.engine.catalog().paging();
-        let Some(policy) = directory.policy_for(&incident.service) else {
+        let mut directory = (*self.engine.catalog().paging()).clone();
+        let Some(policy) = directory.policy_for(&incident.service).cloned() else {
             return Ok(DueOutcome::Done);
         };
+        // Overrides (who covers whom) live in the store; without them the layers decide.
+        match self.engine.on_call_at(now, None).await {
+            Ok(answers) => {
+                directory.on_call_now = answers
+                    .into_iter()
+                    .map(|answer| (answer.schedule, answer.user))
+                    .collect();
+            }
+            Err(error) => {
+                tracing::warn!(incident = %number, error = %error, "cannot read the schedules' overrides; escalating on their layers alone");
+            }
+        }
         let Some(decision) =
-            decide_step(&directory, policy, number, step, item.lease.revision, now)
+            decide_step(&directory, &policy, number, step, item.lease.revision, now)
         else {
             return Ok(DueOutcome::Done);
         };

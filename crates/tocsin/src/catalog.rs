@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use tocsin_config::{Config, MonitorKind, ResolveMode};
 use tocsin_core::heartbeat::{Expectation, HeartbeatSchedule};
 use tocsin_core::{ResolvePolicy, ServiceId};
@@ -169,6 +171,7 @@ pub fn paging_from_config(config: &Config) -> PagingDirectory {
                 ))
             })
             .collect(),
+        on_call_now: HashMap::new(),
     }
 }
 

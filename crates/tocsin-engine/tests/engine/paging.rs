@@ -247,3 +247,86 @@ async fn two_replicas_on_one_postgres_page_each_step_once() {
     two_engines_page_each_step_once(first, second).await;
     drop(database);
 }
+
+/// A schedule target pages whoever the schedule has on call with its stored overrides: Ana by
+/// the rota, Ben while his override covers her.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_target_pages_whoever_an_override_puts_on_call() {
+    use jiff::civil;
+    use tocsin_core::{Layer, Schedule};
+    use tocsin_engine::oncall::{OverrideRequest, ScheduleCatalog, ScheduleEntry, UserEntry};
+
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let start: Timestamp = "2026-11-22T08:46:00Z".parse().expect("time");
+    let clock = Arc::new(ManualClock::new(start));
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    let schedule = Schedule {
+        id: "nights".to_owned(),
+        name: "nights".to_owned(),
+        time_zone: "UTC".to_owned(),
+        layers: vec![Layer {
+            members: vec!["ana".to_owned()],
+            rotation: Duration::from_secs(7 * 86_400),
+            handoff: civil::date(2026, 11, 2).at(9, 0, 0, 0),
+            only: Vec::new(),
+        }],
+    };
+    let engine = super::engine_with(
+        Arc::clone(&store),
+        Arc::clone(&clock),
+        IngestSettings::default(),
+    );
+    let users = ["ana", "ben"]
+        .map(|id| UserEntry {
+            id: id.to_owned(),
+            name: id.to_owned(),
+            bot: false,
+        })
+        .to_vec();
+    engine.catalog().replace_with_schedules(
+        Vec::new(),
+        ScheduleCatalog::new(
+            vec![ScheduleEntry {
+                schedule: schedule.clone(),
+                time_zone: jiff::tz::TimeZone::UTC,
+            }],
+            users,
+        ),
+    );
+    let mut paging = directory();
+    paging.schedules.insert(
+        "nights".to_owned(),
+        tocsin_engine::paging::ScheduleEntry {
+            schedule,
+            time_zone: jiff::tz::TimeZone::UTC,
+        },
+    );
+    let policy = paging.policies.get_mut("api").expect("policy");
+    policy.levels[0].targets = vec![Target::Schedule("nights".to_owned())];
+    engine.catalog().replace_paging(paging);
+    let engine = Arc::new(engine);
+    engine
+        .create_override(
+            &OverrideRequest {
+                schedule: "nights".to_owned(),
+                start: start - SignedDuration::from_hours(1),
+                end: start + SignedDuration::from_hours(8),
+                user: "ben".to_owned(),
+                replaces: None,
+            },
+            &Actor::token("lead"),
+        )
+        .await
+        .expect("override");
+    let runner = engine.due_runner(settings());
+    engine
+        .submit(vec![trigger("db-down", clock.now())])
+        .await
+        .expect("submit");
+    assert_eq!(runner.run_due_once().await.expect("run").ran, 1);
+    let rows = store
+        .notifications(IncidentNumber(1), 50)
+        .await
+        .expect("rows");
+    assert_eq!(paged(&rows), ["ben"], "the override, not the rota");
+}
