@@ -274,16 +274,24 @@ impl DueHandler for EscalationHandler {
         let Some(policy) = directory.policy_for(&incident.service).cloned() else {
             return Ok(DueOutcome::Done);
         };
-        // Overrides (who covers whom) live in the store; without them the layers decide.
-        match self.engine.on_call_at(now, None).await {
-            Ok(answers) => {
-                directory.on_call_now = answers
-                    .into_iter()
-                    .map(|answer| (answer.schedule, answer.user))
-                    .collect();
-            }
-            Err(error) => {
-                tracing::warn!(incident = %number, error = %error, "cannot read the schedules' overrides; escalating on their layers alone");
+        // Overrides (who covers whom) live in the store; without them the layers decide. Only a
+        // policy with a schedule target needs them.
+        let targets_a_schedule = policy
+            .levels
+            .iter()
+            .flat_map(|level| &level.targets)
+            .any(|target| matches!(target, Target::Schedule(_)));
+        if targets_a_schedule {
+            match self.engine.on_call_at(now, None).await {
+                Ok(answers) => {
+                    directory.on_call_now = answers
+                        .into_iter()
+                        .map(|answer| (answer.schedule, answer.user))
+                        .collect();
+                }
+                Err(error) => {
+                    tracing::warn!(incident = %number, error = %error, "cannot read the schedules' overrides; escalating on their layers alone");
+                }
             }
         }
         let Some(decision) =
