@@ -86,6 +86,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::heartbeats::heartbeat_pings))
         .routes(routes!(crate::monitors::list_monitors))
         .routes(routes!(crate::monitors::get_monitor))
+        .routes(routes!(crate::monitors::pause_monitor))
+        .routes(routes!(crate::monitors::resume_monitor))
         .merge(crate::oncall::routes());
     let document = router.get_openapi().clone();
     let json = document

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use tocsin_web::monitors::{CheckResultBody, MonitorPage, MonitorStatus};
+use tocsin_web::monitors::{CheckResultBody, MonitorPage, MonitorStatus, PauseOutcome};
 
 use super::client::{http_client, or_dash, send, url, ApiArgs};
 use super::out;
@@ -23,6 +23,19 @@ pub(crate) enum MonitorCommand {
     },
     /// Show one monitor: its state, last results and next check.
     Show {
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Pause a monitor (probed or heartbeat): it is not checked until it is resumed; its open
+    /// alert, if any, stays open.
+    Pause {
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Resume a paused monitor: its checks go on from the state it had.
+    Resume {
         id: String,
         #[command(flatten)]
         api: ApiArgs,
@@ -114,6 +127,13 @@ pub(crate) async fn run(command: MonitorCommand) -> anyhow::Result<ExitCode> {
                 if monitor.flapping { " (flapping)" } else { "" },
                 or_dash(monitor.status_since.as_deref())
             ))?;
+            if let Some(at) = &monitor.paused_at {
+                out(format!(
+                    "paused:        since {at} by {} (checks found it {} before)",
+                    or_dash(monitor.paused_by.as_deref()),
+                    monitor.checked_status
+                ))?;
+            }
             out(format!(
                 "failing since: {}",
                 or_dash(monitor.failing_since.as_deref())
@@ -163,6 +183,36 @@ pub(crate) async fn run(command: MonitorCommand) -> anyhow::Result<ExitCode> {
                 monitor.interval_seconds
             ))?;
         }
+        MonitorCommand::Pause { id, api } => pause_or_resume(&id, &api, "pause").await?,
+        MonitorCommand::Resume { id, api } => pause_or_resume(&id, &api, "resume").await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn pause_or_resume(id: &str, api: &ApiArgs, verb: &str) -> anyhow::Result<()> {
+    let client = http_client(&api.server)?;
+    let path = format!("/api/v1/monitors/{id}/{verb}");
+    let outcome: PauseOutcome = send(
+        client.post(url(&api.server, &path)).bearer_auth(&api.token),
+        &format!("{verb} the monitor"),
+    )
+    .await?;
+    if api.json {
+        return out(serde_json::to_string_pretty(&outcome)?);
+    }
+    let text = match (outcome.paused, outcome.changed) {
+        (true, true) => format!(
+            "{} paused: it is not checked until `tocsin monitors resume {}`; an open alert stays open",
+            outcome.id, outcome.id
+        ),
+        (true, false) => format!(
+            "{} was paused already (since {} by {})",
+            outcome.id,
+            or_dash(outcome.paused_at.as_deref()),
+            or_dash(outcome.paused_by.as_deref())
+        ),
+        (false, true) => format!("{} resumed: its checks go on", outcome.id),
+        (false, false) => format!("{} was not paused", outcome.id),
+    };
+    out(text)
 }

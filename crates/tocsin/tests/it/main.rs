@@ -14,6 +14,7 @@ mod heartbeats;
 mod ingest;
 mod interop;
 mod lists;
+mod monitor_pause;
 mod monitors;
 mod oncall;
 mod paging;
