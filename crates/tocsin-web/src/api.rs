@@ -88,6 +88,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::monitors::get_monitor))
         .routes(routes!(crate::monitors::pause_monitor))
         .routes(routes!(crate::monitors::resume_monitor))
+        .routes(routes!(crate::monitors::monitor_results))
         .merge(crate::oncall::routes());
     let document = router.get_openapi().clone();
     let json = document

@@ -374,3 +374,144 @@ pub(crate) async fn resume_monitor(
         changed,
     }))
 }
+
+/// The most results one page of `/api/v1/monitors/{id}/results` holds.
+pub const MAX_RESULTS_PAGE: usize = 1_000;
+/// The span read when `from` is not given: this long before `to`.
+const DEFAULT_RESULTS_SPAN: std::time::Duration = std::time::Duration::from_secs(24 * 3_600);
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ResultsParams {
+    /// The earliest check time (inclusive), RFC 3339; default 24 hours before `to`.
+    from: Option<String>,
+    /// The end of the range (exclusive), RFC 3339; default now.
+    to: Option<String>,
+    /// 1 to 1000; default 100.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A page of a monitor's check results, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ResultPage {
+    pub monitor: String,
+    /// The range read: `from` inclusive, `to` exclusive.
+    pub from: String,
+    pub to: String,
+    pub items: Vec<CheckResultBody>,
+    /// Pass it as `cursor` (with the same `from` and `to`) for the next page; absent on the
+    /// last one.
+    pub next_cursor: Option<String>,
+}
+
+fn stored_result_body(row: &tocsin_store::monitor_results::CheckResultRow) -> CheckResultBody {
+    use tocsin_store::monitor_results::ResultStatus;
+    CheckResultBody {
+        at: row.at.to_string(),
+        status: match row.status {
+            ResultStatus::Up => "up",
+            ResultStatus::Degraded => "degraded",
+            ResultStatus::Down => "down",
+        }
+        .to_owned(),
+        latency_ms: u64::try_from(row.latency_ms).unwrap_or(0),
+        error: row.error.clone(),
+        http_status: row.http_status.and_then(|code| u16::try_from(code).ok()),
+    }
+}
+
+/// A probed monitor's check results in a time range, oldest first, a page at a time. Raw
+/// results are kept 14 days (see the uptime rollups for longer spans).
+#[utoipa::path(get, path = "/api/v1/monitors/{id}/results", tag = "monitors",
+    params(("id" = String, Path, description = "Monitor id"), ResultsParams),
+    security(("api_token" = [])),
+    responses(
+        (status = 200, description = "A page of results", body = ResultPage),
+        (status = 400, description = "A parameter is invalid (the error names it)", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 404, description = "No such monitor", body = ErrorBody),
+    ))]
+pub(crate) async fn monitor_results(
+    State(state): State<AppState>,
+    _access: ReadAccess,
+    monitors: Option<Extension<Arc<Monitors>>>,
+    Path(id): Path<String>,
+    params: Result<Query<ResultsParams>, QueryRejection>,
+) -> Result<Json<ResultPage>, ApiError> {
+    let Query(params) =
+        params.map_err(|rejection| ApiError::invalid("query", rejection.body_text()))?;
+    let to = match params.to.as_deref() {
+        Some(to) => crate::oncall::parse_instant("to", to)?,
+        None => state.engine.now(),
+    };
+    let from = match params.from.as_deref() {
+        Some(from) => crate::oncall::parse_instant("from", from)?,
+        None => to
+            .checked_sub(DEFAULT_RESULTS_SPAN)
+            .unwrap_or(tocsin_core::Timestamp::UNIX_EPOCH),
+    };
+    if from >= to {
+        return Err(ApiError::invalid(
+            "from",
+            format!("`from` ({from}) must be before `to` ({to})"),
+        ));
+    }
+    let limit = match params.limit.as_deref().map(str::trim) {
+        None => 100,
+        Some(limit) => match limit.parse::<usize>() {
+            Ok(limit @ 1..=MAX_RESULTS_PAGE) => limit,
+            _ => {
+                return Err(ApiError::invalid(
+                    "limit",
+                    format!(
+                        "`limit` {:?} must be a number from 1 to {MAX_RESULTS_PAGE}",
+                        limit.chars().take(32).collect::<String>()
+                    ),
+                ))
+            }
+        },
+    };
+    // The cursor is the time (microseconds) of the last result of the previous page; results
+    // of one monitor have distinct times.
+    let start = match params.cursor.as_deref().map(str::trim) {
+        None => from,
+        Some(cursor) => {
+            let invalid =
+                || ApiError::invalid("cursor", "`cursor` is not a `next_cursor` of this endpoint");
+            let micros: i64 = cursor.parse().map_err(|_| invalid())?;
+            let after = tocsin_core::Timestamp::from_microsecond(micros.saturating_add(1))
+                .map_err(|_| invalid())?;
+            after.max(from)
+        }
+    };
+    let known = monitors
+        .as_ref()
+        .is_some_and(|Extension(monitors)| monitors.get(&id).is_some());
+    if !known {
+        return Err(ApiError::not_found(format!(
+            "monitor `{id}` not found (heartbeat monitors have pings: /api/v1/heartbeats/{id}/pings)"
+        )));
+    }
+    let store = state.engine.store();
+    let mut rows = if start < to {
+        store.results(&id, start, to, limit + 1).await?
+    } else {
+        Vec::new()
+    };
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|row| row.at.as_microsecond().to_string())
+    } else {
+        None
+    };
+    Ok(Json(ResultPage {
+        monitor: id,
+        from: from.to_string(),
+        to: to.to_string(),
+        items: rows.iter().map(stored_result_body).collect(),
+        next_cursor,
+    }))
+}

@@ -15,6 +15,7 @@ mod ingest;
 mod interop;
 mod lists;
 mod monitor_pause;
+mod monitor_results;
 mod monitors;
 mod oncall;
 mod paging;
