@@ -26,6 +26,7 @@ use tocsin_engine::Engine;
 use tocsin_store::due::{
     ClaimRequest, ClaimedDueItem, ClaimerId, DueKey, DueKind, NewDueItem, Settled, WhenScheduled,
 };
+use tocsin_store::monitor_pauses::{MonitorPause, MAX_PAUSE_ROWS};
 use tocsin_store::{AlertFilter, Inbound, PageRequest, Store, StoreError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -73,9 +74,11 @@ impl Default for RunnerSettings {
     }
 }
 
-/// The monitors in force, swapped whole on reload.
+/// The monitors in force, swapped whole on reload, and the ids of the paused ones as last read
+/// from the store.
 pub struct Monitors {
     current: ArcSwap<HashMap<String, Arc<Monitor>>>,
+    paused: ArcSwap<HashSet<String>>,
     changed: Notify,
 }
 
@@ -92,8 +95,74 @@ impl Monitors {
     pub fn new(monitors: &[Monitor]) -> Monitors {
         Monitors {
             current: ArcSwap::from_pointee(probed(monitors)),
+            paused: ArcSwap::from_pointee(HashSet::new()),
             changed: Notify::new(),
         }
+    }
+
+    /// Whether the monitor was paused when the pauses were last read (at every claim of due
+    /// checks, and at every pause and resume through this value).
+    pub fn is_paused(&self, id: &str) -> bool {
+        self.paused.load().contains(id)
+    }
+
+    /// Pauses a probed monitor: it is not checked until it is resumed; its state and its open
+    /// alert stay as they are. `None` when no probed monitor has that id.
+    pub async fn pause(
+        &self,
+        store: &dyn Store,
+        id: &str,
+        by: &str,
+        now: Timestamp,
+    ) -> Result<Option<MonitorPause>, StoreError> {
+        if self.get(id).is_none() {
+            return Ok(None);
+        }
+        let pause = store.pause_monitor(id, by, now).await?;
+        self.paused.rcu(|paused| {
+            let mut paused = HashSet::clone(paused);
+            paused.insert(id.to_owned());
+            paused
+        });
+        tracing::info!(monitor = %id, by = %pause.paused_by, "monitor paused; its checks stop until it is resumed");
+        Ok(Some(pause))
+    }
+
+    /// Resumes a probed monitor: its checks go on from the state it had. `None` when no probed
+    /// monitor has that id, else whether it was paused.
+    pub async fn resume(&self, store: &dyn Store, id: &str) -> Result<Option<bool>, StoreError> {
+        if self.get(id).is_none() {
+            return Ok(None);
+        }
+        let was_paused = store.resume_monitor(id).await?;
+        self.paused.rcu(|paused| {
+            let mut paused = HashSet::clone(paused);
+            paused.remove(id);
+            paused
+        });
+        if was_paused {
+            tracing::info!(monitor = %id, "monitor resumed; its checks go on");
+        }
+        Ok(Some(was_paused))
+    }
+
+    /// Reads the paused monitors from the store (every replica's pauses and resumes).
+    pub async fn refresh_paused(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let mut paused = HashSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .monitor_pauses(after.as_deref(), MAX_PAUSE_ROWS)
+                .await?;
+            let full = page.len() >= MAX_PAUSE_ROWS;
+            after = page.last().map(|pause| pause.monitor.clone());
+            paused.extend(page.into_iter().map(|pause| pause.monitor));
+            if !full {
+                break;
+            }
+        }
+        self.paused.store(Arc::new(paused));
+        Ok(())
     }
 
     /// Swaps in a new set; the runner schedules and cancels accordingly.
@@ -181,11 +250,14 @@ pub struct RunReport {
     pub failed: usize,
     /// Items of monitors no longer configured, removed.
     pub retired: usize,
+    /// Turns of paused monitors, skipped.
+    pub paused: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ItemOutcome {
     Checked,
+    Paused,
     Failed,
     Retired,
     Lost,
@@ -242,6 +314,7 @@ impl MonitorRunner {
                 match done {
                     Ok(ItemOutcome::Checked) => report.checked += 1,
                     Ok(ItemOutcome::Retired) => report.retired += 1,
+                    Ok(ItemOutcome::Paused) => report.paused += 1,
                     Ok(ItemOutcome::Failed | ItemOutcome::Lost) => report.failed += 1,
                     Err(error) => std::panic::resume_unwind(error.into_panic()),
                 }
@@ -370,6 +443,13 @@ impl Inner {
             })
             .await?;
         let claimed = items.len();
+        if claimed > 0 {
+            // Pauses and resumes of every replica count from the next claim on; when they
+            // cannot be read, the pauses last read stay in force.
+            if let Err(error) = self.monitors.refresh_paused(self.store.as_ref()).await {
+                tracing::warn!(error = %tocsin_engine::error_chain(&error), "cannot read the paused monitors; keeping the pauses last read");
+            }
+        }
         for item in items {
             let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
                 // Cannot happen (this task is the only one taking slots); give it back.
@@ -390,6 +470,9 @@ impl Inner {
         let Some(monitor) = self.monitors.get(item.key.as_str()) else {
             return self.retire(&item).await;
         };
+        if self.monitors.is_paused(&monitor.id) {
+            return self.skip_paused(&monitor, &item).await;
+        }
         let started = self.now();
         self.engine.metrics().observe_due_lag(
             MONITOR_CHECK.as_str(),
@@ -438,6 +521,31 @@ impl Inner {
                 {
                     tracing::warn!(monitor = %monitor.id, error = %tocsin_engine::error_chain(&error), "cannot reschedule a monitor check");
                 }
+                ItemOutcome::Failed
+            }
+        }
+    }
+
+    /// A paused monitor's turn: no check, no result, the state (and any open alert) left as it
+    /// is; its item moves on to the next time on its grid, so a resume takes effect within one
+    /// interval.
+    async fn skip_paused(&self, monitor: &Monitor, item: &ClaimedDueItem) -> ItemOutcome {
+        let now = self.now();
+        let next = next_due(item.due_at, interval_of(monitor), now);
+        let skipped = async {
+            let key = due_key(&monitor.id)?;
+            let state = stored::decode(&item.payload);
+            let scheduled = new_item(&key, &state, next)?;
+            self.store
+                .schedule(&scheduled, WhenScheduled::Replace, now)
+                .await?;
+            self.store.complete(item).await
+        };
+        match skipped.await {
+            Ok(Settled::Applied | Settled::Superseded) => ItemOutcome::Paused,
+            Ok(Settled::LeaseLost) => ItemOutcome::Lost,
+            Err(error) => {
+                tracing::warn!(monitor = %monitor.id, error = %tocsin_engine::error_chain(&error), "cannot move on the schedule of a paused monitor");
                 ItemOutcome::Failed
             }
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tocsin_config::Monitor;
 use tocsin_core::Timestamp;
 use tocsin_store::due::DueKey;
+use tocsin_store::monitor_pauses::MonitorPause;
 use tocsin_store::monitor_results::{Rollup, RollupPeriod};
 use tocsin_store::{Store, StoreError};
 
@@ -24,6 +25,8 @@ pub struct MonitorView {
     pub state: MonitorState,
     /// When its next check is due, once it is scheduled.
     pub next_check_at: Option<Timestamp>,
+    /// Set while the monitor is paused (not checked).
+    pub paused: Option<MonitorPause>,
     /// Over the last 24 hours (hourly rollups) and 30 days (daily rollups).
     pub last_day: Option<Uptime>,
     pub last_30_days: Option<Uptime>,
@@ -136,7 +139,9 @@ async fn view_of(
             30,
         )
         .await?;
+    let paused = store.monitor_pause(&monitor.id).await?;
     Ok(MonitorView {
+        paused,
         last_day: Uptime::of(&hours),
         last_30_days: Uptime::of(&days),
         state: row

@@ -92,6 +92,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../migrations/0007_heartbeats.sql")),
             false,
         ),
+        Migration::new(
+            10,
+            Cow::Borrowed("monitor pauses"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0010_monitor_pauses.sql")),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -312,3 +319,4 @@ impl PostgresStore {
 tocsin_store::impl_store_with_shared_sql!(PostgresStore);
 tocsin_store::impl_override_store_with_shared_sql!(PostgresStore);
 tocsin_store::impl_heartbeat_store!(PostgresStore);
+tocsin_store::impl_monitor_pause_store!(PostgresStore);

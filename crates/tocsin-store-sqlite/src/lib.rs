@@ -84,6 +84,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../migrations/0007_heartbeats.sql")),
             false,
         ),
+        Migration::new(
+            10,
+            Cow::Borrowed("monitor pauses"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0010_monitor_pauses.sql")),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -341,3 +348,4 @@ impl SqliteStore {
 tocsin_store::impl_store_with_shared_sql!(SqliteStore);
 tocsin_store::impl_override_store_with_shared_sql!(SqliteStore);
 tocsin_store::impl_heartbeat_store!(SqliteStore);
+tocsin_store::impl_monitor_pause_store!(SqliteStore);

@@ -17,6 +17,7 @@ pub mod heartbeat;
 #[cfg(feature = "testsuite")]
 mod heartbeat_conformance;
 mod model;
+pub mod monitor_pauses;
 pub mod monitor_results;
 pub mod outbox;
 #[cfg(feature = "testsuite")]
@@ -38,6 +39,7 @@ pub use model::{
     EventFilter, EventSummary, Inbound, IncidentFilter, IncidentRow, IngestReport, Page,
     PageRequest, StoredEvent, TimelineEntry, TokenScope,
 };
+pub use monitor_pauses::MonitorPauseStore;
 pub use monitor_results::MonitorResultStore;
 pub use outbox::OutboxStore;
 pub use overrides::{NewOverride, OverrideFilter, OverrideRow, OverrideStore};
@@ -61,6 +63,7 @@ pub trait Store:
     + HeartbeatStore
     + OutboxStore
     + MonitorResultStore
+    + MonitorPauseStore
     + 'static
 {
     /// "sqlite" or "postgres", for logs and metrics.

@@ -86,6 +86,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::heartbeats::heartbeat_pings))
         .routes(routes!(crate::monitors::list_monitors))
         .routes(routes!(crate::monitors::get_monitor))
+        .routes(routes!(crate::monitors::pause_monitor))
+        .routes(routes!(crate::monitors::resume_monitor))
+        .routes(routes!(crate::monitors::monitor_results))
         .merge(crate::oncall::routes());
     let document = router.get_openapi().clone();
     let json = document

@@ -11,7 +11,7 @@ use tocsin_checks::state::ResultSummary;
 use tocsin_checks::{AlertLink, MonitorView, Monitors};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::ReadAccess;
+use crate::auth::{ReadAccess, WriteAccess};
 use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
 
@@ -26,8 +26,15 @@ pub struct MonitorStatus {
     /// query).
     pub target: String,
     pub interval_seconds: f64,
-    /// `pending` (no result yet), `up`, `degraded` or `down`.
+    /// `paused` while the monitor is paused; else `pending` (no result yet), `up`, `degraded`
+    /// or `down`.
     pub status: String,
+    /// What the checks last found (`pending`, `up`, `degraded` or `down`), kept while paused.
+    pub checked_status: String,
+    /// When it was paused, while it is.
+    pub paused_at: Option<String>,
+    /// Who paused it (e.g. `token:ops`), while it is paused.
+    pub paused_by: Option<String>,
     /// When the current status began.
     pub status_since: Option<String>,
     /// The first failing check of the current failure, while it is not up.
@@ -133,7 +140,17 @@ impl From<MonitorView> for MonitorStatus {
             interval_seconds: monitor
                 .probe()
                 .map_or(0.0, |probe| probe.interval.as_secs_f64()),
-            status: state.status.as_str().to_owned(),
+            status: if view.paused.is_some() {
+                "paused".to_owned()
+            } else {
+                state.status.as_str().to_owned()
+            },
+            checked_status: state.status.as_str().to_owned(),
+            paused_at: view
+                .paused
+                .as_ref()
+                .map(|pause| pause.paused_at.to_string()),
+            paused_by: view.paused.as_ref().map(|pause| pause.paused_by.clone()),
             status_since: state.since.map(|at| at.to_string()),
             failing_since: state.failing_since.map(|at| at.to_string()),
             flapping: state.flapping,
@@ -224,4 +241,277 @@ pub(crate) async fn get_monitor(
         Some(view) => Ok(Json(view.into())),
         None => Err(not_found()),
     }
+}
+
+/// A monitor's pause after a pause or resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PauseOutcome {
+    pub id: String,
+    /// `http`, `tcp`, `dns`, `tls` or `heartbeat`.
+    pub kind: String,
+    pub paused: bool,
+    /// When it was paused, while it is.
+    pub paused_at: Option<String>,
+    /// Who paused it, while it is.
+    pub paused_by: Option<String>,
+    /// Whether the call changed anything (pausing a paused monitor, or resuming one that is
+    /// not paused, does not).
+    pub changed: bool,
+}
+
+fn unknown_monitor(id: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "monitor `{id}` not found: no monitor or heartbeat monitor of the config in force has this id"
+    ))
+}
+
+/// What kind of monitor `id` is, when the config in force has one.
+fn kind_of(state: &AppState, monitors: Option<&Monitors>, id: &str) -> Option<String> {
+    if let Some(monitor) = monitors.and_then(|monitors| monitors.get(id)) {
+        return Some(monitor.kind.name().to_owned());
+    }
+    state
+        .engine
+        .catalog()
+        .heartbeat(id)
+        .map(|_| "heartbeat".to_owned())
+}
+
+/// Pause a monitor: it is not checked (a heartbeat monitor does not go late) until it is
+/// resumed. Its state and any open alert are left as they are; resolve the incident by hand if
+/// it should close. Durable: the pause outlives restarts and reloads. Idempotent.
+#[utoipa::path(post, path = "/api/v1/monitors/{id}/pause", tag = "monitors",
+    params(("id" = String, Path, description = "Monitor id (probed or heartbeat)")),
+    security(("api_token" = [])),
+    responses(
+        (status = 200, description = "The monitor is paused", body = PauseOutcome),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 403, description = "The token cannot write", body = ErrorBody),
+        (status = 404, description = "No such monitor", body = ErrorBody),
+    ))]
+pub(crate) async fn pause_monitor(
+    State(state): State<AppState>,
+    access: WriteAccess,
+    monitors: Option<Extension<Arc<Monitors>>>,
+    Path(id): Path<String>,
+) -> Result<Json<PauseOutcome>, ApiError> {
+    let monitors = monitors.map(|Extension(monitors)| monitors);
+    let Some(kind) = kind_of(&state, monitors.as_deref(), &id) else {
+        return Err(unknown_monitor(&id));
+    };
+    let store = state.engine.store();
+    let now = state.engine.now();
+    let before = store.monitor_pause(&id).await?;
+    let actor = access.actor().to_string();
+    let pause = match monitors.as_deref().filter(|_| kind != "heartbeat") {
+        Some(monitors) => monitors
+            .pause(store.as_ref(), &id, &actor, now)
+            .await?
+            .ok_or_else(|| unknown_monitor(&id))?,
+        None => {
+            let pause = store.pause_monitor(&id, &actor, now).await?;
+            tracing::info!(monitor = %id, by = %pause.paused_by, "heartbeat monitor paused; it does not go late until it is resumed");
+            pause
+        }
+    };
+    Ok(Json(PauseOutcome {
+        id,
+        kind,
+        paused: true,
+        paused_at: Some(pause.paused_at.to_string()),
+        paused_by: Some(pause.paused_by),
+        changed: before.is_none(),
+    }))
+}
+
+/// Resume a paused monitor: its checks go on from the state it had (a heartbeat monitor whose
+/// deadline passed meanwhile without a success goes late at once). Idempotent.
+#[utoipa::path(post, path = "/api/v1/monitors/{id}/resume", tag = "monitors",
+    params(("id" = String, Path, description = "Monitor id (probed or heartbeat)")),
+    security(("api_token" = [])),
+    responses(
+        (status = 200, description = "The monitor is not paused", body = PauseOutcome),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 403, description = "The token cannot write", body = ErrorBody),
+        (status = 404, description = "No such monitor", body = ErrorBody),
+    ))]
+pub(crate) async fn resume_monitor(
+    State(state): State<AppState>,
+    access: WriteAccess,
+    monitors: Option<Extension<Arc<Monitors>>>,
+    Path(id): Path<String>,
+) -> Result<Json<PauseOutcome>, ApiError> {
+    let monitors = monitors.map(|Extension(monitors)| monitors);
+    let Some(kind) = kind_of(&state, monitors.as_deref(), &id) else {
+        return Err(unknown_monitor(&id));
+    };
+    let store = state.engine.store();
+    let changed = match monitors.as_deref().filter(|_| kind != "heartbeat") {
+        Some(monitors) => monitors
+            .resume(store.as_ref(), &id)
+            .await?
+            .ok_or_else(|| unknown_monitor(&id))?,
+        None => {
+            let changed = store.resume_monitor(&id).await?;
+            if changed {
+                // Bring the deadline back now rather than at the paused deadline's next look.
+                let watcher =
+                    tocsin_checks::heartbeat::HeartbeatWatcher::new(Arc::clone(&state.engine));
+                if let Err(error) = watcher.watch_one(&id).await {
+                    tracing::warn!(monitor = %id, error = %tocsin_engine::error_chain(&error), "cannot watch a resumed heartbeat monitor; its deadline comes back within a minute");
+                }
+                tracing::info!(monitor = %id, actor = %access.actor(), "heartbeat monitor resumed");
+            }
+            changed
+        }
+    };
+    Ok(Json(PauseOutcome {
+        id,
+        kind,
+        paused: false,
+        paused_at: None,
+        paused_by: None,
+        changed,
+    }))
+}
+
+/// The most results one page of `/api/v1/monitors/{id}/results` holds.
+pub const MAX_RESULTS_PAGE: usize = 1_000;
+/// The span read when `from` is not given: this long before `to`.
+const DEFAULT_RESULTS_SPAN: std::time::Duration = std::time::Duration::from_secs(24 * 3_600);
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ResultsParams {
+    /// The earliest check time (inclusive), RFC 3339; default 24 hours before `to`.
+    from: Option<String>,
+    /// The end of the range (exclusive), RFC 3339; default now.
+    to: Option<String>,
+    /// 1 to 1000; default 100.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A page of a monitor's check results, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ResultPage {
+    pub monitor: String,
+    /// The range read: `from` inclusive, `to` exclusive.
+    pub from: String,
+    pub to: String,
+    pub items: Vec<CheckResultBody>,
+    /// Pass it as `cursor` (with the same `from` and `to`) for the next page; absent on the
+    /// last one.
+    pub next_cursor: Option<String>,
+}
+
+fn stored_result_body(row: &tocsin_store::monitor_results::CheckResultRow) -> CheckResultBody {
+    use tocsin_store::monitor_results::ResultStatus;
+    CheckResultBody {
+        at: row.at.to_string(),
+        status: match row.status {
+            ResultStatus::Up => "up",
+            ResultStatus::Degraded => "degraded",
+            ResultStatus::Down => "down",
+        }
+        .to_owned(),
+        latency_ms: u64::try_from(row.latency_ms).unwrap_or(0),
+        error: row.error.clone(),
+        http_status: row.http_status.and_then(|code| u16::try_from(code).ok()),
+    }
+}
+
+/// A probed monitor's check results in a time range, oldest first, a page at a time. Raw
+/// results are kept 14 days (see the uptime rollups for longer spans).
+#[utoipa::path(get, path = "/api/v1/monitors/{id}/results", tag = "monitors",
+    params(("id" = String, Path, description = "Monitor id"), ResultsParams),
+    security(("api_token" = [])),
+    responses(
+        (status = 200, description = "A page of results", body = ResultPage),
+        (status = 400, description = "A parameter is invalid (the error names it)", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 404, description = "No such monitor", body = ErrorBody),
+    ))]
+pub(crate) async fn monitor_results(
+    State(state): State<AppState>,
+    _access: ReadAccess,
+    monitors: Option<Extension<Arc<Monitors>>>,
+    Path(id): Path<String>,
+    params: Result<Query<ResultsParams>, QueryRejection>,
+) -> Result<Json<ResultPage>, ApiError> {
+    let Query(params) =
+        params.map_err(|rejection| ApiError::invalid("query", rejection.body_text()))?;
+    let to = match params.to.as_deref() {
+        Some(to) => crate::oncall::parse_instant("to", to)?,
+        None => state.engine.now(),
+    };
+    let from = match params.from.as_deref() {
+        Some(from) => crate::oncall::parse_instant("from", from)?,
+        None => to
+            .checked_sub(DEFAULT_RESULTS_SPAN)
+            .unwrap_or(tocsin_core::Timestamp::UNIX_EPOCH),
+    };
+    if from >= to {
+        return Err(ApiError::invalid(
+            "from",
+            format!("`from` ({from}) must be before `to` ({to})"),
+        ));
+    }
+    let limit = match params.limit.as_deref().map(str::trim) {
+        None => 100,
+        Some(limit) => match limit.parse::<usize>() {
+            Ok(limit @ 1..=MAX_RESULTS_PAGE) => limit,
+            _ => {
+                return Err(ApiError::invalid(
+                    "limit",
+                    format!(
+                        "`limit` {:?} must be a number from 1 to {MAX_RESULTS_PAGE}",
+                        limit.chars().take(32).collect::<String>()
+                    ),
+                ))
+            }
+        },
+    };
+    // The cursor is the time (microseconds) of the last result of the previous page; results
+    // of one monitor have distinct times.
+    let start = match params.cursor.as_deref().map(str::trim) {
+        None => from,
+        Some(cursor) => {
+            let invalid =
+                || ApiError::invalid("cursor", "`cursor` is not a `next_cursor` of this endpoint");
+            let micros: i64 = cursor.parse().map_err(|_| invalid())?;
+            let after = tocsin_core::Timestamp::from_microsecond(micros.saturating_add(1))
+                .map_err(|_| invalid())?;
+            after.max(from)
+        }
+    };
+    let known = monitors
+        .as_ref()
+        .is_some_and(|Extension(monitors)| monitors.get(&id).is_some());
+    if !known {
+        return Err(ApiError::not_found(format!(
+            "monitor `{id}` not found (heartbeat monitors have pings: /api/v1/heartbeats/{id}/pings)"
+        )));
+    }
+    let store = state.engine.store();
+    let mut rows = if start < to {
+        store.results(&id, start, to, limit + 1).await?
+    } else {
+        Vec::new()
+    };
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|row| row.at.as_microsecond().to_string())
+    } else {
+        None
+    };
+    Ok(Json(ResultPage {
+        monitor: id,
+        from: from.to_string(),
+        to: to.to_string(),
+        items: rows.iter().map(stored_result_body).collect(),
+        next_cursor,
+    }))
 }

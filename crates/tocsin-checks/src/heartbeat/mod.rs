@@ -27,6 +27,8 @@ const QUEUE_FULL_RETRIES: u32 = 40;
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(250);
 /// Watches per ingest request at most.
 const WATCH_BATCH: usize = 500;
+/// How long after a paused monitor's deadline it is looked at again.
+const PAUSED_RECHECK: Duration = Duration::from_secs(60);
 
 /// Runs a heartbeat monitor's deadline: submits a [`HeartbeatSignal::Deadline`], which makes
 /// the monitor late (and triggers its alert) unless a success moved the deadline meanwhile.
@@ -56,6 +58,19 @@ impl DueHandler for HeartbeatDeadlines {
             tracing::debug!(monitor = %item.key, "deadline of a heartbeat monitor that is no longer configured");
             return Ok(DueOutcome::Done);
         };
+        // A paused monitor does not go late; its deadline looks again a minute later (a resume
+        // watches the monitor, which brings the deadline back to where its schedule puts it).
+        if self
+            .engine
+            .store()
+            .monitor_pause(&monitor.id)
+            .await?
+            .is_some()
+        {
+            return Ok(DueOutcome::RunAgainAt(
+                now.checked_add(PAUSED_RECHECK).unwrap_or(Timestamp::MAX),
+            ));
+        }
         // A full queue (a storm of events) is waited out here, briefly, rather than left to
         // the runner's backoff, which would delay the alert by seconds to minutes.
         let mut attempt = 0;
@@ -164,6 +179,20 @@ pub struct HeartbeatWatcher {
 impl HeartbeatWatcher {
     pub fn new(engine: Arc<Engine>) -> HeartbeatWatcher {
         HeartbeatWatcher { engine }
+    }
+
+    /// Watches one heartbeat monitor (after a resume: its deadline goes back to where its
+    /// schedule puts it, so a monitor that missed its deadline while paused goes late at once).
+    /// `false` when no heartbeat monitor has that id.
+    pub async fn watch_one(&self, id: &str) -> Result<bool, tocsin_engine::SubmitError> {
+        let Some(monitor) = self.engine.catalog().heartbeat(id) else {
+            return Ok(false);
+        };
+        let now = self.engine.now();
+        self.engine
+            .submit(vec![signal(&monitor, HeartbeatSignal::Watch, now)])
+            .await?;
+        Ok(true)
     }
 
     /// Watches every configured heartbeat monitor once.

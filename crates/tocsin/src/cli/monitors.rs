@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use tocsin_web::monitors::{CheckResultBody, MonitorPage, MonitorStatus};
+use tocsin_web::monitors::{CheckResultBody, MonitorPage, MonitorStatus, PauseOutcome, ResultPage};
 
 use super::client::{http_client, or_dash, send, url, ApiArgs};
 use super::out;
@@ -26,6 +26,37 @@ pub(crate) enum MonitorCommand {
         id: String,
         #[command(flatten)]
         api: ApiArgs,
+    },
+    /// Pause a monitor (probed or heartbeat): it is not checked until it is resumed; its open
+    /// alert, if any, stays open.
+    Pause {
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Resume a paused monitor: its checks go on from the state it had.
+    Resume {
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// A monitor's check results in a time range, oldest first.
+    Results {
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The earliest check time, RFC 3339 (default: 24 hours before `--to`).
+        #[arg(long)]
+        from: Option<String>,
+        /// The end of the range (exclusive), RFC 3339 (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// How many (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Continue after this cursor (the `next_cursor` of a previous page).
+        #[arg(long)]
+        cursor: Option<String>,
     },
 }
 
@@ -114,6 +145,13 @@ pub(crate) async fn run(command: MonitorCommand) -> anyhow::Result<ExitCode> {
                 if monitor.flapping { " (flapping)" } else { "" },
                 or_dash(monitor.status_since.as_deref())
             ))?;
+            if let Some(at) = &monitor.paused_at {
+                out(format!(
+                    "paused:        since {at} by {} (checks found it {} before)",
+                    or_dash(monitor.paused_by.as_deref()),
+                    monitor.checked_status
+                ))?;
+            }
             out(format!(
                 "failing since: {}",
                 or_dash(monitor.failing_since.as_deref())
@@ -163,6 +201,84 @@ pub(crate) async fn run(command: MonitorCommand) -> anyhow::Result<ExitCode> {
                 monitor.interval_seconds
             ))?;
         }
+        MonitorCommand::Results {
+            id,
+            api,
+            from,
+            to,
+            limit,
+            cursor,
+        } => {
+            let client = http_client(&api.server)?;
+            let mut query = vec![("limit", limit.to_string())];
+            for (name, value) in [("from", from), ("to", to), ("cursor", cursor)] {
+                if let Some(value) = value {
+                    query.push((name, value));
+                }
+            }
+            let page: ResultPage = send(
+                client
+                    .get(url(&api.server, &format!("/api/v1/monitors/{id}/results")))
+                    .bearer_auth(&api.token)
+                    .query(&query),
+                "read the results",
+            )
+            .await?;
+            if api.json {
+                out(serde_json::to_string_pretty(&page)?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            out(format!(
+                "{:<28} {:<9} {:>8} {:<5} ERROR",
+                "AT", "STATUS", "LATENCY", "HTTP"
+            ))?;
+            for result in &page.items {
+                out(format!(
+                    "{:<28} {:<9} {:>6}ms {:<5} {}",
+                    result.at,
+                    result.status,
+                    result.latency_ms,
+                    result
+                        .http_status
+                        .map(|code| code.to_string())
+                        .unwrap_or_default(),
+                    result.error.as_deref().unwrap_or("")
+                ))?;
+            }
+            if let Some(next) = &page.next_cursor {
+                out(format!("(more: --cursor {next})"))?;
+            }
+        }
+        MonitorCommand::Pause { id, api } => pause_or_resume(&id, &api, "pause").await?,
+        MonitorCommand::Resume { id, api } => pause_or_resume(&id, &api, "resume").await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn pause_or_resume(id: &str, api: &ApiArgs, verb: &str) -> anyhow::Result<()> {
+    let client = http_client(&api.server)?;
+    let path = format!("/api/v1/monitors/{id}/{verb}");
+    let outcome: PauseOutcome = send(
+        client.post(url(&api.server, &path)).bearer_auth(&api.token),
+        &format!("{verb} the monitor"),
+    )
+    .await?;
+    if api.json {
+        return out(serde_json::to_string_pretty(&outcome)?);
+    }
+    let text = match (outcome.paused, outcome.changed) {
+        (true, true) => format!(
+            "{} paused: it is not checked until `tocsin monitors resume {}`; an open alert stays open",
+            outcome.id, outcome.id
+        ),
+        (true, false) => format!(
+            "{} was paused already (since {} by {})",
+            outcome.id,
+            or_dash(outcome.paused_at.as_deref()),
+            or_dash(outcome.paused_by.as_deref())
+        ),
+        (false, true) => format!("{} resumed: its checks go on", outcome.id),
+        (false, false) => format!("{} was not paused", outcome.id),
+    };
+    out(text)
 }

@@ -14,6 +14,8 @@ mod heartbeats;
 mod ingest;
 mod interop;
 mod lists;
+mod monitor_pause;
+mod monitor_results;
 mod monitors;
 mod oncall;
 mod paging;

@@ -102,8 +102,9 @@ pub struct TestApp {
     pub read_token: String,
     shutdown: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    /// Declared last: dropped after the server's handles.
-    _data_dir: TestDir,
+    /// Declared last: dropped after the server's handles. `None` when the caller owns the
+    /// data directory (to start another app on it).
+    _data_dir: Option<TestDir>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -161,7 +162,55 @@ pub async fn start_app_on(
         read_token,
         shutdown,
         server: Some(server),
-        _data_dir: data_dir,
+        _data_dir: Some(data_dir),
+    }
+}
+
+/// A running Tocsin on the data directory `data_dir` (or on the PostgreSQL database
+/// `database`) that the caller keeps, so that it can be stopped and started again on the same
+/// data; its config comes from the file at `path`, reloadable through `POST
+/// /api/v1/config/reload`. Creates a write and a read token at each start.
+pub async fn start_app_at(path: &Path, data_dir: &Path, database: Option<&str>) -> TestApp {
+    let loaded = tocsin::read_config(path)
+        .unwrap_or_else(|errors| panic!("test config is invalid:\n{errors}"));
+    let file = tocsin::ConfigFile {
+        path: path.to_owned(),
+        listen: None,
+        database: None,
+        sha256: loaded.sha256,
+    };
+    let settings = tocsin::Settings {
+        config: loaded.config,
+        data_dir: data_dir.to_path_buf(),
+        database: database.map(str::to_owned),
+    };
+    let listener = tocsin::bind_listener(([127, 0, 0, 1], 0).into()).expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let app = tocsin::App::build(&settings)
+        .await
+        .expect("build app")
+        .reload_from(file, &settings.config);
+    let engine = Arc::clone(app.engine());
+    let (token, _) = engine
+        .create_token("tester", TokenScope::Write)
+        .await
+        .expect("token");
+    let (read_token, _) = engine
+        .create_token("reader", TokenScope::Read)
+        .await
+        .expect("token");
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let server = tokio::spawn(app.serve(listener, async move { stop.cancelled().await }));
+    TestApp {
+        base,
+        engine,
+        client: reqwest::Client::new(),
+        token,
+        read_token,
+        shutdown,
+        server: Some(server),
+        _data_dir: None,
     }
 }
 
