@@ -1673,3 +1673,42 @@ baseline_window = "1d"
         "{errors:?}"
     );
 }
+
+#[test]
+fn services_declare_what_they_depend_on_without_cycles() {
+    let chain = r#"[[services]]
+id = "a"
+
+[[services]]
+id = "b"
+depends_on = ["a"]
+
+[[services]]
+id = "c"
+depends_on = ["b"]
+"#;
+    let config = parse(chain, "tocsin.toml", &no_env).expect("valid");
+    assert_eq!(config.services[2].depends_on, vec!["b".to_owned()]);
+    assert!(config.services[0].depends_on.is_empty());
+
+    let source = r#"[[services]]
+id = "a"
+depends_on = ["c"]
+
+[[services]]
+id = "b"
+depends_on = ["a"]
+
+[[services]]
+id = "c"
+depends_on = ["b", "nope"]
+
+[[services]]
+id = "d"
+depends_on = ["d"]
+"#;
+    let errors = errors_of(source);
+    find(&errors, 3, 1, "forms a cycle: a -> c -> b -> a");
+    find(&errors, 11, 20, "refers to service `nope`");
+    find(&errors, 15, 1, "depends on itself");
+}
