@@ -373,6 +373,9 @@ pub struct Service {
     pub resolve: ResolveMode,
     pub grafana: Option<GrafanaIntegration>,
     pub description: Option<String>,
+    /// The services this one needs (ids; no cycles): while one of them has an open incident,
+    /// this service's new incidents are noted on that incident instead of paging.
+    pub depends_on: Vec<String>,
 }
 
 /// A Grafana webhook contact point that signs its requests.

@@ -312,12 +312,13 @@ fn the_demo_parses_without_any_environment() {
             service.id
         );
     }
+    // It probes only its own flaky endpoint on loopback.
     assert!(
-        config
-            .monitors
-            .iter()
-            .all(|monitor| monitor.probe().is_none()),
-        "the demo must not probe the network"
+        config.monitors.iter().all(|monitor| match &monitor.kind {
+            MonitorKind::Http(check) => check.url.starts_with("http://127.0.0.1:"),
+            _ => monitor.probe().is_none(),
+        }),
+        "the demo must not probe the network beyond loopback"
     );
 }
 
@@ -1672,4 +1673,43 @@ baseline_window = "1d"
             .any(|error| error.message.contains("post_only")),
         "{errors:?}"
     );
+}
+
+#[test]
+fn services_declare_what_they_depend_on_without_cycles() {
+    let chain = r#"[[services]]
+id = "a"
+
+[[services]]
+id = "b"
+depends_on = ["a"]
+
+[[services]]
+id = "c"
+depends_on = ["b"]
+"#;
+    let config = parse(chain, "tocsin.toml", &no_env).expect("valid");
+    assert_eq!(config.services[2].depends_on, vec!["b".to_owned()]);
+    assert!(config.services[0].depends_on.is_empty());
+
+    let source = r#"[[services]]
+id = "a"
+depends_on = ["c"]
+
+[[services]]
+id = "b"
+depends_on = ["a"]
+
+[[services]]
+id = "c"
+depends_on = ["b", "nope"]
+
+[[services]]
+id = "d"
+depends_on = ["d"]
+"#;
+    let errors = errors_of(source);
+    find(&errors, 3, 1, "forms a cycle: a -> c -> b -> a");
+    find(&errors, 11, 20, "refers to service `nope`");
+    find(&errors, 15, 1, "depends on itself");
 }

@@ -11,6 +11,12 @@
 //! is skipped (on the timeline) and the next one is due at once. After the last step of the
 //! last repeat the item waits (far in the future) so that a manual escalation can still page
 //! the last level again. Acknowledging or resolving deletes the item.
+//!
+//! Dependencies: when the first step of an incident comes due while a service its service
+//! depends on (`depends_on`, directly or through others) has an open incident, nobody is paged:
+//! the incident is noted on that incident (the one furthest up the chain, the root cause) and
+//! on its own timeline, and the step looks again every [`HOLD_RECHECK`]. It pages once no such
+//! incident is open, if it is still triggered; resolving it (a recovery) is never held.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -47,6 +53,8 @@ pub struct PagingDirectory {
     pub policies: HashMap<String, EscalationPolicy>,
     /// Service id to the id of its escalation policy.
     pub service_policies: HashMap<ServiceId, String>,
+    /// Service id to the services it depends on (`depends_on`; the config has no cycles).
+    pub service_depends_on: HashMap<ServiceId, Vec<ServiceId>>,
     /// Who each schedule has on call at the step's instant with the stored overrides applied,
     /// when the step looked it up; a schedule missing here is read from its layers alone.
     pub on_call_now: HashMap<String, Option<String>>,
@@ -236,6 +244,106 @@ impl EscalationHandler {
     }
 }
 
+/// How often an incident held back by a dependency looks whether it should page after all.
+pub const HOLD_RECHECK: Duration = Duration::from_secs(5);
+/// The start of the note a held incident gets on its own timeline (written once).
+const HELD_NOTE: &str = "Not paged: service ";
+
+impl EscalationHandler {
+    /// The open (triggered or acknowledged) incident of a service `incident`'s service depends
+    /// on, directly or through others; of several, the one furthest up the chain (the root
+    /// cause), and of one service's several, the oldest.
+    async fn open_ancestor(
+        &self,
+        incident: &tocsin_store::IncidentRow,
+    ) -> Result<Option<tocsin_store::IncidentRow>, DueError> {
+        let directory = self.engine.catalog().paging();
+        let mut frontier = vec![incident.service.clone()];
+        let mut seen = std::collections::HashSet::from([incident.service.clone()]);
+        let mut found = None;
+        // Breadth first: a later level is further up the chain.
+        while !frontier.is_empty() {
+            let mut next = Vec::new();
+            for service in &frontier {
+                for parent in directory
+                    .service_depends_on
+                    .get(service)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
+                    if seen.insert(parent.clone()) {
+                        next.push(parent.clone());
+                    }
+                }
+            }
+            for parent in &next {
+                let filter = tocsin_store::IncidentFilter {
+                    states: vec![IncidentState::Triggered, IncidentState::Acknowledged],
+                    service: Some(parent.clone()),
+                    priority: None,
+                };
+                let open = self
+                    .engine
+                    .incidents(&filter, tocsin_store::PageRequest::first(50))
+                    .await?;
+                // Newest first: the last is the oldest.
+                if let Some(oldest) = open
+                    .items
+                    .into_iter()
+                    .rev()
+                    .find(|open| open.number != incident.number)
+                {
+                    found = Some(oldest);
+                }
+            }
+            frontier = next;
+        }
+        Ok(found)
+    }
+
+    /// Notes a held incident on the root cause's incident and on its own timeline, once.
+    async fn hold(
+        &self,
+        incident: &tocsin_store::IncidentRow,
+        root: &tocsin_store::IncidentRow,
+    ) -> Result<(), DueError> {
+        let timeline = self
+            .engine
+            .timeline(incident.number, tocsin_store::PageRequest::first(500))
+            .await?;
+        let noted = timeline.items.iter().any(|entry| {
+            matches!(&entry.data, TimelineData::NoteAdded { text } if text.starts_with(HELD_NOTE))
+        });
+        if noted {
+            return Ok(());
+        }
+        tracing::info!(
+            incident = %incident.number, service = %incident.service, root = %root.number,
+            "incident of a service whose dependency has an open incident; noted there, not paged"
+        );
+        let actor = tocsin_core::Actor::system();
+        let on_root = format!(
+            "Service {} depends on {}: its incident #{} ({}) opened while this one is open; it              is not paged separately while this incident is open.",
+            incident.service, root.service, incident.number, incident.title
+        );
+        self.engine
+            .command(root.number, &tocsin_core::Command::AddNote(on_root), &actor)
+            .await?;
+        let on_own = format!(
+            "{HELD_NOTE}{} depends on {}, whose incident #{} ({}) is open: this incident is              noted there and pages only if it is still triggered once that one is resolved.",
+            incident.service, root.service, root.number, root.title
+        );
+        self.engine
+            .command(
+                incident.number,
+                &tocsin_core::Command::AddNote(on_own),
+                &actor,
+            )
+            .await?;
+        Ok(())
+    }
+}
+
 fn step_payload(step: usize) -> serde_json::Value {
     serde_json::json!({ "step": step })
 }
@@ -269,6 +377,20 @@ impl DueHandler for EscalationHandler {
         };
         if incident.state != IncidentState::Triggered {
             return Ok(DueOutcome::Done);
+        }
+        // Only the first page waits: an incident that paged keeps escalating.
+        let held_by = if step == 0 {
+            self.open_ancestor(&incident).await?
+        } else {
+            None
+        };
+        if let Some(root) = held_by {
+            // A service it depends on has an open incident: that one is the root cause and
+            // pages; this one is noted there and waits.
+            self.hold(&incident, &root).await?;
+            return Ok(DueOutcome::RunAgainAt(
+                now.checked_add(HOLD_RECHECK).unwrap_or(Timestamp::MAX),
+            ));
         }
         let mut directory = (*self.engine.catalog().paging()).clone();
         let Some(policy) = directory.policy_for(&incident.service).cloned() else {

@@ -171,6 +171,21 @@ pub fn paging_from_config(config: &Config) -> PagingDirectory {
                 ))
             })
             .collect(),
+        service_depends_on: config
+            .services
+            .iter()
+            .filter(|service| !service.depends_on.is_empty())
+            .map(|service| {
+                (
+                    ServiceId::new(service.id.clone()),
+                    service
+                        .depends_on
+                        .iter()
+                        .map(|parent| ServiceId::new(parent.clone()))
+                        .collect(),
+                )
+            })
+            .collect(),
         on_call_now: HashMap::new(),
     }
 }

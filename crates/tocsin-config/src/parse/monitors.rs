@@ -163,37 +163,39 @@ impl Parser<'_, '_> {
                 });
             }
         }
-        self.dependency_cycles(&monitors, &dependency_positions);
-        monitors
-    }
-
-    /// Reports every `depends_on` cycle once, at the first monitor of the cycle in file order.
-    fn dependency_cycles(
-        &mut self,
-        monitors: &[Monitor],
-        positions: &HashMap<String, (usize, String)>,
-    ) {
-        let parents: HashMap<&str, &[String]> = monitors
+        let links: Vec<(&str, &[String])> = monitors
             .iter()
             .map(|monitor| (monitor.id.as_str(), monitor.depends_on.as_slice()))
             .collect();
+        self.dependency_cycles(&links, &dependency_positions, "monitor");
+        monitors
+    }
+
+    /// Reports every `depends_on` cycle once, at the first entry (monitor or service, `noun`)
+    /// of the cycle in file order. `links` are (id, depends_on) in file order.
+    pub(super) fn dependency_cycles(
+        &mut self,
+        links: &[(&str, &[String])],
+        positions: &HashMap<String, (usize, String)>,
+        noun: &str,
+    ) {
+        let parents: HashMap<&str, &[String]> = links.iter().copied().collect();
         let mut reported: HashSet<String> = HashSet::new();
-        for monitor in monitors {
-            if reported.contains(&monitor.id) {
+        for (id, _) in links {
+            if reported.contains(*id) {
                 continue;
             }
-            if let Some(cycle) = find_cycle(&monitor.id, &parents) {
-                let (at, label) = &positions[&monitor.id];
+            if let Some(cycle) = find_cycle(id, &parents) {
+                let (at, label) = &positions[*id];
                 self.cx.error(
                     *at,
                     format!(
                         "`depends_on` of {label} forms a cycle: {}",
                         cycle.join(" -> ")
                     ),
-                    Some(
-                        "a monitor cannot depend on itself, even through others; remove one link"
-                            .to_owned(),
-                    ),
+                    Some(format!(
+                        "a {noun} cannot depend on itself, even through others; remove one link"
+                    )),
                 );
                 reported.extend(cycle);
             }

@@ -39,6 +39,7 @@ const SERVICE_FIELDS: &[&str] = &[
     "integration_keys",
     "resolve",
     "grafana",
+    "depends_on",
 ];
 const GRAFANA_FIELDS: &[&str] = &["secret", "timestamp_header"];
 
@@ -100,6 +101,7 @@ impl Parser<'_, '_> {
 
     pub(super) fn services(&mut self, root: &Table<'_, '_>) -> Vec<Service> {
         let mut services = Vec::new();
+        let mut dependency_positions = std::collections::HashMap::new();
         for entry in self.entries(root, "services") {
             let table = &entry.table;
             self.cx.check_fields(table, SERVICE_FIELDS);
@@ -127,7 +129,19 @@ impl Parser<'_, '_> {
                 )
                 .unwrap_or_default();
             let grafana = self.grafana(table);
+            let depends_on = self.references(table, "depends_on", "services");
             if let Some(id) = entry.id {
+                if depends_on.contains(&id) {
+                    self.cx.error(
+                        table.key_at("depends_on"),
+                        format!("{} depends on itself", table.label),
+                        Some("remove its own id from `depends_on`".to_owned()),
+                    );
+                }
+                dependency_positions.insert(
+                    id.clone(),
+                    (table.key_at("depends_on"), table.label.clone()),
+                );
                 services.push(Service {
                     id,
                     name,
@@ -139,9 +153,15 @@ impl Parser<'_, '_> {
                     resolve,
                     grafana,
                     description,
+                    depends_on,
                 });
             }
         }
+        let links: Vec<(&str, &[String])> = services
+            .iter()
+            .map(|service| (service.id.as_str(), service.depends_on.as_slice()))
+            .collect();
+        self.dependency_cycles(&links, &dependency_positions, "service");
         services
     }
 

@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -44,6 +45,102 @@ pub(crate) struct DemoArgs {
     /// Keep the demo's data in this directory instead of a temporary one.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Seconds one round of the demo's flaky endpoint takes (healthy, slow, failing, healthy
+    /// again); 10 to 3600.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(10..=3600), hide = true)]
+    flaky_cycle: u64,
+}
+
+/// The monitor of the demo's flaky endpoint and the heartbeat monitor of its job.
+const FLAKY_MONITOR: &str = "search-health";
+const DEMO_JOB: &str = "search-indexer";
+/// How often the demo's job pings (its monitor's `period`), and which pings of every six it
+/// skips.
+const JOB_EVERY: Duration = Duration::from_secs(10);
+const JOB_SKIPS: [u64; 2] = [3, 4];
+/// How long a slow answer of the flaky endpoint takes (its monitor is degraded above 800 ms).
+const SLOW_ANSWER: Duration = Duration::from_millis(1_200);
+
+/// What the flaky endpoint does at `elapsed` into a round of `cycle`: healthy for the first
+/// 30%, slow until 50%, failing (503) until 85%, then healthy again.
+fn flaky_phase(elapsed: Duration, cycle: Duration) -> FlakyPhase {
+    let cycle = cycle.as_secs_f64().max(1.0);
+    let at = (elapsed.as_secs_f64() % cycle) / cycle;
+    if !(0.3..0.85).contains(&at) {
+        FlakyPhase::Healthy
+    } else if at < 0.5 {
+        FlakyPhase::Slow
+    } else {
+        FlakyPhase::Failing
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlakyPhase {
+    Healthy,
+    Slow,
+    Failing,
+}
+
+/// Serves the demo's flaky endpoint (`/health`) on a loopback port of its own.
+async fn serve_flaky_endpoint(cycle: Duration) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .context("cannot listen for the demo's flaky endpoint")?;
+    let address = listener.local_addr()?;
+    let started = tokio::time::Instant::now();
+    let app = axum::Router::new().route(
+        "/health",
+        axum::routing::get(move || async move {
+            match flaky_phase(started.elapsed(), cycle) {
+                FlakyPhase::Healthy => (axum::http::StatusCode::OK, "ok"),
+                FlakyPhase::Slow => {
+                    tokio::time::sleep(SLOW_ANSWER).await;
+                    (axum::http::StatusCode::OK, "ok")
+                }
+                FlakyPhase::Failing => (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded: the demo's flaky endpoint is failing on purpose",
+                ),
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::warn!(error = %error, "the demo's flaky endpoint stopped");
+        }
+    });
+    Ok(address)
+}
+
+/// The demo's job: pings its heartbeat monitor on the demo's own server every
+/// [`JOB_EVERY`], skipping pings [`JOB_SKIPS`] of every six, so that it is late now and then.
+fn run_demo_job(ping_url: String) {
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let mut ticks = tokio::time::interval(JOB_EVERY);
+        for round in 0_u64.. {
+            ticks.tick().await;
+            if JOB_SKIPS.contains(&(round % 6)) {
+                tracing::info!(job = DEMO_JOB, "the demo's job skips a ping on purpose");
+                continue;
+            }
+            if let Err(error) = client.post(&ping_url).body("indexed").send().await {
+                tracing::warn!(job = DEMO_JOB, error = %error, "the demo's job cannot ping");
+            }
+        }
+    });
+}
+
+/// Points the flaky endpoint's monitor at the port it got.
+fn aim_flaky_monitor(config: &mut Config, address: SocketAddr) {
+    for monitor in &mut config.monitors {
+        if monitor.id == FLAKY_MONITOR {
+            if let tocsin_config::MonitorKind::Http(check) = &mut monitor.kind {
+                check.url = format!("http://{address}/health");
+            }
+        }
+    }
 }
 
 /// One warning per config section that is accepted but not acted on yet, so that the log of a
@@ -120,6 +217,9 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let listener = bind(args.listen)?;
     let address = listener.local_addr()?;
+    let cycle = Duration::from_secs(args.flaky_cycle);
+    let flaky = serve_flaky_endpoint(cycle).await?;
+    aim_flaky_monitor(&mut config, flaky);
     let settings = tocsin::Settings {
         config: config.clone(),
         data_dir: data_dir.clone(),
@@ -132,7 +232,18 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("cannot create the demo token")?;
     seed(app.engine(), &config).await?;
-    print_tour(&config, address, &token, &data_dir)?;
+    print_tour(&config, address, &token, &data_dir, flaky, cycle)?;
+    if let Some(key) = config
+        .monitor(DEMO_JOB)
+        .and_then(|monitor| match &monitor.kind {
+            tocsin_config::MonitorKind::Heartbeat(check) => {
+                Some(check.ping_key.expose().to_owned())
+            }
+            _ => None,
+        })
+    {
+        run_demo_job(format!("http://{address}/ping/{key}"));
+    }
     app.serve(listener, tocsin::shutdown_signal()).await?;
     drop(temporary);
     Ok(ExitCode::SUCCESS)
@@ -235,6 +346,8 @@ fn print_tour(
     address: SocketAddr,
     token: &str,
     data_dir: &std::path::Path,
+    flaky: SocketAddr,
+    cycle: Duration,
 ) -> anyhow::Result<()> {
     let base = format!("http://{address}");
     let routing_key = config
@@ -264,6 +377,17 @@ Tocsin demo is running on {base} (data in {data})
     tocsin incidents note 1 "rolled back to v2.13"
     tocsin incidents resolve 1
 
+  Monitors act by themselves: within the first minute one opens an incident and resolves it
+    The demo serves a flaky endpoint, http://{flaky}/health: healthy, then slow, then failing,
+    then healthy again, every {cycle} s. Monitor {FLAKY_MONITOR} checks it every 2 s.
+    The demo's job {DEMO_JOB} pings every 10 s but skips two pings a minute: it goes late, then
+    its next ping resolves it.
+    tocsin monitors list
+    tocsin monitors show {FLAKY_MONITOR}
+    tocsin heartbeats list
+    tocsin incidents list
+    Pages (to the console) show in this log.
+
   Send an event (PagerDuty Events API v2; routing key of the first service)
     tocsin event trigger --routing-key {routing_key} --summary "Queue depth above 10k" --dedup-key queue-depth
     curl -X POST {base}/v2/enqueue -H 'Content-Type: application/json' \
@@ -275,6 +399,7 @@ Tocsin demo is running on {base} (data in {data})
 
 Press Ctrl-C to stop."#,
         data = data_dir.display(),
+        cycle = cycle.as_secs(),
     ))
 }
 

@@ -192,3 +192,101 @@ async fn the_demos_two_example_events_fold_into_one_incident() {
     assert_eq!(queue_incidents, 1, "one incident: {incidents}");
     demo.stop().await;
 }
+
+/// The demo's flaky endpoint fails on a cycle (shortened here to 20 s): its monitor opens an
+/// incident and resolves it by itself, and the demo's job pings its heartbeat monitor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demos_flaky_monitor_opens_and_resolves_an_incident_by_itself() {
+    let data = temp_dir();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tocsin"));
+    command
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--flaky-cycle",
+            "20",
+            "--data",
+        ])
+        .arg(&*data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut child = command.spawn().expect("start tocsin demo");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut tour = String::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("read the tour") {
+            tour.push_str(&line);
+            tour.push('\n');
+            if line.starts_with("Press Ctrl-C") {
+                return;
+            }
+        }
+        panic!("the demo ended before printing its tour:\n{tour}");
+    })
+    .await
+    .expect("the demo prints its tour within 60 s");
+    let demo = Demo {
+        child,
+        tour,
+        _data: data,
+    };
+    assert!(
+        demo.tour.contains("tocsin monitors show search-health")
+            && demo.tour.contains("every 20 s"),
+        "{}",
+        demo.tour
+    );
+    let base = demo.after("export TOCSIN_SERVER=");
+    let token = demo.after("export TOCSIN_TOKEN=");
+    let client = reqwest::Client::new();
+    let incident = |state: &'static str| {
+        let request = client
+            .get(format!("{base}/api/v1/incidents?limit=500"))
+            .bearer_auth(&token);
+        async move {
+            let page: Value = request.send().await.ok()?.json().await.ok()?;
+            page["items"]
+                .as_array()?
+                .iter()
+                .find(|incident| {
+                    incident["dedup_key"] == "monitor:search-health" && incident["state"] == state
+                })
+                .cloned()
+        }
+    };
+    let started = std::time::Instant::now();
+    let mut opened = None;
+    while started.elapsed() < Duration::from_secs(60) {
+        if let Some(found) = incident("triggered").await {
+            opened = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let opened = opened.expect("the flaky monitor opened an incident within 60 s");
+    let mut resolved = None;
+    while started.elapsed() < Duration::from_secs(90) {
+        if let Some(found) = incident("resolved").await {
+            resolved = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let resolved = resolved.expect("the flaky monitor resolved its incident by itself");
+    assert_eq!(resolved["number"], opened["number"]);
+
+    // The demo's job pings its heartbeat monitor.
+    let heartbeat: Value = client
+        .get(format!("{base}/api/v1/heartbeats/search-indexer"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(heartbeat["last_ping"].is_object(), "{heartbeat}");
+    demo.stop().await;
+}

@@ -22,6 +22,7 @@ mod paging;
 mod postgres;
 mod rules;
 mod runtime;
+mod service_deps;
 mod shedding;
 mod storm;
 mod support;
