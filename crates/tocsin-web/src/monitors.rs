@@ -384,13 +384,16 @@ const DEFAULT_RESULTS_SPAN: std::time::Duration = std::time::Duration::from_secs
 #[into_params(parameter_in = Query)]
 pub(crate) struct ResultsParams {
     /// The earliest check time (inclusive), RFC 3339; default 24 hours before `to`.
+    #[param(format = DateTime, example = "2026-11-02T09:00:00Z")]
     from: Option<String>,
-    /// The end of the range (exclusive), RFC 3339; default now.
+    /// The end of the range (exclusive), RFC 3339, after `from`; default now.
+    #[param(format = DateTime)]
     to: Option<String>,
     /// 1 to 1000; default 100.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(value_type = Option<i64>)]
     cursor: Option<String>,
 }
 
@@ -443,6 +446,14 @@ pub(crate) async fn monitor_results(
 ) -> Result<Json<ResultPage>, ApiError> {
     let Query(params) =
         params.map_err(|rejection| ApiError::invalid("query", rejection.body_text()))?;
+    let known = monitors
+        .as_ref()
+        .is_some_and(|Extension(monitors)| monitors.get(&id).is_some());
+    if !known {
+        return Err(ApiError::not_found(format!(
+            "monitor `{id}` not found (heartbeat monitors have pings: /api/v1/heartbeats/{id}/pings)"
+        )));
+    }
     let to = match params.to.as_deref() {
         Some(to) => crate::oncall::parse_instant("to", to)?,
         None => state.engine.now(),
@@ -482,19 +493,14 @@ pub(crate) async fn monitor_results(
             let invalid =
                 || ApiError::invalid("cursor", "`cursor` is not a `next_cursor` of this endpoint");
             let micros: i64 = cursor.parse().map_err(|_| invalid())?;
-            let after = tocsin_core::Timestamp::from_microsecond(micros.saturating_add(1))
-                .map_err(|_| invalid())?;
-            after.max(from)
+            // A number outside the representable times lies before or after every result.
+            match tocsin_core::Timestamp::from_microsecond(micros.saturating_add(1)) {
+                Ok(after) => after.max(from),
+                Err(_) if micros < 0 => from,
+                Err(_) => to,
+            }
         }
     };
-    let known = monitors
-        .as_ref()
-        .is_some_and(|Extension(monitors)| monitors.get(&id).is_some());
-    if !known {
-        return Err(ApiError::not_found(format!(
-            "monitor `{id}` not found (heartbeat monitors have pings: /api/v1/heartbeats/{id}/pings)"
-        )));
-    }
     let store = state.engine.store();
     let mut rows = if start < to {
         store.results(&id, start, to, limit + 1).await?
