@@ -18,7 +18,6 @@ use tocsin_core::{
 };
 use tocsin_store::decode::{self, StoredRow};
 use tocsin_store::heartbeat;
-use tocsin_store::updates::ServicePolicy;
 use tocsin_store::{AssignedIds, Inbound, IngestReport, ResolvePolicyOf, StoreError};
 
 use crate::rows::{db, micros, Stored};
