@@ -238,6 +238,9 @@ pub enum ContactKind {
     Webhook { url: Secret, secret: Option<Secret> },
     /// A push notification through an ntfy topic URL.
     Ntfy { url: Secret },
+    /// A Slack-compatible incoming webhook (Slack, Mattermost): a direct message or a
+    /// personal channel.
+    Slack { url: Secret },
     /// The server's log: for trying Tocsin out (`tocsin demo`), not for waking anyone.
     Console,
 }
@@ -248,6 +251,7 @@ impl ContactKind {
             ContactKind::Email { .. } => "email",
             ContactKind::Webhook { .. } => "webhook",
             ContactKind::Ntfy { .. } => "ntfy",
+            ContactKind::Slack { .. } => "slack",
             ContactKind::Console => "console",
         }
     }

@@ -264,19 +264,27 @@ fn inert_sections_name_what_is_accepted_but_not_acted_on() {
         .iter()
         .map(|section| (section.name, section.count))
         .collect();
+    // Its channels (slack, webhook, email) act.
+    assert_eq!(inert, [("[status_page]", 1), ("[[components]]", 2)]);
+    let status_page = &config.inert_sections()[0];
     assert_eq!(
-        inert,
-        [
-            ("[[channels]]", 3),
-            ("[status_page]", 1),
-            ("[[components]]", 2),
-        ]
+        status_page.to_string(),
+        "[status_page] (1): accepted, not acted on yet; it would serve a public status page"
     );
-    let channels = &config.inert_sections()[0];
+    // Discord and Teams channels do not.
+    let chat = parse(
+        "[[channels]]\nid = \"d\"\nkind = \"discord\"\nurl = \"https://discord.example/x\"\n\
+         [[channels]]\nid = \"s\"\nkind = \"slack\"\nurl = \"https://slack.example/x\"\n",
+        "chat.toml",
+        &no_env,
+    )
+    .unwrap_or_else(|errors| panic!("{errors}"));
     assert_eq!(
-        channels.to_string(),
-        "[[channels]] (3): accepted, not acted on yet; it would post a service's incidents to \
-         chat, webhooks and email"
+        chat.inert_sections()
+            .iter()
+            .map(|section| (section.name, section.count))
+            .collect::<Vec<_>>(),
+        [("[[channels]] of kind discord or teams", 1)]
     );
 
     // Services, users (with their contact methods), teams, escalation policies and the SMTP
@@ -1195,6 +1203,42 @@ to = ["team@acme.example"]
         format!("[smtp]\nhost = \"localhost\"\nfrom = \"tocsin@acme.example\"\n{source}");
     let config = parse(&with_smtp, "tocsin.toml", &no_env).unwrap();
     assert_eq!(config.smtp.unwrap().security, SmtpSecurity::StartTls);
+}
+
+#[test]
+fn a_slack_contact_method_needs_a_url_and_takes_nothing_else() {
+    let source = r#"[[users]]
+id = "ana"
+contact = [{ id = "chat", kind = "slack", url = "${ANA_SLACK}" }]
+"#;
+    let env = |name: &str| (name == "ANA_SLACK").then(|| SLACK_URL.to_owned());
+    let config = parse(source, "tocsin.toml", &env).unwrap();
+    let method = &config.users[0].contact[0];
+    assert_eq!(method.kind.name(), "slack");
+    let ContactKind::Slack { url } = &method.kind else {
+        panic!("{:?}", method.kind);
+    };
+    assert_eq!(url.expose(), SLACK_URL);
+    assert!(!format!("{config:?}").contains(SLACK_URL));
+
+    let errors = errors_of(
+        r#"[[users]]
+id = "ana"
+contact = [{ id = "chat", kind = "slack", secret = "x" }]
+"#,
+    );
+    assert!(
+        errors.iter().any(|error| error.message.contains("`url`")),
+        "{}",
+        ConfigErrors {
+            errors: errors.clone()
+        }
+    );
+    assert!(
+        errors.iter().any(|error| error.message.contains("secret")),
+        "{}",
+        ConfigErrors { errors }
+    );
 }
 
 // ---------------------------------------------------------------- secrets

@@ -8,6 +8,7 @@ pub use crate::heartbeats::HeartbeatEntry;
 use crate::heartbeats::Heartbeats;
 use crate::oncall::ScheduleCatalog;
 use crate::paging::PagingDirectory;
+use crate::updates::UpdateChannels;
 
 /// How a service's Grafana contact point signs its requests.
 #[derive(Clone)]
@@ -63,6 +64,8 @@ pub struct Catalog {
     heartbeats: ArcSwap<Heartbeats>,
     /// The people, schedules and escalation policies, replaced whole like the services.
     paging: ArcSwap<PagingDirectory>,
+    /// The channels of each service, replaced whole like the services.
+    update_channels: ArcSwap<UpdateChannels>,
 }
 
 /// One immutable set of services and its indexes.
@@ -116,7 +119,18 @@ impl Catalog {
             current: ArcSwap::from_pointee(Services::new(services)),
             heartbeats: ArcSwap::from_pointee(Heartbeats::default()),
             paging: ArcSwap::from_pointee(PagingDirectory::default()),
+            update_channels: ArcSwap::from_pointee(UpdateChannels::default()),
         }
+    }
+
+    /// Swaps in the channels of each service (a config reload).
+    pub fn replace_update_channels(&self, channels: UpdateChannels) {
+        self.update_channels.store(Arc::new(channels));
+    }
+
+    /// The channels of each service, as of this call.
+    pub fn update_channels_now(&self) -> Arc<UpdateChannels> {
+        self.update_channels.load_full()
     }
 
     /// Swaps in new people, schedules and escalation policies at once.
@@ -137,6 +151,7 @@ impl Catalog {
             current: ArcSwap::from_pointee(current),
             heartbeats: ArcSwap::from_pointee(Heartbeats::default()),
             paging: ArcSwap::from_pointee(PagingDirectory::default()),
+            update_channels: ArcSwap::from_pointee(UpdateChannels::default()),
         }
     }
 

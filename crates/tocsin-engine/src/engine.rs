@@ -209,7 +209,8 @@ impl Engine {
         self.timed("ping", self.store.ping()).await
     }
 
-    /// Runs an incident command (acknowledge, resolve, priority, note) at the clock's `now`.
+    /// Runs an incident command (acknowledge, resolve, priority, note) at the clock's `now`;
+    /// the same transaction queues the updates for the channels of the incident's service.
     pub async fn command(
         &self,
         number: IncidentNumber,
@@ -217,9 +218,11 @@ impl Engine {
         actor: &Actor,
     ) -> Result<CommandOutcome, EngineError> {
         let now = self.clock.now();
+        let policy: &dyn tocsin_store::updates::ServicePolicy = self.catalog.as_ref();
         self.timed(
             command.name(),
-            self.store.command(number, command, actor, now),
+            self.store
+                .command_with_updates(number, command, actor, now, policy),
         )
         .await
     }

@@ -336,7 +336,8 @@ async fn write_loop<T: IngestTarget + ?Sized>(
     metrics: Arc<Metrics>,
     max_batch: usize,
 ) {
-    let policy = move |service: &ServiceId| catalog.resolve_policy(service);
+    // How each service resolves and which channels get its updates, as of each batch.
+    let policy = catalog;
     let mut jobs: Vec<Job> = Vec::new();
     let mut batch: Vec<Inbound> = Vec::with_capacity(max_batch);
     // The gauges start from one count, taken here so that no commit of this writer can slip
@@ -379,7 +380,7 @@ async fn write_loop<T: IngestTarget + ?Sized>(
             batch.extend(job.items);
             replies.push((job.reply, job.reservation));
         }
-        let result = commit(target.as_ref(), &batch, &policy, &metrics).await;
+        let result = commit(target.as_ref(), &batch, policy.as_ref(), &metrics).await;
         let outcome = match result {
             Ok(()) => Ok(()),
             Err(error) => Err(SubmitError::Store(Arc::new(error))),
@@ -418,7 +419,7 @@ async fn recount<T: IngestTarget + ?Sized>(target: &T, metrics: &Metrics) {
 async fn commit<T: IngestTarget + ?Sized>(
     target: &T,
     batch: &[Inbound],
-    policy: &(dyn Fn(&ServiceId) -> tocsin_core::ResolvePolicy + Send + Sync),
+    policy: &dyn tocsin_store::updates::ServicePolicy,
     metrics: &Metrics,
 ) -> Result<(), StoreError> {
     let mut attempt = 0;

@@ -22,6 +22,7 @@ pub mod paging;
 mod reload;
 pub mod rules;
 pub mod tokens;
+pub mod updates;
 
 pub use catalog::{Catalog, GrafanaSettings, HeartbeatEntry, ServiceEntry};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -33,6 +34,7 @@ pub use metrics::Metrics;
 pub use paging::{EscalationHandler, PagingDirectory};
 pub use reload::{ConfigReload, ReloadError, ReloadReport};
 pub use tokens::TOKEN_PREFIX;
+pub use updates::UpdateChannels;
 
 /// The whole cause chain of an error on one line (`outer: cause: root cause`), for logs.
 pub fn error_chain(error: &dyn std::error::Error) -> String {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use lettre::message::header::ContentType;
-use lettre::message::Mailbox;
+use lettre::message::{Mailbox, Mailboxes};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sha2::Sha256;
@@ -30,9 +30,21 @@ pub enum SendError {
 /// Where one notification goes, with what its method needs.
 #[derive(Clone)]
 pub enum Destination {
-    Email { address: String },
-    Webhook { url: String, secret: Option<String> },
-    Ntfy { url: String },
+    /// One address, or several separated by commas (an email channel's `to`).
+    Email {
+        address: String,
+    },
+    Webhook {
+        url: String,
+        secret: Option<String>,
+    },
+    Ntfy {
+        url: String,
+    },
+    /// A Slack-compatible incoming webhook (Slack, Mattermost).
+    Slack {
+        url: String,
+    },
     Console,
 }
 
@@ -43,6 +55,7 @@ impl std::fmt::Debug for Destination {
             Destination::Email { address } => write!(f, "Email({address})"),
             Destination::Webhook { .. } => f.write_str("Webhook(<redacted>)"),
             Destination::Ntfy { .. } => f.write_str("Ntfy(<redacted>)"),
+            Destination::Slack { .. } => f.write_str("Slack(<redacted>)"),
             Destination::Console => f.write_str("Console"),
         }
     }
@@ -88,6 +101,7 @@ impl Senders {
                 self.webhook(url, secret.as_deref(), message, key).await
             }
             Destination::Ntfy { url } => self.ntfy(url, message, key).await,
+            Destination::Slack { url } => self.slack(url, message).await,
             Destination::Email { address } => self.email(address, message, key).await,
         }
     }
@@ -111,6 +125,21 @@ impl Senders {
             request = request.header("tocsin-signature", signature(secret, &timestamp, &body));
         }
         let response = request.body(body).send().await.map_err(http_error)?;
+        status_outcome(response).await
+    }
+
+    /// Slack answers `200 ok`; a 4xx names what it refused (`invalid_payload`,
+    /// `channel_not_found`) and is not retried; a 429 or 5xx is.
+    async fn slack(&self, url: &str, message: &Message) -> Result<(), SendError> {
+        let body = serde_json::to_vec(&crate::slack::payload(message)).unwrap_or_default();
+        let response = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(http_error)?;
         status_outcome(response).await
     }
 
@@ -146,12 +175,15 @@ impl Senders {
             .from
             .parse()
             .map_err(|error| SendError::Permanent(format!("smtp.from {:?}: {error}", smtp.from)))?;
-        let to: Mailbox = address
+        // One address, or a channel's list of them, comma-separated.
+        let to: Mailboxes = address
             .parse()
             .map_err(|error| SendError::Permanent(format!("address {address:?}: {error}")))?;
-        let email = lettre::Message::builder()
-            .from(from)
-            .to(to)
+        let mut builder = lettre::Message::builder().from(from);
+        for mailbox in to {
+            builder = builder.to(mailbox);
+        }
+        let email = builder
             .subject(&message.subject)
             // The idempotency key as the Message-ID: a receiver sees a repeated delivery.
             .message_id(Some(format!("<{key}@tocsin>")))

@@ -3,20 +3,21 @@
 //! The [`Dispatcher`] claims due notifications from the outbox (`tocsin_store::outbox`) in
 //! bounded batches, renders each page (subject, what is broken, since when, how many events,
 //! the source, signed acknowledge and resolve links), sends it by its method (console, webhook,
-//! email, ntfy), and settles it: sent, retried later with exponential backoff and jitter, or
-//! failed after the last attempt. The store puts every attempt on the incident's timeline.
-//! [`Dispatcher::drain_once`] sends what is due now and returns, for tests;
-//! [`Dispatcher::run_until`] does so every poll until stopped.
+//! email, ntfy, Slack-compatible incoming webhooks), and settles it: sent, retried later with
+//! exponential backoff and jitter, or failed after the last attempt. The store puts every
+//! attempt on the incident's timeline. [`Dispatcher::drain_once`] sends what is due now and
+//! returns, for tests; [`Dispatcher::run_until`] does so every poll until stopped.
 
 pub mod channels;
 pub mod message;
+pub mod slack;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use tocsin_config::{Config, ContactKind};
+use tocsin_config::{ChannelKind, Config, ContactKind};
 use tocsin_core::Timestamp;
 use tocsin_engine::Engine;
 use tocsin_store::due::ClaimerId;
@@ -34,6 +35,31 @@ pub struct Destinations {
     pub public_url: String,
     /// User id to contact method id to destination.
     pub users: HashMap<String, HashMap<String, Destination>>,
+    /// Channel id to destination (channels of the kinds in [`CHANNEL_KINDS`]).
+    pub channels: HashMap<String, Destination>,
+}
+
+/// The `[[channels]]` kinds Tocsin posts to; channels of other kinds get nothing.
+pub const CHANNEL_KINDS: &[&str] = &["slack", "mattermost", "webhook", "ntfy", "email"];
+
+/// The destination of a channel, when it is of a kind Tocsin posts to.
+fn channel_destination(kind: &ChannelKind) -> Option<Destination> {
+    match kind {
+        ChannelKind::Slack { url } | ChannelKind::Mattermost { url } => Some(Destination::Slack {
+            url: url.expose().to_owned(),
+        }),
+        ChannelKind::Webhook { url, secret } => Some(Destination::Webhook {
+            url: url.expose().to_owned(),
+            secret: secret.as_ref().map(|secret| secret.expose().to_owned()),
+        }),
+        ChannelKind::Ntfy { url } => Some(Destination::Ntfy {
+            url: url.expose().to_owned(),
+        }),
+        ChannelKind::Email { to } => Some(Destination::Email {
+            address: to.join(", "),
+        }),
+        ChannelKind::Discord { .. } | ChannelKind::Teams { .. } => None,
+    }
 }
 
 impl Destinations {
@@ -57,6 +83,9 @@ impl Destinations {
                             ContactKind::Ntfy { url } => Destination::Ntfy {
                                 url: url.expose().to_owned(),
                             },
+                            ContactKind::Slack { url } => Destination::Slack {
+                                url: url.expose().to_owned(),
+                            },
                             ContactKind::Console => Destination::Console,
                         };
                         (method.id.clone(), destination)
@@ -65,16 +94,22 @@ impl Destinations {
                 (user.id.clone(), contacts)
             })
             .collect();
+        let channels = config
+            .channels
+            .iter()
+            .filter_map(|channel| Some((channel.id.clone(), channel_destination(&channel.kind)?)))
+            .collect();
         Destinations {
             public_url: config.server.public_url.trim_end_matches('/').to_owned(),
             users,
+            channels,
         }
     }
 
     fn find(&self, recipient: &Recipient) -> Option<&Destination> {
         match recipient {
             Recipient::User { user, contact } => self.users.get(user)?.get(contact),
-            Recipient::Channel { .. } => None,
+            Recipient::Channel { channel } => self.channels.get(channel),
         }
     }
 }
@@ -344,12 +379,13 @@ impl Dispatcher {
                 |service| service.name.clone(),
             );
         let signer = self.engine.links();
+        // A channel's links act as `link:channel:<id>` on the timeline.
         let user = match &row.recipient {
-            Recipient::User { user, .. } => Some(user.as_str()),
-            Recipient::Channel { .. } => None,
+            Recipient::User { user, .. } => user.clone(),
+            Recipient::Channel { .. } => row.recipient.to_string(),
         };
-        let links = signer.as_deref().zip(user);
-        Ok(render(
+        let links = signer.as_deref().map(|signer| (signer, user.as_str()));
+        let message = render(
             &incident,
             &message::PageFacts {
                 service_name,
@@ -361,7 +397,22 @@ impl Dispatcher {
             links,
             public_url,
             self.engine.now(),
-        ))
+        );
+        if !matches!(row.recipient, Recipient::Channel { .. }) {
+            return Ok(message);
+        }
+        let text = |field: &str| {
+            row.payload
+                .get(field)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let update = message::UpdateFacts {
+            kind: row.kind.clone(),
+            actor: text("actor").unwrap_or_else(|| "system".to_owned()),
+            note: text("note"),
+        };
+        Ok(message::into_update(message, &update, incident.state))
     }
 
     /// The wait before retrying a notification whose `attempts`-th attempt failed.

@@ -1,7 +1,7 @@
 //! What a page says: written to be read at 3 a.m.
 
 use serde_json::json;
-use tocsin_core::{IncidentNumber, Priority, Timestamp};
+use tocsin_core::{IncidentNumber, IncidentState, Priority, Timestamp};
 use tocsin_engine::links::{LinkAction, LinkSigner, LINK_LIFETIME};
 use tocsin_store::IncidentRow;
 
@@ -24,9 +24,24 @@ pub struct Message {
     pub subject: String,
     /// The plain-text body (email, ntfy).
     pub text: String,
+    /// The body's facts, one per line, without the links (for chat messages that lay them
+    /// out themselves).
+    pub facts: Vec<String>,
     pub links: Links,
+    /// Other incidents folded into this message (a storm bundled for one person).
+    pub also: Vec<Also>,
     /// The webhook body.
     pub json: serde_json::Value,
+}
+
+/// Another incident a bundled message lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Also {
+    pub number: i64,
+    /// Its subject line.
+    pub subject: String,
+    /// The incident in the API.
+    pub link: String,
 }
 
 /// What a page is about, besides the incident row.
@@ -72,22 +87,30 @@ pub fn render(
         &incident.title,
         number,
     );
-    let mut text = format!(
-        "{service}: {title}\n\n\
-         Incident #{n} · {priority} · {severity} · {state}\n\
-         Broken since {impact} (opened {opened})\n\
-         Events: {events}, latest from {source}\n",
-        service = facts.service_name,
-        title = incident.title,
-        n = number.0,
-        priority = incident.priority,
-        severity = incident.severity,
-        state = incident.state,
-        impact = incident.impact_started_at,
-        opened = incident.created_at,
-        events = facts.events,
-        source = facts.source,
-    );
+    let lines = vec![
+        format!(
+            "Incident #{n} · {priority} · {severity} · {state}",
+            n = number.0,
+            priority = incident.priority,
+            severity = incident.severity,
+            state = incident.state,
+        ),
+        format!(
+            "Broken since {impact} (opened {opened})",
+            impact = incident.impact_started_at,
+            opened = incident.created_at,
+        ),
+        format!(
+            "Events: {events}, latest from {source}",
+            events = facts.events,
+            source = facts.source,
+        ),
+    ];
+    let mut text = format!("{}: {}\n\n", facts.service_name, incident.title);
+    for line in &lines {
+        text.push_str(line);
+        text.push('\n');
+    }
     text.push('\n');
     if let Some(ack) = &links.acknowledge {
         text.push_str(&format!("Acknowledge: {ack}\n"));
@@ -124,9 +147,78 @@ pub fn render(
         priority: incident.priority,
         subject,
         text,
+        facts: lines,
         links,
+        also: Vec::new(),
         json,
     }
+}
+
+/// What a channel is told about an incident (an outbox row of an update kind).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateFacts {
+    /// `incident.opened`, `incident.acknowledged`, `incident.resolved` or `incident.note`.
+    pub kind: String,
+    /// Who did it, as the timeline names them (`user:ana`, `link:ana`, `system`).
+    pub actor: String,
+    /// The note's text, for a note.
+    pub note: Option<String>,
+}
+
+/// Turns a rendered page into a channel's update: the subject says what happened and who
+/// did it, the facts say who and the note, the webhook body's `type` is the update's kind,
+/// and only the links that still act on the incident's current state are kept (acknowledge
+/// while triggered, resolve while open).
+pub fn into_update(mut message: Message, update: &UpdateFacts, state: IncidentState) -> Message {
+    let by = |verb: &str| format!("{verb} by {}: {}", update.actor, message.subject);
+    let subject = match update.kind.as_str() {
+        tocsin_store::updates::OPENED => format!("Opened: {}", message.subject),
+        tocsin_store::updates::ACKNOWLEDGED => by("Acknowledged"),
+        tocsin_store::updates::RESOLVED => by("Resolved"),
+        tocsin_store::updates::NOTE => by("Note"),
+        _ => message.subject.clone(),
+    };
+    message.subject = subject;
+    if state != IncidentState::Triggered {
+        message.links.acknowledge = None;
+    }
+    if state == IncidentState::Resolved {
+        message.links.resolve = None;
+    }
+    let mut facts = Vec::new();
+    if let Some(note) = &update.note {
+        facts.push(format!("Note: {note}"));
+    }
+    if update.kind != tocsin_store::updates::OPENED {
+        facts.push(format!("By: {}", update.actor));
+    }
+    facts.append(&mut message.facts);
+    message.facts = facts;
+    let mut text = format!("{}\n\n", message.subject);
+    for line in &message.facts {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push('\n');
+    if let Some(ack) = &message.links.acknowledge {
+        text.push_str(&format!("Acknowledge: {ack}\n"));
+    }
+    if let Some(resolve) = &message.links.resolve {
+        text.push_str(&format!("Resolve: {resolve}\n"));
+    }
+    text.push_str(&format!("Incident: {}\n", message.links.incident));
+    message.text = text;
+    message.json["type"] = json!(update.kind);
+    message.json["update"] = json!({
+        "actor": update.actor,
+        "note": update.note,
+    });
+    message.json["links"] = json!({
+        "acknowledge": message.links.acknowledge,
+        "resolve": message.links.resolve,
+        "incident": message.links.incident,
+    });
+    message
 }
 
 /// `[P1] Checkout API: Disk 99% on db1 (#12)`.

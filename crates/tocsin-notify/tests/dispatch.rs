@@ -73,6 +73,18 @@ struct Setup {
 }
 
 async fn setup(url: &str) -> Setup {
+    setup_with(
+        "webhook",
+        Destination::Webhook {
+            url: url.to_owned(),
+            secret: Some(SECRET.to_owned()),
+        },
+    )
+    .await
+}
+
+/// Ana, paged at once on contact method `hook` sent by `method` to `destination`.
+async fn setup_with(method: &str, destination: Destination) -> Setup {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
     let clock = Arc::new(ManualClock::new(
@@ -95,7 +107,7 @@ async fn setup(url: &str) -> Setup {
                 notify: vec![NotifyStep {
                     after_minutes: 0,
                     contact: "hook".to_owned(),
-                    method: "webhook".to_owned(),
+                    method: method.to_owned(),
                 }],
             },
         )]),
@@ -134,14 +146,9 @@ async fn setup(url: &str) -> Setup {
         public_url: "http://tocsin.test".to_owned(),
         users: HashMap::from([(
             "ana".to_owned(),
-            HashMap::from([(
-                "hook".to_owned(),
-                Destination::Webhook {
-                    url: url.to_owned(),
-                    secret: Some(SECRET.to_owned()),
-                },
-            )]),
+            HashMap::from([("hook".to_owned(), destination)]),
         )]),
+        ..Destinations::default()
     };
     let dispatcher = Dispatcher::new(
         Arc::clone(&engine),
@@ -293,4 +300,144 @@ async fn a_client_error_fails_at_once_and_says_so_on_the_timeline() {
         "{:?}",
         rows[0].last_error
     );
+}
+
+/// A Slack-compatible incoming webhook on loopback: answers `status` with Slack's plain-text
+/// body and records the content type and the JSON of every request.
+async fn slack_receiver(
+    status: Arc<AtomicU16>,
+) -> (String, Arc<Mutex<Vec<(String, serde_json::Value)>>>) {
+    let seen: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
+    let record = Arc::clone(&seen);
+    let app = axum::Router::new().route(
+        "/services/T000/B000/XXXX",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let record = Arc::clone(&record);
+            let status = Arc::clone(&status);
+            async move {
+                let content_type = headers
+                    .get("content-type")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let json: serde_json::Value =
+                    serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                record.lock().expect("lock").push((content_type, json));
+                let answer = status.load(Ordering::SeqCst);
+                let text = match answer {
+                    200 => "ok",
+                    400 => "invalid_payload",
+                    429 => "rate_limited",
+                    _ => "error",
+                };
+                (StatusCode::from_u16(answer).expect("status"), text)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{address}/services/T000/B000/XXXX"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_webhook_gets_text_and_blocks_with_working_links() {
+    let status = Arc::new(AtomicU16::new(200));
+    let (url, seen) = slack_receiver(Arc::clone(&status)).await;
+    let setup = setup_with("slack", Destination::Slack { url }).await;
+    open_incident(&setup, "db-down").await;
+    let report = setup.dispatcher.drain_once().await.expect("drain");
+    assert_eq!(report.sent, 1, "{report:?}");
+
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 1);
+    let (content_type, body) = &seen[0];
+    assert_eq!(content_type, "application/json");
+    let object = body.as_object().expect("a JSON object");
+    let mut keys: Vec<_> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["blocks", "text"]);
+    let text = body["text"].as_str().expect("text");
+    assert!(
+        text.starts_with("[P1] Game DB: database down (#1) — <http://tocsin.test/links/"),
+        "{text}"
+    );
+    assert!(
+        text.contains("|Acknowledge> · <http://tocsin.test/links/"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("|Resolve> · <http://tocsin.test/api/v1/incidents/1|Incident #1>"),
+        "{text}"
+    );
+
+    let blocks = body["blocks"].as_array().expect("blocks");
+    let types: Vec<_> = blocks
+        .iter()
+        .map(|block| block["type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(types, ["header", "section", "actions"]);
+    assert_eq!(blocks[0]["text"]["type"], "plain_text");
+    assert_eq!(
+        blocks[0]["text"]["text"],
+        "[P1] Game DB: database down (#1)"
+    );
+    assert_eq!(blocks[1]["text"]["type"], "mrkdwn");
+    let facts = blocks[1]["text"]["text"].as_str().expect("facts");
+    assert!(
+        facts.starts_with("Incident #1 · P1 · critical · triggered\n"),
+        "{facts}"
+    );
+    assert!(facts.ends_with("Events: 1, latest from db-1"), "{facts}");
+    let buttons = blocks[2]["elements"].as_array().expect("buttons");
+    let labels: Vec<_> = buttons
+        .iter()
+        .map(|button| {
+            assert_eq!(button["type"], "button");
+            button["text"]["text"].as_str().expect("label")
+        })
+        .collect();
+    assert_eq!(labels, ["Acknowledge", "Resolve", "Incident #1"]);
+
+    // The acknowledge button's link is a signed link for ana and this incident.
+    let ack = buttons[0]["url"].as_str().expect("url");
+    let token = ack
+        .strip_prefix("http://tocsin.test/links/")
+        .expect("a link of the server");
+    let claims = setup.engine.verify_link(token).await.expect("a valid link");
+    assert_eq!(claims.incident, IncidentNumber(1));
+    assert_eq!(claims.user, "ana");
+    assert_eq!(claims.action, tocsin_engine::links::LinkAction::Acknowledge);
+    assert_eq!(attempts(&setup, 1).await, [("sent".to_owned(), 1)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_refusals_fail_at_once_and_rate_limits_are_retried() {
+    let status = Arc::new(AtomicU16::new(400));
+    let (url, seen) = slack_receiver(Arc::clone(&status)).await;
+    let setup = setup_with("slack", Destination::Slack { url }).await;
+    open_incident(&setup, "db-down").await;
+    let report = setup.dispatcher.drain_once().await.expect("drain");
+    assert_eq!(report.failed, 1, "{report:?}");
+    let rows = setup
+        .store
+        .notifications(IncidentNumber(1), 10)
+        .await
+        .expect("rows");
+    assert_eq!(
+        rows[0].last_error.as_deref(),
+        Some("http 400: invalid_payload")
+    );
+
+    status.store(429, Ordering::SeqCst);
+    open_incident(&setup, "db-slow").await;
+    let report = setup.dispatcher.drain_once().await.expect("drain");
+    assert_eq!(report.retrying, 1, "{report:?}");
+    status.store(200, Ordering::SeqCst);
+    setup.clock.advance(SignedDuration::from_secs(60));
+    let report = setup.dispatcher.drain_once().await.expect("drain");
+    assert_eq!(report.sent, 1, "{report:?}");
+    assert_eq!(seen.lock().expect("lock").len(), 3);
 }

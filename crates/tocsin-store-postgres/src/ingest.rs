@@ -95,7 +95,9 @@ pub(crate) async fn ingest(
     let Some(snapshots) = lock_snapshots(conn, &events).await? else {
         return Err(IngestFailure::Raced);
     };
-    let plan = fold_batch(&events, &snapshots, resolve_policy);
+    let plan = fold_batch(&events, &snapshots, &|service| {
+        resolve_policy.resolve_policy(service)
+    });
 
     // Numbers for new rows come from the identity sequences, so replicas never hand out the
     // same one; allocating them up front lets alerts and timeline entries refer to them.
@@ -352,6 +354,12 @@ pub(crate) async fn ingest(
     }
 
     insert_events(conn, &events, &plan.events, &ids).await?;
+    let updates = tocsin_store::updates::batch_updates(&plan, &ids, resolve_policy)?;
+    if !updates.is_empty() {
+        let now = events[events.len() - 1].received_at;
+        tocsin_store::updates::enqueue(&mut crate::rows::Postgres(&mut *conn), &updates, now)
+            .await?;
+    }
     Ok(report)
 }
 

@@ -14,10 +14,12 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tocsin_core::{
     fold_batch, AlertId, AlertRef, BatchPlan, ChangeEvent, DedupKey, Event, IncidentNumber,
-    IncidentRef, IncidentState, KeySnapshot, OpenAlert, OpenIncident, ResolvePolicy, ServiceId,
+    IncidentRef, IncidentState, KeySnapshot, OpenAlert, OpenIncident, ServiceId,
 };
 use tocsin_store::decode::{self, StoredRow};
 use tocsin_store::heartbeat;
+use tocsin_store::outbox::{NewNotification, Recipient};
+use tocsin_store::updates::{CollectedPolicies, ServicePolicy};
 use tocsin_store::{AssignedIds, Inbound, IngestReport, ResolvePolicyOf, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
@@ -29,7 +31,7 @@ const WAITING_BATCHES: usize = 4;
 
 struct Job {
     batch: Vec<Inbound>,
-    policies: HashMap<ServiceId, ResolvePolicy>,
+    policies: CollectedPolicies,
     reply: oneshot::Sender<Result<IngestReport, StoreError>>,
 }
 
@@ -74,13 +76,10 @@ impl IngestWriter {
         resolve_policy: ResolvePolicyOf<'_>,
     ) -> Result<IngestReport, StoreError> {
         // The thread needs the batch and the policies of its services for itself.
-        let mut policies = HashMap::new();
+        let mut policies = CollectedPolicies::default();
         for inbound in batch {
             if matches!(inbound, Inbound::Alert(_) | Inbound::Heartbeat(_)) {
-                let service = inbound.service();
-                if !policies.contains_key(service) {
-                    policies.insert(service.clone(), resolve_policy(service));
-                }
+                policies.collect(resolve_policy, inbound.service());
             }
         }
         let (reply, outcome) = oneshot::channel();
@@ -145,8 +144,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
     let mut open_keys = OpenKeys::default();
     while let Some(job) = queue.blocking_recv() {
-        let policy = |service: &ServiceId| job.policies.get(service).copied().unwrap_or_default();
-        let outcome = ingest(&mut conn, &mut open_keys, &job.batch, &policy);
+        let outcome = ingest(&mut conn, &mut open_keys, &job.batch, &job.policies);
         // A caller that went away does not matter: the outcome is what it is either way.
         let _ = job.reply.send(outcome);
     }
@@ -162,9 +160,9 @@ fn ingest(
     conn: &mut Connection,
     open_keys: &mut OpenKeys,
     batch: &[Inbound],
-    resolve_policy: &dyn Fn(&ServiceId) -> ResolvePolicy,
+    policy: &CollectedPolicies,
 ) -> Result<IngestReport, StoreError> {
-    let outcome = ingest_transaction(conn, open_keys, batch, resolve_policy);
+    let outcome = ingest_transaction(conn, open_keys, batch, policy);
     if outcome.is_err() {
         // Whether or not the failure left anything behind, the cache no longer knows.
         *open_keys = OpenKeys::default();
@@ -176,7 +174,7 @@ fn ingest_transaction(
     conn: &mut Connection,
     open_keys: &mut OpenKeys,
     batch: &[Inbound],
-    resolve_policy: &dyn Fn(&ServiceId) -> ResolvePolicy,
+    policy: &CollectedPolicies,
 ) -> Result<IngestReport, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -226,11 +224,54 @@ fn ingest_transaction(
     }
     open_keys.check(&tx)?;
     open_keys.load(&tx, &events)?;
-    let plan = fold_batch(&events, &open_keys.open, resolve_policy);
+    let plan = fold_batch(&events, &open_keys.open, &|service| {
+        policy.resolve_policy(service)
+    });
     let ids = write_plan(&tx, &events, &plan, &mut report)?;
+    let updates = tocsin_store::updates::batch_updates(&plan, &ids, policy)?;
+    insert_updates(&tx, &updates, events[events.len() - 1].received_at)?;
     tx.commit().map_err(db)?;
     open_keys.apply(&plan, &ids)?;
     Ok(report)
+}
+
+/// Queues the channel updates of the batch (`tocsin_store::updates::enqueue`, here).
+fn insert_updates(
+    conn: &Connection,
+    updates: &[NewNotification],
+    now: tocsin_core::Timestamp,
+) -> Result<(), StoreError> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO outbox (incident_number, recipient_kind, recipient, contact, method,
+                 kind, payload, idempotency_key, state, attempts, next_attempt_at, created_at)
+             VALUES (?1, 'channel', ?2, '', ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?8)
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .map_err(db)?;
+    for update in updates {
+        let Recipient::Channel { channel } = &update.recipient else {
+            return Err(StoreError::Invalid(
+                "an incident update is for a channel".to_owned(),
+            ));
+        };
+        insert
+            .execute(params![
+                update.incident.0,
+                channel,
+                update.method,
+                update.kind,
+                update.payload.to_string(),
+                update.idempotency_key,
+                micros(update.not_before),
+                micros(now),
+            ])
+            .map_err(db)?;
+    }
+    Ok(())
 }
 
 fn insert_change(conn: &Connection, change: &ChangeEvent) -> Result<(), StoreError> {

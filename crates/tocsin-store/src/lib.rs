@@ -27,6 +27,7 @@ pub mod override_conformance;
 pub mod overrides;
 pub mod sql;
 mod timeline;
+pub mod updates;
 
 pub use assigned::AssignedIds;
 #[doc(hidden)]
@@ -46,10 +47,11 @@ pub use overrides::{NewOverride, OverrideFilter, OverrideRow, OverrideStore};
 
 use std::collections::HashMap;
 
-use tocsin_core::{Actor, AlertId, Command, IncidentNumber, ResolvePolicy, ServiceId, Timestamp};
+use tocsin_core::{Actor, AlertId, Command, IncidentNumber, ServiceId, Timestamp};
 
-/// How each service resolves its incidents; consulted by the fold.
-pub type ResolvePolicyOf<'a> = &'a (dyn Fn(&ServiceId) -> ResolvePolicy + Send + Sync);
+/// How each service resolves its incidents (consulted by the fold) and which channels get its
+/// incident updates; a plain `Fn(&ServiceId) -> ResolvePolicy` is one without channels.
+pub type ResolvePolicyOf<'a> = &'a dyn updates::ServicePolicy;
 
 /// One storage interface, two implementations (SQLite and PostgreSQL): every concern's
 /// interface, plus what concerns the store as a whole. A new concern is a trait of its own,
@@ -153,6 +155,17 @@ pub trait IncidentStore: Send + Sync {
         command: &Command,
         actor: &Actor,
         now: Timestamp,
+    ) -> Result<CommandOutcome, StoreError>;
+
+    /// [`IncidentStore::command`], and in the same transaction the incident updates for the
+    /// channels `policy` gives the incident's service (see [`updates`]).
+    async fn command_with_updates(
+        &self,
+        number: IncidentNumber,
+        command: &Command,
+        actor: &Actor,
+        now: Timestamp,
+        policy: ResolvePolicyOf<'_>,
     ) -> Result<CommandOutcome, StoreError>;
 
     /// Open incidents and alerts, for metrics.

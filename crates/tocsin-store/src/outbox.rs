@@ -15,8 +15,9 @@
 //!   for a retry later, or `failed` after the last retry. Each settlement appends a
 //!   `notification.attempted` entry (who, how, result, latency) to the incident's timeline in
 //!   the same transaction.
-//! - Acknowledging or resolving the incident cancels every row of it still `pending` (queued or
-//!   waiting for a retry); a row being sent at that moment finishes its attempt.
+//! - Acknowledging or resolving the incident cancels every page of it still `pending` (queued
+//!   or waiting for a retry); a row being sent at that moment finishes its attempt. A
+//!   channel's incident updates (`crate::updates`) are not cancelled: they say what happened.
 //!
 //! Delivery is at least once: a dispatcher that dies after sending and before settling leaves
 //! the row to be sent again; the idempotency key, sent with every message, lets the receiver
@@ -253,7 +254,8 @@ pub trait OutboxStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Option<TimelineEntry>, StoreError>;
 
-    /// Cancels every `pending` notification of the incident; returns how many.
+    /// Cancels every `pending` page (notification for a user) of the incident; returns how
+    /// many.
     async fn cancel_notifications(
         &self,
         incident: IncidentNumber,
@@ -506,7 +508,8 @@ pub async fn settle<C: Connection>(
     Ok(entries.into_iter().next())
 }
 
-/// Cancels the incident's pending rows. The caller commits.
+/// Cancels the incident's pending pages (rows for users; a channel's incident updates are
+/// still sent). The caller commits.
 pub async fn cancel<C: Connection>(
     conn: &mut C,
     incident: IncidentNumber,
@@ -514,7 +517,7 @@ pub async fn cancel<C: Connection>(
 ) -> Result<u64, StoreError> {
     conn.execute(
         "UPDATE outbox SET state = 'cancelled', settled_at = $2
-         WHERE incident_number = $1 AND state = 'pending'",
+         WHERE incident_number = $1 AND state = 'pending' AND recipient_kind = 'user'",
         &[Arg::Integer(incident.0), Arg::Integer(micros(now))],
     )
     .await

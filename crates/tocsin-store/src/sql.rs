@@ -349,14 +349,15 @@ pub async fn counts<C: Connection>(conn: &mut C) -> Result<Counts, StoreError> {
 }
 
 /// Loads the incident and its open alerts (locked, incident first and alerts in the order
-/// ingest locks them), lets `tocsin_core::plan_command` decide, and applies the plan. The
-/// caller commits.
+/// ingest locks them), lets `tocsin_core::plan_command` decide, applies the plan, and queues
+/// the updates for the channels `policy` gives the incident's service. The caller commits.
 pub async fn run_command<C: Connection>(
     conn: &mut C,
     number: IncidentNumber,
     command: &Command,
     actor: &Actor,
     now: Timestamp,
+    policy: &dyn crate::updates::ServicePolicy,
 ) -> Result<CommandOutcome, StoreError> {
     if let Command::AddNote(text) = command {
         check_text("text", text)?;
@@ -383,6 +384,8 @@ pub async fn run_command<C: Connection>(
         .map_err(|error| StoreError::Conflict(error.to_string()))?;
     apply_command(conn, &plan).await?;
     let entries = append_timeline(conn, &plan.timeline).await?;
+    let updates = crate::updates::command_updates(&incident.service, &entries, policy);
+    crate::updates::enqueue(conn, &updates, now).await?;
     Ok(CommandOutcome {
         incident: self::incident(conn, number, false).await?,
         transition: plan.transition,
@@ -639,6 +642,12 @@ pub async fn revoke_api_token<C: Connection>(
     decode::api_token(&row)
 }
 
+/// A policy without channels, for commands that tell none (the resolve policy it answers is
+/// not consulted by commands).
+pub fn no_channels(_: &ServiceId) -> tocsin_core::ResolvePolicy {
+    tocsin_core::ResolvePolicy::Auto
+}
+
 /// Refuses text that a store could not keep as it is: PostgreSQL cannot hold NUL characters
 /// in text, and both stores keep the same bytes, so neither stores them (nor rewrites them).
 pub fn check_text(field: &str, value: &str) -> Result<(), StoreError> {
@@ -783,7 +792,21 @@ macro_rules! impl_store_with_shared_sql {
                 now: tocsin_core::Timestamp,
             ) -> Result<$crate::CommandOutcome, $crate::StoreError> {
                 write!(self, "an incident command", |conn| $crate::sql::run_command(
-                    conn, number, command, actor, now
+                    conn, number, command, actor, now, &$crate::sql::no_channels
+                ))
+            }
+
+            #[tracing::instrument(skip_all, fields(incident = %number, command = command.name()), err(level = "debug"))]
+            async fn command_with_updates(
+                &self,
+                number: tocsin_core::IncidentNumber,
+                command: &tocsin_core::Command,
+                actor: &tocsin_core::Actor,
+                now: tocsin_core::Timestamp,
+                policy: $crate::ResolvePolicyOf<'_>,
+            ) -> Result<$crate::CommandOutcome, $crate::StoreError> {
+                write!(self, "an incident command", |conn| $crate::sql::run_command(
+                    conn, number, command, actor, now, policy
                 ))
             }
 

@@ -7,7 +7,8 @@ use tocsin_engine::oncall::{ScheduleCatalog, ScheduleEntry, UserEntry};
 use tocsin_engine::paging::{
     NotifyStep, PagedUser, PagingDirectory, ScheduleEntry as PagingSchedule,
 };
-use tocsin_engine::{Catalog, GrafanaSettings, HeartbeatEntry, ServiceEntry};
+use tocsin_engine::{Catalog, GrafanaSettings, HeartbeatEntry, ServiceEntry, UpdateChannels};
+use tocsin_store::updates::UpdateChannel;
 
 /// The engine's view of the services, schedules, people, policies and heartbeat monitors
 /// declared in the config.
@@ -16,7 +17,31 @@ pub fn catalog_from_config(config: &Config) -> Catalog {
         Catalog::with_schedules(services_from_config(config), schedules_from_config(config));
     catalog.replace_heartbeats(heartbeats_from_config(config));
     catalog.replace_paging(paging_from_config(config));
+    catalog.replace_update_channels(update_channels_from_config(config));
     catalog
+}
+
+/// The channels each service's incident updates go to: those of a kind Tocsin sends
+/// (`tocsin_notify::CHANNEL_KINDS`), in the order the service lists them.
+pub fn update_channels_from_config(config: &Config) -> UpdateChannels {
+    let by_service = config
+        .services
+        .iter()
+        .map(|service| {
+            let channels = service
+                .channels
+                .iter()
+                .filter_map(|id| config.channel(id))
+                .filter(|channel| tocsin_notify::CHANNEL_KINDS.contains(&channel.kind.name()))
+                .map(|channel| UpdateChannel {
+                    id: channel.id.clone(),
+                    method: channel.kind.name().to_owned(),
+                })
+                .collect();
+            (ServiceId::new(service.id.clone()), channels)
+        })
+        .collect();
+    UpdateChannels { by_service }
 }
 
 /// The schedules (their time zones resolved) and users declared in the config. The config

@@ -215,6 +215,8 @@ impl ConfigReload for Reloader {
         self.monitors.replace(&loaded.config.monitors);
         self.catalog
             .replace_paging(crate::catalog::paging_from_config(&loaded.config));
+        self.catalog
+            .replace_update_channels(crate::catalog::update_channels_from_config(&loaded.config));
         if let Some(dispatcher) = &self.dispatcher {
             dispatcher
                 .replace_destinations(tocsin_notify::Destinations::from_config(&loaded.config));

@@ -29,6 +29,7 @@ const CONTACT_FIELDS: KindFields<'static> = KindFields {
         ("email", &["address"]),
         ("webhook", &["url", "secret"]),
         ("ntfy", &["url"]),
+        ("slack", &["url"]),
         ("console", &[]),
     ],
 };
@@ -162,6 +163,7 @@ impl Parser<'_, '_> {
                     ("email", "email"),
                     ("webhook", "webhook"),
                     ("ntfy", "ntfy"),
+                    ("slack", "slack"),
                     ("console", "console"),
                 ],
             );
@@ -189,6 +191,9 @@ impl Parser<'_, '_> {
                     url.map(|url| ContactKind::Webhook { url, secret })
                 }
                 Some("console") => Some(ContactKind::Console),
+                Some("slack") => self
+                    .required_url(&table, "url")
+                    .map(|url| ContactKind::Slack { url }),
                 Some(_) => self
                     .required_url(&table, "url")
                     .map(|url| ContactKind::Ntfy { url }),

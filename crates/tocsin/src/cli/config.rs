@@ -80,8 +80,8 @@ fn check_summary(file: &std::path::Path, config: &tocsin_config::Config) -> Stri
     let inert = config.inert_sections();
     if !inert.is_empty() {
         summary.push_str(
-            "\naccepted but not acted on yet (validated only: nothing posts to channels or \
-             serves a status page):",
+            "\naccepted but not acted on yet (validated only: nothing posts to Discord or Teams \
+             channels or serves a status page):",
         );
         for section in inert {
             summary.push_str(&format!(

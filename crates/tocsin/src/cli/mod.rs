@@ -16,9 +16,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 /// Tocsin: alerts in, incidents out. Self-hosted incident response in one binary: ingestion,
-/// incidents and their timelines, paging by escalation policy (console, webhook, ntfy, email),
-/// who is on call, monitors (http, tcp, dns, tls and heartbeats) and rules today; channels and
-/// the status page are configured and validated but not acted on yet.
+/// incidents and their timelines, paging by escalation policy (console, webhook, ntfy, Slack,
+/// email), incident updates to each service's channels, who is on call, monitors (http, tcp,
+/// dns, tls and heartbeats) and rules today; the status page (and Discord and Teams channels)
+/// are configured and validated but not acted on yet.
 #[derive(Debug, Parser)]
 #[command(name = "tocsin", version, propagate_version = true)]
 pub(crate) struct Cli {
