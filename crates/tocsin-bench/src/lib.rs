@@ -1,11 +1,15 @@
-//! Load generators and scenario drivers for Tocsin's ingestion path; the figures in
-//! docs/BENCHMARKS.md come from here.
+//! Load generators and scenario drivers for Tocsin's ingestion path and monitors; the figures
+//! in docs/BENCHMARKS.md come from here.
 
 pub mod client;
 pub mod histogram;
 pub mod load;
+pub mod monitors;
 pub mod observe;
+pub mod pings;
 pub mod runner;
+pub mod serve;
+pub mod storage;
 pub mod storm;
 
 use std::time::Duration;

@@ -26,9 +26,21 @@ const MAX_EVENTS: u64 = 1_000_000_000;
 /// Pause after a 429 in a closed loop, so a full queue is not answered with a busy loop.
 const THROTTLE_PAUSE: Duration = Duration::from_millis(5);
 
-/// What to send: PagerDuty Events API v2 triggers for one integration key.
+/// Which endpoint the load goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequestKind {
+    /// `POST /v2/enqueue` with a trigger; accepted means `202`.
+    #[default]
+    Enqueue,
+    /// `POST /ping/<key_prefix>-<n>` (a heartbeat success) with an empty body; accepted means
+    /// `200`.
+    Ping,
+}
+
+/// What to send: PagerDuty Events API v2 triggers for one integration key, or heartbeat pings.
 #[derive(Debug, Clone)]
 pub struct Payload {
+    pub kind: RequestKind,
     pub routing_key: String,
     /// Distinct dedup keys to cycle over; 0 sends no dedup key, so every trigger opens a new
     /// alert and incident.
@@ -256,6 +268,9 @@ fn body(payload: &Payload, key: Option<u64>) -> Bytes {
 struct Shared {
     target: Target,
     uri: Uri,
+    /// Ping URIs, one per key (pings only).
+    ping_uris: Vec<Uri>,
+    accepted_status: StatusCode,
     bodies: Bodies,
     clients: u64,
     /// Seconds between two requests of one client (open loop), or zero.
@@ -309,6 +324,19 @@ pub async fn run(plan: LoadPlan) -> anyhow::Result<LoadReport> {
     let warmup_end = started + plan.warmup;
     let shared = Arc::new(Shared {
         uri: plan.target.uri("/v2/enqueue")?,
+        ping_uris: match plan.payload.kind {
+            RequestKind::Enqueue => Vec::new(),
+            RequestKind::Ping => (0..plan.payload.keys.clamp(1, PRESERIALIZED_KEYS))
+                .map(|key| {
+                    plan.target
+                        .uri(&format!("/ping/{}-{key}", plan.payload.key_prefix))
+                })
+                .collect::<anyhow::Result<_>>()?,
+        },
+        accepted_status: match plan.payload.kind {
+            RequestKind::Enqueue => StatusCode::ACCEPTED,
+            RequestKind::Ping => StatusCode::OK,
+        },
         target: plan.target.clone(),
         bodies: Bodies::new(&plan.payload),
         clients: plan.clients as u64,
@@ -438,11 +466,18 @@ async fn client(index: u64, shared: Arc<Shared>) -> ClientResult {
                 }
             },
         };
-        let body = shared.bodies.get(index + sequence * shared.clients);
+        let request = index + sequence * shared.clients;
+        let (uri, body) = if shared.ping_uris.is_empty() {
+            (&shared.uri, shared.bodies.get(request))
+        } else {
+            (
+                &shared.ping_uris[(request % shared.ping_uris.len() as u64) as usize],
+                Bytes::new(),
+            )
+        };
         sequence += 1;
         let answer =
-            tokio::time::timeout(shared.request_timeout, current.post_json(&shared.uri, body))
-                .await;
+            tokio::time::timeout(shared.request_timeout, current.post_json(uri, body)).await;
         let answered = Instant::now();
         scheduled += shared.interval;
         let status = match answer {
@@ -462,7 +497,7 @@ async fn client(index: u64, shared: Arc<Shared>) -> ClientResult {
                 None
             }
         };
-        if status == Some(StatusCode::ACCEPTED) {
+        if status == Some(shared.accepted_status) {
             shared.accepted.fetch_add(1, Ordering::Relaxed);
         }
         if !measured {
@@ -471,7 +506,7 @@ async fn client(index: u64, shared: Arc<Shared>) -> ClientResult {
         result.sent += 1;
         result.last_answer = Some(answered);
         match status {
-            Some(StatusCode::ACCEPTED) => {
+            Some(status) if status == shared.accepted_status => {
                 result.accepted += 1;
                 result.latency.record(answered - start);
                 result.service_time.record(answered - send_time);
@@ -518,6 +553,7 @@ mod tests {
 
     fn payload(keys: u64) -> Payload {
         Payload {
+            kind: RequestKind::Enqueue,
             routing_key: "0123456789abcdef0123456789abcdef".to_owned(),
             keys,
             key_prefix: "k".to_owned(),

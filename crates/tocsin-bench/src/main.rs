@@ -4,12 +4,16 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tocsin_bench::client::Target;
-use tocsin_bench::load::{self, LoadPlan, Payload};
+use tocsin_bench::load::{self, LoadPlan, Payload, RequestKind};
+use tocsin_bench::monitors::{self, MonitorsPlan};
 use tocsin_bench::parse_duration;
+use tocsin_bench::pings::{self, PingsPlan};
 use tocsin_bench::runner::{self, RunSettings, Scenario, ROUTING_KEY};
+use tocsin_bench::storage::{self, StoragePlan};
 use tocsin_bench::storm::{self, StormPlan};
 
-/// Load generator for Tocsin's ingestion path (PagerDuty Events API v2 on /v2/enqueue).
+/// Load generators for Tocsin's ingestion path (PagerDuty Events API v2 on /v2/enqueue) and
+/// its monitors.
 #[derive(Debug, Parser)]
 #[command(name = "tocsin-bench", version)]
 struct Cli {
@@ -30,6 +34,87 @@ enum Command {
     /// Start the release `tocsin` binary on a fresh store for each scenario and run them all
     /// (the figures of docs/BENCHMARKS.md).
     Run(RunArgs),
+    /// Write days of monitor results into a fresh SQLite store with rollups and retention
+    /// applied, and report the bytes they take per monitor.
+    Storage(StorageArgs),
+    /// Run the release `tocsin` with many HTTP monitors against a local target and report check
+    /// start lag, CPU and memory.
+    Monitors(MonitorsArgs),
+    /// Run the release `tocsin` with many heartbeat monitors and drive `/ping/<key>`: pings
+    /// accepted durably per second, and CPU per ping.
+    Pings(PingsArgs),
+}
+
+#[derive(Debug, Args)]
+struct MonitorsArgs {
+    /// The tocsin binary (`cargo build --release --locked -p tocsin`).
+    #[arg(long, default_value = "target/release/tocsin")]
+    tocsin: PathBuf,
+    /// HTTP monitors.
+    #[arg(long, default_value_t = 10_000)]
+    count: usize,
+    /// Each monitor's check interval.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Measured time after the warm-up.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Time before measuring (default: one interval and 10 s).
+    #[arg(long, value_parser = parse_duration)]
+    warmup: Option<Duration>,
+    /// Loopback addresses the monitors are spread over (127.0.0.1, 127.0.0.2, ...).
+    #[arg(long, default_value_t = 1)]
+    hosts: usize,
+    /// Where the data directory goes (default: the system's temporary directory).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct PingsArgs {
+    /// The tocsin binary (`cargo build --release --locked -p tocsin`).
+    #[arg(long, default_value = "target/release/tocsin")]
+    tocsin: PathBuf,
+    /// Heartbeat monitors (ping keys) the pings cycle over.
+    #[arg(long, default_value_t = 1000)]
+    keys: u64,
+    /// Concurrent clients, each with one keep-alive connection and one request in flight.
+    #[arg(long, default_value_t = 256)]
+    clients: usize,
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// `[ingest] queue_capacity` of the server's config.
+    #[arg(long, default_value_t = 20_000)]
+    queue_capacity: usize,
+    /// `[ingest] max_batch` of the server's config.
+    #[arg(long, default_value_t = 2048)]
+    max_batch: usize,
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct StorageArgs {
+    /// Monitors whose results are written.
+    #[arg(long, default_value_t = 20)]
+    monitors: usize,
+    /// Days of history.
+    #[arg(long, default_value_t = 90)]
+    days: u32,
+    /// One check per monitor per interval.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Where the data directory goes (default: the system's temporary directory).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +272,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 time_limit: args.time_limit,
                 request_timeout: args.request_timeout,
                 payload: Payload {
+                    kind: RequestKind::Enqueue,
                     routing_key: args.routing_key,
                     keys: args.keys,
                     key_prefix: args.key_prefix,
@@ -229,6 +315,66 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Monitors(args) => {
+            let report = monitors::run(MonitorsPlan {
+                tocsin: args.tocsin,
+                count: args.count,
+                interval: args.interval,
+                duration: args.duration,
+                warmup: args.warmup,
+                hosts: args.hosts,
+                work_dir: args.work_dir,
+            })
+            .await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+            } else {
+                report.print();
+            }
+            Ok(if report.target_requests > 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Pings(args) => {
+            let report = pings::run(PingsPlan {
+                tocsin: args.tocsin,
+                keys: args.keys,
+                clients: args.clients,
+                duration: args.duration,
+                warmup: args.warmup,
+                queue_capacity: args.queue_capacity,
+                max_batch: args.max_batch,
+                work_dir: args.work_dir,
+            })
+            .await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+            } else {
+                report.print();
+            }
+            Ok(if report.load.accepted > 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Storage(args) => {
+            let report = storage::run(StoragePlan {
+                monitors: args.monitors,
+                days: args.days,
+                interval: args.interval,
+                work_dir: args.work_dir,
+            })
+            .await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+            } else {
+                report.print();
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => {
             let confirmed = runner::run(RunSettings {

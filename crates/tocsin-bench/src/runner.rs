@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 
 use crate::client::{self, Target};
-use crate::load::{self, millis, LoadPlan, LoadReport, Payload};
+use crate::load::{self, millis, LoadPlan, LoadReport, Payload, RequestKind};
 use crate::storm::{self, StormPlan, StormReport};
 
 pub const ROUTING_KEY: &str = "0123456789abcdef0123456789abcdef";
@@ -227,6 +227,7 @@ async fn drive(
         time_limit: settings.duration,
         request_timeout: settings.request_timeout,
         payload: Payload {
+            kind: RequestKind::Enqueue,
             routing_key: ROUTING_KEY.to_owned(),
             keys: keys.unwrap_or(settings.keys),
             key_prefix: "bench".to_owned(),

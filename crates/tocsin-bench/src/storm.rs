@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde_json::{json, Value};
 
 use crate::client::{self, Target};
-use crate::load::{self, LoadPlan, LoadReport, Payload};
+use crate::load::{self, LoadPlan, LoadReport, Payload, RequestKind};
 
 /// Pages of incidents read at most while looking for the storm's incident.
 const MAX_PAGES: usize = 100;
@@ -103,6 +103,7 @@ pub async fn run(plan: StormPlan) -> anyhow::Result<StormReport> {
         time_limit: plan.time_limit,
         request_timeout: plan.request_timeout,
         payload: Payload {
+            kind: RequestKind::Enqueue,
             routing_key: plan.routing_key.clone(),
             keys: 1,
             key_prefix,

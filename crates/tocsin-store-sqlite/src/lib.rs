@@ -91,6 +91,15 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../migrations/0010_monitor_pauses.sql")),
             false,
         ),
+        Migration::new(
+            11,
+            Cow::Borrowed("compact monitor results"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!(
+                "../migrations/0011_compact_monitor_results.sql"
+            )),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),

@@ -48,6 +48,7 @@ macro_rules! conformance_suite {
             heartbeat_text_with_nul_is_refused,
             old_pings_are_pruned_per_monitor,
             monitor_results_roll_up_and_age_out_only_once_rolled_up,
+            monitor_result_batches_and_shared_error_texts,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -1290,4 +1291,123 @@ pub async fn monitor_results_roll_up_and_age_out_only_once_rolled_up(store: Arc<
         .await
         .expect("rollups")
         .is_empty());
+}
+
+/// A batch of results is stored at once (duplicates in it ignored); an error text shared by
+/// results of two days is kept for the result that stays when the other day's results age out;
+/// times keep their milliseconds.
+pub async fn monitor_result_batches_and_shared_error_texts(store: Arc<dyn Store>) {
+    use crate::monitor_results::{CheckResultRow, ResultStatus, RollupPeriod};
+    let day_start: Timestamp = "2026-11-02T00:00:00Z".parse().expect("time");
+    let result = |monitor: &str, millis: i64, error: Option<&str>| CheckResultRow {
+        monitor: monitor.to_owned(),
+        at: Timestamp::from_millisecond(day_start.as_millisecond() + millis).expect("time"),
+        status: if error.is_some() {
+            ResultStatus::Down
+        } else {
+            ResultStatus::Up
+        },
+        latency_ms: 12,
+        http_status: error.is_none().then_some(200),
+        error: error.map(str::to_owned),
+    };
+    let refused = "connect: connection refused";
+    let batch = vec![
+        result("api", 1_250, Some(refused)),
+        result("db", 1_250, None),
+        result("api", 31_250, None),
+        result("api", 31_250, Some("a duplicate, ignored")),
+        result("api", 86_400_000 + 5, Some(refused)),
+    ];
+    store.record_results(&batch).await.expect("batch");
+    store.record_results(&[]).await.expect("empty batch");
+    let end = Timestamp::from_second(day_start.as_second() + 2 * 86_400).expect("time");
+    let api = store
+        .results("api", day_start, end, 100)
+        .await
+        .expect("api");
+    assert_eq!(api.len(), 3);
+    assert_eq!(api[0].at, batch[0].at, "milliseconds are kept");
+    assert_eq!(api[0].error.as_deref(), Some(refused));
+    assert_eq!(api[1].error, None, "the first write of a time stands");
+    assert_eq!(api[1].http_status, Some(200));
+    assert_eq!(api[2].error.as_deref(), Some(refused));
+    // A range that starts inside a millisecond holds only later results.
+    let inside = Timestamp::from_microsecond(batch[0].at.as_microsecond() + 1).expect("time");
+    assert_eq!(
+        store
+            .results("api", inside, end, 100)
+            .await
+            .expect("later")
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .results("db", day_start, end, 100)
+            .await
+            .expect("db")
+            .len(),
+        1
+    );
+    assert!(store
+        .results("nobody", day_start, end, 100)
+        .await
+        .expect("unknown monitor")
+        .is_empty());
+
+    store
+        .roll_up("api", RollupPeriod::Day, day_start)
+        .await
+        .expect("roll up")
+        .expect("a rollup");
+    assert_eq!(
+        store
+            .delete_rolled_up_results(end, 100)
+            .await
+            .expect("retention"),
+        2
+    );
+    let kept = store
+        .results("api", day_start, end, 100)
+        .await
+        .expect("kept");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        kept[0].error.as_deref(),
+        Some(refused),
+        "the text is still there"
+    );
+    // Once the second day goes as well, nothing refers to the text; a new result with it
+    // stores it again.
+    store
+        .roll_up("api", RollupPeriod::Day, end)
+        .await
+        .expect("roll up an empty day");
+    let second_day = Timestamp::from_second(day_start.as_second() + 86_400).expect("time");
+    store
+        .roll_up("api", RollupPeriod::Day, second_day)
+        .await
+        .expect("roll up")
+        .expect("a rollup");
+    let far = Timestamp::from_second(day_start.as_second() + 30 * 86_400).expect("time");
+    assert_eq!(
+        store.delete_rolled_up_results(far, 100).await.expect("all"),
+        1
+    );
+    store
+        .record_result(&result("api", 40 * 86_400_000, Some(refused)))
+        .await
+        .expect("again");
+    let again = store
+        .results(
+            "api",
+            far,
+            Timestamp::from_second(far.as_second() + 20 * 86_400).expect("time"),
+            10,
+        )
+        .await
+        .expect("again");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].error.as_deref(), Some(refused));
 }

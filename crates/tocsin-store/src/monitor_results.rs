@@ -5,10 +5,12 @@
 //! results only where the day's rollup exists, so a rollup that failed or found nothing never
 //! leads to results being deleted.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use tocsin_core::Timestamp;
 
-use crate::decode::{self, StoredRow};
+use crate::decode::StoredRow;
 use crate::sql::{check_text, Arg, Connection};
 use crate::StoreError;
 
@@ -110,11 +112,25 @@ impl Rollup {
         start: Timestamp,
         results: &[CheckResultRow],
     ) -> Option<Rollup> {
-        if results.is_empty() {
+        let outcomes: Vec<(ResultStatus, i64)> = results
+            .iter()
+            .map(|result| (result.status, result.latency_ms))
+            .collect();
+        Rollup::of_outcomes(monitor, period, start, &outcomes)
+    }
+
+    /// The rollup of (status, latency in ms) pairs; `None` when there are none.
+    pub fn of_outcomes(
+        monitor: &str,
+        period: RollupPeriod,
+        start: Timestamp,
+        outcomes: &[(ResultStatus, i64)],
+    ) -> Option<Rollup> {
+        if outcomes.is_empty() {
             return None;
         }
-        let count = |status| results.iter().filter(|r| r.status == status).count() as i64;
-        let mut latencies: Vec<i64> = results.iter().map(|r| r.latency_ms).collect();
+        let count = |status| outcomes.iter().filter(|(s, _)| *s == status).count() as i64;
+        let mut latencies: Vec<i64> = outcomes.iter().map(|(_, latency)| *latency).collect();
         latencies.sort_unstable();
         // Nearest rank: the smallest latency at or above the given share of the checks.
         let rank = |percent: usize| {
@@ -125,7 +141,7 @@ impl Rollup {
             monitor: monitor.to_owned(),
             period,
             start,
-            checks: results.len() as i64,
+            checks: outcomes.len() as i64,
             up: count(ResultStatus::Up),
             degraded: count(ResultStatus::Degraded),
             down: count(ResultStatus::Down),
@@ -140,7 +156,13 @@ impl Rollup {
 #[async_trait]
 pub trait MonitorResultStore: Send + Sync {
     /// Stores a result; a second result of the same monitor at the same time is ignored.
-    async fn record_result(&self, result: &CheckResultRow) -> Result<(), StoreError>;
+    async fn record_result(&self, result: &CheckResultRow) -> Result<(), StoreError> {
+        self.record_results(std::slice::from_ref(result)).await
+    }
+
+    /// Stores results in one transaction (at most [`MAX_RESULT_ROWS`]); a result of a monitor
+    /// at a time already stored is ignored.
+    async fn record_results(&self, results: &[CheckResultRow]) -> Result<(), StoreError>;
 
     /// A monitor's results at or after `from` and before `to`, oldest first, at most `limit`
     /// (and [`MAX_RESULT_ROWS`]).
@@ -170,8 +192,8 @@ pub trait MonitorResultStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Rollup>, StoreError>;
 
-    /// Deletes up to `limit` raw results older than `before` whose day has a stored rollup;
-    /// returns how many went.
+    /// Deletes up to `limit` raw results older than `before` whose day has a stored rollup
+    /// (and the error texts no result refers to any more); returns how many results went.
     async fn delete_rolled_up_results(
         &self,
         before: Timestamp,
@@ -182,18 +204,42 @@ pub trait MonitorResultStore: Send + Sync {
     async fn delete_rollups(&self, before: Timestamp, limit: usize) -> Result<usize, StoreError>;
 }
 
-const RESULT_COLUMNS: &str = "monitor_id, at, status, latency_ms, http_status, error";
-const ROLLUP_COLUMNS: &str =
-    "monitor_id, period, start, checks, up, degraded, down, p50_ms, p95_ms, p99_ms";
+// Stored form (migration 0011): a monitor's id once in `monitor_keys`, results in
+// `monitor_checks` by (key, time in ms), each distinct error text of a monitor once in
+// `monitor_errors`, rollups in `monitor_check_rollups` (period 0 hour, 1 day; start in ms).
+
+const RESULT_COLUMNS: &str = "c.at, c.status, c.latency_ms, c.http_status, e.text AS error";
+const ROLLUP_COLUMNS: &str = "u.period, u.start, u.checks, u.up, u.degraded, u.down, u.p50_ms, \
+    u.p95_ms, u.p99_ms";
+const DAY_MS: i64 = 86_400_000;
 
 fn limit_arg(limit: usize) -> i64 {
     i64::try_from(limit.clamp(1, MAX_RESULT_ROWS)).unwrap_or(1)
 }
 
-fn read_result(row: &impl StoredRow) -> Result<CheckResultRow, StoreError> {
+/// Microseconds to the stored milliseconds, rounded up: a stored time `t` (ms) is at or after
+/// `at` exactly when `t >= ms_ceil(at)`.
+fn ms_ceil(at: Timestamp) -> i64 {
+    let micros = at.as_microsecond();
+    micros.div_euclid(1000) + i64::from(micros.rem_euclid(1000) != 0)
+}
+
+fn stored_ms(column: &str, ms: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_millisecond(ms)
+        .map_err(|error| StoreError::Corrupt(format!("{column} {ms} is not a time: {error}")))
+}
+
+fn period_code(period: RollupPeriod) -> i64 {
+    match period {
+        RollupPeriod::Hour => 0,
+        RollupPeriod::Day => 1,
+    }
+}
+
+fn read_result(monitor: &str, row: &impl StoredRow) -> Result<CheckResultRow, StoreError> {
     Ok(CheckResultRow {
-        monitor: row.text("monitor_id")?,
-        at: decode::timestamp("at", row.integer("at")?)?,
+        monitor: monitor.to_owned(),
+        at: stored_ms("at", row.integer("at")?)?,
         status: ResultStatus::from_code(row.integer("status")?)?,
         latency_ms: row.integer("latency_ms")?,
         http_status: row.optional_integer("http_status")?,
@@ -201,20 +247,20 @@ fn read_result(row: &impl StoredRow) -> Result<CheckResultRow, StoreError> {
     })
 }
 
-fn read_rollup(row: &impl StoredRow) -> Result<Rollup, StoreError> {
-    let period = match row.text("period")?.as_str() {
-        "hour" => RollupPeriod::Hour,
-        "day" => RollupPeriod::Day,
+fn read_rollup(monitor: &str, row: &impl StoredRow) -> Result<Rollup, StoreError> {
+    let period = match row.integer("period")? {
+        0 => RollupPeriod::Hour,
+        1 => RollupPeriod::Day,
         other => {
             return Err(StoreError::Corrupt(format!(
-                "rollup period {other:?} is not hour or day"
+                "rollup period {other} is not 0 (hour) or 1 (day)"
             )))
         }
     };
     Ok(Rollup {
-        monitor: row.text("monitor_id")?,
+        monitor: monitor.to_owned(),
         period,
-        start: decode::timestamp("start", row.integer("start")?)?,
+        start: stored_ms("start", row.integer("start")?)?,
         checks: row.integer("checks")?,
         up: row.integer("up")?,
         degraded: row.integer("degraded")?,
@@ -225,39 +271,95 @@ fn read_rollup(row: &impl StoredRow) -> Result<Rollup, StoreError> {
     })
 }
 
-pub async fn record_result<C: Connection>(
+/// The stored number of a monitor's id, if it has one.
+async fn monitor_key<C: Connection>(
     conn: &mut C,
-    result: &CheckResultRow,
+    monitor: &str,
+) -> Result<Option<i64>, StoreError> {
+    let row = conn
+        .fetch_optional(
+            "SELECT id FROM monitor_keys WHERE name = $1",
+            &[Arg::Text(monitor)],
+        )
+        .await?;
+    row.map(|row| row.integer("id")).transpose()
+}
+
+/// The stored number of a monitor's id, given one if it has none yet.
+async fn monitor_key_or_new<C: Connection>(conn: &mut C, monitor: &str) -> Result<i64, StoreError> {
+    if let Some(key) = monitor_key(conn, monitor).await? {
+        return Ok(key);
+    }
+    conn.execute(
+        "INSERT INTO monitor_keys (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+        &[Arg::Text(monitor)],
+    )
+    .await?;
+    monitor_key(conn, monitor).await?.ok_or_else(|| {
+        StoreError::Corrupt(format!("the key of monitor {monitor:?} was not stored"))
+    })
+}
+
+pub async fn record_results<C: Connection>(
+    conn: &mut C,
+    results: &[CheckResultRow],
 ) -> Result<(), StoreError> {
-    check_text("monitor", &result.monitor)?;
-    let error: Option<String> = result.error.as_ref().map(|error| {
-        error
-            .chars()
-            .take(MAX_RESULT_ERROR_CHARS)
-            .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
-            .collect()
-    });
-    let mut args = vec![
-        Arg::Text(&result.monitor),
-        Arg::Integer(result.at.as_microsecond()),
-        Arg::Integer(result.status.code()),
-        Arg::Integer(result.latency_ms),
-        Arg::OptionalInteger(result.http_status),
-    ];
-    let sql = match &error {
-        Some(error) => {
-            args.push(Arg::Text(error));
-            format!(
-                "INSERT INTO monitor_results ({RESULT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (monitor_id, at) DO NOTHING"
-            )
-        }
-        None => format!(
-            "INSERT INTO monitor_results ({RESULT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, NULL)
-             ON CONFLICT (monitor_id, at) DO NOTHING"
-        ),
-    };
-    conn.execute(&sql, &args).await?;
+    if results.len() > MAX_RESULT_ROWS {
+        return Err(StoreError::Invalid(format!(
+            "{} results in one write; at most {MAX_RESULT_ROWS}",
+            results.len()
+        )));
+    }
+    for result in results {
+        check_text("monitor", &result.monitor)?;
+    }
+    // Each monitor's key is looked up once per batch.
+    let mut keys: HashMap<&str, i64> = HashMap::new();
+    for result in results {
+        let key = match keys.get(result.monitor.as_str()) {
+            Some(key) => *key,
+            None => {
+                let key = monitor_key_or_new(conn, &result.monitor).await?;
+                keys.insert(&result.monitor, key);
+                key
+            }
+        };
+        let at = result.at.as_millisecond();
+        let error = match &result.error {
+            Some(error) => {
+                let text: String = error
+                    .chars()
+                    .take(MAX_RESULT_ERROR_CHARS)
+                    .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
+                    .collect();
+                let row = conn
+                    .fetch_one(
+                        "INSERT INTO monitor_errors (monitor, text, last_at) VALUES ($1, $2, $3)
+                         ON CONFLICT (monitor, text) DO UPDATE SET last_at = CASE
+                             WHEN monitor_errors.last_at < excluded.last_at
+                             THEN excluded.last_at ELSE monitor_errors.last_at END
+                         RETURNING id",
+                        &[Arg::Integer(key), Arg::Text(&text), Arg::Integer(at)],
+                    )
+                    .await?;
+                Some(row.integer("id")?)
+            }
+            None => None,
+        };
+        conn.execute(
+            "INSERT INTO monitor_checks (monitor, at, status, latency_ms, http_status, error)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (monitor, at) DO NOTHING",
+            &[
+                Arg::Integer(key),
+                Arg::Integer(at),
+                Arg::Integer(result.status.code()),
+                Arg::Integer(result.latency_ms),
+                Arg::OptionalInteger(result.http_status),
+                Arg::OptionalInteger(error),
+            ],
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -272,18 +374,20 @@ pub async fn results<C: Connection>(
     let rows = conn
         .fetch_all(
             &format!(
-                "SELECT {RESULT_COLUMNS} FROM monitor_results
-                 WHERE monitor_id = $1 AND at >= $2 AND at < $3 ORDER BY at LIMIT $4"
+                "SELECT {RESULT_COLUMNS} FROM monitor_keys k
+                 JOIN monitor_checks c ON c.monitor = k.id
+                 LEFT JOIN monitor_errors e ON e.id = c.error
+                 WHERE k.name = $1 AND c.at >= $2 AND c.at < $3 ORDER BY c.at LIMIT $4"
             ),
             &[
                 Arg::Text(monitor),
-                Arg::Integer(from.as_microsecond()),
-                Arg::Integer(to.as_microsecond()),
+                Arg::Integer(ms_ceil(from)),
+                Arg::Integer(ms_ceil(to)),
                 Arg::Integer(limit_arg(limit)),
             ],
         )
         .await?;
-    rows.iter().map(read_result).collect()
+    rows.iter().map(|row| read_result(monitor, row)).collect()
 }
 
 pub async fn roll_up<C: Connection>(
@@ -294,41 +398,40 @@ pub async fn roll_up<C: Connection>(
 ) -> Result<Option<Rollup>, StoreError> {
     check_text("monitor", monitor)?;
     let start = period.start_of(start);
-    let end = Timestamp::from_microsecond(start.as_microsecond() + period.micros())
-        .map_err(|error| StoreError::Invalid(error.to_string()))?;
+    let Some(key) = monitor_key(conn, monitor).await? else {
+        return Ok(None);
+    };
+    let from = start.as_millisecond();
+    let to = from + period.micros() / 1000;
     // A day at a 1 s interval is 86,400 results: read them all, not a page.
     let rows = conn
         .fetch_all(
-            &format!(
-                "SELECT {RESULT_COLUMNS} FROM monitor_results
-                 WHERE monitor_id = $1 AND at >= $2 AND at < $3 ORDER BY at"
-            ),
-            &[
-                Arg::Text(monitor),
-                Arg::Integer(start.as_microsecond()),
-                Arg::Integer(end.as_microsecond()),
-            ],
+            "SELECT status, latency_ms FROM monitor_checks
+             WHERE monitor = $1 AND at >= $2 AND at < $3",
+            &[Arg::Integer(key), Arg::Integer(from), Arg::Integer(to)],
         )
         .await?;
-    let results = rows
-        .iter()
-        .map(read_result)
-        .collect::<Result<Vec<_>, _>>()?;
-    let Some(rollup) = Rollup::of(monitor, period, start, &results) else {
+    let mut outcomes = Vec::with_capacity(rows.len());
+    for row in &rows {
+        outcomes.push((
+            ResultStatus::from_code(row.integer("status")?)?,
+            row.integer("latency_ms")?,
+        ));
+    }
+    let Some(rollup) = Rollup::of_outcomes(monitor, period, start, &outcomes) else {
         return Ok(None);
     };
     conn.execute(
-        &format!(
-            "INSERT INTO monitor_rollups ({ROLLUP_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (monitor_id, period, start) DO UPDATE SET checks = excluded.checks,
-             up = excluded.up, degraded = excluded.degraded, down = excluded.down,
-             p50_ms = excluded.p50_ms, p95_ms = excluded.p95_ms, p99_ms = excluded.p99_ms"
-        ),
+        "INSERT INTO monitor_check_rollups (monitor, period, start, checks, up, degraded, down,
+             p50_ms, p95_ms, p99_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (monitor, period, start) DO UPDATE SET checks = excluded.checks,
+         up = excluded.up, degraded = excluded.degraded, down = excluded.down,
+         p50_ms = excluded.p50_ms, p95_ms = excluded.p95_ms, p99_ms = excluded.p99_ms",
         &[
-            Arg::Text(monitor),
-            Arg::Text(period.as_str()),
-            Arg::Integer(start.as_microsecond()),
+            Arg::Integer(key),
+            Arg::Integer(period_code(period)),
+            Arg::Integer(from),
             Arg::Integer(rollup.checks),
             Arg::Integer(rollup.up),
             Arg::Integer(rollup.degraded),
@@ -353,18 +456,19 @@ pub async fn rollups<C: Connection>(
     let rows = conn
         .fetch_all(
             &format!(
-                "SELECT {ROLLUP_COLUMNS} FROM monitor_rollups
-                 WHERE monitor_id = $1 AND period = $2 AND start >= $3 ORDER BY start LIMIT $4"
+                "SELECT {ROLLUP_COLUMNS} FROM monitor_keys k
+                 JOIN monitor_check_rollups u ON u.monitor = k.id
+                 WHERE k.name = $1 AND u.period = $2 AND u.start >= $3 ORDER BY u.start LIMIT $4"
             ),
             &[
                 Arg::Text(monitor),
-                Arg::Text(period.as_str()),
-                Arg::Integer(from.as_microsecond()),
+                Arg::Integer(period_code(period)),
+                Arg::Integer(ms_ceil(from)),
                 Arg::Integer(limit_arg(limit)),
             ],
         )
         .await?;
-    rows.iter().map(read_rollup).collect()
+    rows.iter().map(|row| read_rollup(monitor, row)).collect()
 }
 
 pub async fn delete_rolled_up_results<C: Connection>(
@@ -372,23 +476,33 @@ pub async fn delete_rolled_up_results<C: Connection>(
     before: Timestamp,
     limit: usize,
 ) -> Result<usize, StoreError> {
-    let day = RollupPeriod::Day.micros();
+    let before = ms_ceil(before);
     // Only results whose day (start = at - at % day; times are never negative) has a rollup.
+    // Each monitor's old results are a range of the primary key: found through the keys.
     let deleted = conn
         .execute(
-            "DELETE FROM monitor_results WHERE (monitor_id, at) IN (
-                 SELECT r.monitor_id, r.at FROM monitor_results r
-                 WHERE r.at < $1 AND EXISTS (
-                     SELECT 1 FROM monitor_rollups u WHERE u.monitor_id = r.monitor_id
-                     AND u.period = 'day' AND u.start = r.at - (r.at % $2))
-                 ORDER BY r.at LIMIT $3)",
+            "DELETE FROM monitor_checks WHERE (monitor, at) IN (
+                 SELECT c.monitor, c.at FROM monitor_keys k
+                 JOIN monitor_checks c ON c.monitor = k.id AND c.at < $1
+                 WHERE EXISTS (
+                     SELECT 1 FROM monitor_check_rollups u WHERE u.monitor = c.monitor
+                     AND u.period = 1 AND u.start = c.at - (c.at % $2))
+                 LIMIT $3)",
             &[
-                Arg::Integer(before.as_microsecond()),
-                Arg::Integer(day),
+                Arg::Integer(before),
+                Arg::Integer(DAY_MS),
                 Arg::Integer(limit_arg(limit)),
             ],
         )
         .await?;
+    // Texts last used before the cutoff that no remaining result refers to.
+    conn.execute(
+        "DELETE FROM monitor_errors WHERE last_at < $1 AND NOT EXISTS (
+             SELECT 1 FROM monitor_checks c WHERE c.monitor = monitor_errors.monitor
+             AND c.at <= monitor_errors.last_at AND c.error = monitor_errors.id)",
+        &[Arg::Integer(before)],
+    )
+    .await?;
     Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
 }
 
@@ -399,11 +513,13 @@ pub async fn delete_rollups<C: Connection>(
 ) -> Result<usize, StoreError> {
     let deleted = conn
         .execute(
-            "DELETE FROM monitor_rollups WHERE (monitor_id, period, start) IN (
-                 SELECT monitor_id, period, start FROM monitor_rollups WHERE start < $1
-                 ORDER BY start LIMIT $2)",
+            "DELETE FROM monitor_check_rollups WHERE (monitor, period, start) IN (
+                 SELECT u.monitor, u.period, u.start FROM monitor_keys k
+                 JOIN monitor_check_rollups u ON u.monitor = k.id AND u.period IN (0, 1)
+                     AND u.start < $1
+                 LIMIT $2)",
             &[
-                Arg::Integer(before.as_microsecond()),
+                Arg::Integer(ms_ceil(before)),
                 Arg::Integer(limit_arg(limit)),
             ],
         )

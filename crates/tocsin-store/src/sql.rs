@@ -904,12 +904,15 @@ macro_rules! impl_store_with_shared_sql {
 
         #[$crate::async_trait]
         impl $crate::MonitorResultStore for $store {
-            async fn record_result(
+            async fn record_results(
                 &self,
-                result: &$crate::monitor_results::CheckResultRow,
+                results: &[$crate::monitor_results::CheckResultRow],
             ) -> Result<(), $crate::StoreError> {
-                write!(self, "recording a check result", |conn| {
-                    $crate::monitor_results::record_result(conn, result)
+                if results.is_empty() {
+                    return Ok(());
+                }
+                write!(self, "recording check results", |conn| {
+                    $crate::monitor_results::record_results(conn, results)
                 })
             }
 
