@@ -16,6 +16,9 @@
 //!   escalation step and withdraws every notification of it still queued or waiting to be
 //!   retried, in the same transaction.
 //! - Escalating (a triggered incident) makes its next escalation step due at once.
+//! - Reassigning an open incident withdraws its pending notifications and queues the pages the
+//!   caller decided for the new assignee (one per notify rule), in the same transaction; the
+//!   incident keeps its state and its escalation step. A resolved incident refuses.
 //! - A note is always appended.
 //! - A command that changes nothing appends nothing.
 //! - Times on one incident never go backwards: a command takes effect at `now`, or at the
@@ -47,6 +50,8 @@ pub enum CommandError {
         "incident {0} is not triggered (it is {1}); only a triggered incident can be escalated"
     )]
     NotTriggered(IncidentNumber, IncidentState),
+    #[error("incident {0} is resolved; it cannot be reassigned")]
+    ResolvedNotReassigned(IncidentNumber),
 }
 
 /// What a person (or a tool) asks of an incident.
@@ -58,6 +63,24 @@ pub enum Command {
     AddNote(String),
     /// Page the next escalation level now instead of waiting for the level's timeout.
     Escalate,
+    /// Hand the incident to user `to` and page them at once with `pages`.
+    Reassign {
+        to: String,
+        pages: Vec<Page>,
+    },
+}
+
+/// A notification a command queues: one contact method of one user, as a `page`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub user: String,
+    /// The contact method's id and how it is sent (`email`, `webhook`, ...).
+    pub contact: String,
+    pub method: String,
+    /// Not sent before this.
+    pub not_before: Timestamp,
+    /// Unique per notification.
+    pub idempotency_key: String,
 }
 
 impl Command {
@@ -69,6 +92,7 @@ impl Command {
             Command::SetPriority(_) => "set_incident_priority",
             Command::AddNote(_) => "add_note",
             Command::Escalate => "escalate_incident",
+            Command::Reassign { .. } => "reassign_incident",
         }
     }
 }
@@ -150,6 +174,8 @@ pub enum OutboxMessage {
     /// Withdraw every notification of the incident that is still pending (queued, or waiting
     /// for a retry): once someone answers, nobody is paged again, on any channel.
     CancelPending,
+    /// Queue these pages (after any cancellation before it in the plan).
+    Queue(Vec<Page>),
 }
 
 /// Everything one command changes, to be applied in one transaction. A plan whose
@@ -260,6 +286,14 @@ pub fn plan_command(
             }
             plan.due_work.push(DueWorkChange::EscalateAt(at));
             TimelineData::IncidentEscalated
+        }
+        Command::Reassign { to, pages } => {
+            if incident.state == IncidentState::Resolved {
+                return Err(CommandError::ResolvedNotReassigned(incident.number));
+            }
+            plan.outbox.push(OutboxMessage::CancelPending);
+            plan.outbox.push(OutboxMessage::Queue(pages.clone()));
+            TimelineData::IncidentReassigned { to: to.clone() }
         }
     };
     plan.transition = Transition::Changed;

@@ -20,7 +20,7 @@ mod timeline;
 pub use command::{
     acknowledge_incident, plan_command, resolve_incident, set_priority, AlertSnapshot, AlertUpdate,
     Command, CommandError, CommandPlan, CommandSnapshot, DueWorkChange, IncidentSnapshot,
-    IncidentUpdate, OutboxMessage, Transition,
+    IncidentUpdate, OutboxMessage, Page, Transition,
 };
 pub use cron::{Cron, CronError};
 pub use escalation::{

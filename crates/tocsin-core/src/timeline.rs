@@ -63,10 +63,12 @@ pub enum TimelineKind {
     EscalationSkipped,
     IncidentEscalated,
     NotificationAttempted,
+    IncidentReassigned,
+    IncidentAckTimeout,
 }
 
 impl TimelineKind {
-    pub const ALL: [TimelineKind; 14] = [
+    pub const ALL: [TimelineKind; 16] = [
         TimelineKind::IncidentTriggered,
         TimelineKind::AlertOpened,
         TimelineKind::AlertFolded,
@@ -81,6 +83,8 @@ impl TimelineKind {
         TimelineKind::EscalationSkipped,
         TimelineKind::IncidentEscalated,
         TimelineKind::NotificationAttempted,
+        TimelineKind::IncidentReassigned,
+        TimelineKind::IncidentAckTimeout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +103,8 @@ impl TimelineKind {
             TimelineKind::EscalationSkipped => "escalation.skipped",
             TimelineKind::IncidentEscalated => "incident.escalated",
             TimelineKind::NotificationAttempted => "notification.attempted",
+            TimelineKind::IncidentReassigned => "incident.reassigned",
+            TimelineKind::IncidentAckTimeout => "incident.ack_timeout",
         }
     }
 
@@ -212,6 +218,17 @@ pub enum TimelineData {
         latency_ms: i64,
         error: Option<String>,
     },
+    /// Someone handed the incident to `to` (a user id), who was paged at once by each of
+    /// their notify rules.
+    IncidentReassigned {
+        to: String,
+    },
+    /// The incident stayed acknowledged and unresolved for its service's `ack_timeout`: it is
+    /// triggered again and its escalation starts over at level 1.
+    IncidentAckTimeout {
+        /// The service's acknowledgement timeout, in minutes.
+        timeout_minutes: u64,
+    },
 }
 
 impl TimelineData {
@@ -231,6 +248,8 @@ impl TimelineData {
             TimelineData::EscalationSkipped { .. } => TimelineKind::EscalationSkipped,
             TimelineData::IncidentEscalated => TimelineKind::IncidentEscalated,
             TimelineData::NotificationAttempted { .. } => TimelineKind::NotificationAttempted,
+            TimelineData::IncidentReassigned { .. } => TimelineKind::IncidentReassigned,
+            TimelineData::IncidentAckTimeout { .. } => TimelineKind::IncidentAckTimeout,
         }
     }
 

@@ -25,6 +25,16 @@ pub enum LinkFollowError {
     Engine(EngineError),
 }
 
+/// Why a reassignment did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReassignError {
+    /// The user cannot be paged; nothing was stored.
+    #[error(transparent)]
+    Refused(crate::paging::ReassignRefusal),
+    #[error(transparent)]
+    Engine(EngineError),
+}
+
 /// What request handlers and the CLI call: one function per action.
 pub struct Engine {
     store: Arc<dyn Store>,
@@ -225,6 +235,29 @@ impl Engine {
                 .command_with_updates(number, command, actor, now, policy),
         )
         .await
+    }
+
+    /// Hands the incident to `user` and pages them at once by each of their notify rules, in
+    /// the command's transaction (see [`crate::paging::reassignment_pages`]).
+    pub async fn reassign(
+        &self,
+        number: IncidentNumber,
+        user: &str,
+        actor: &Actor,
+    ) -> Result<CommandOutcome, ReassignError> {
+        let now = self.clock.now();
+        let pages = crate::paging::reassignment_pages(&self.catalog.paging(), user, number, now)
+            .map_err(ReassignError::Refused)?;
+        let command = Command::Reassign {
+            to: user.to_owned(),
+            pages,
+        };
+        self.timed(
+            command.name(),
+            self.store.command(number, &command, actor, now),
+        )
+        .await
+        .map_err(ReassignError::Engine)
     }
 
     pub async fn incident(&self, number: IncidentNumber) -> Result<IncidentRow, EngineError> {

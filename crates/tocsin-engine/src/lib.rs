@@ -27,7 +27,7 @@ pub mod updates;
 pub use catalog::{Catalog, GrafanaSettings, HeartbeatEntry, ServiceEntry};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use due::{DueRunner, DueRunnerSettings, FOLD_LOG_CHECK};
-pub use engine::{Engine, LinkFollowError};
+pub use engine::{Engine, LinkFollowError, ReassignError};
 pub use error::EngineError;
 pub use ingest::{IngestSettings, IngestTarget, Ingestor, SubmitError, GAUGE_RECOUNT_INTERVAL};
 pub use metrics::Metrics;

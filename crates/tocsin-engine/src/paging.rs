@@ -25,8 +25,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jiff::tz::TimeZone;
 use tocsin_core::{
-    EscalationPolicy, IncidentNumber, IncidentState, Schedule, ServiceId, Target, TimelineData,
-    Timestamp, ESCALATION_STEP_KIND,
+    EscalationPolicy, IncidentNumber, IncidentState, Page, Schedule, ServiceId, Target,
+    TimelineData, Timestamp, ESCALATION_STEP_KIND,
 };
 use tocsin_store::due::{ClaimedDueItem, DueKind};
 use tocsin_store::outbox::{
@@ -116,6 +116,57 @@ pub fn on_call(directory: &PagingDirectory, schedule: &str, now: Timestamp) -> O
         .schedule
         .on_call_at(&entry.time_zone, now)
         .map(str::to_owned)
+}
+
+/// Why a reassignment was refused before anything was stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReassignRefusal {
+    #[error("user `{0}` is not declared in the config")]
+    UnknownUser(String),
+    #[error("user `{0}` is a bot; a bot is never paged")]
+    Bot(String),
+    #[error("user `{0}` has no notify rules; there is no way to page them")]
+    Unreachable(String),
+}
+
+/// The pages that hand incident `number` to `user` at `now`: one per notify rule, each due
+/// its `after_minutes` after `now`, under keys of their own (a second reassignment to the
+/// same user pages them again).
+pub fn reassignment_pages(
+    directory: &PagingDirectory,
+    user: &str,
+    number: IncidentNumber,
+    now: Timestamp,
+) -> Result<Vec<Page>, ReassignRefusal> {
+    let paged = directory
+        .users
+        .get(user)
+        .ok_or_else(|| ReassignRefusal::UnknownUser(user.to_owned()))?;
+    if paged.bot {
+        return Err(ReassignRefusal::Bot(user.to_owned()));
+    }
+    if paged.notify.is_empty() {
+        return Err(ReassignRefusal::Unreachable(user.to_owned()));
+    }
+    let stamp = now.as_microsecond();
+    Ok(paged
+        .notify
+        .iter()
+        .enumerate()
+        .map(|(rule_index, rule)| Page {
+            user: user.to_owned(),
+            contact: rule.contact.clone(),
+            method: rule.method.clone(),
+            not_before: now
+                .checked_add(Duration::from_secs(u64::from(rule.after_minutes) * 60))
+                .unwrap_or(now),
+            idempotency_key: format!(
+                "reassign-{number}-{stamp}-{user}-{rule_index}-{contact}",
+                number = number.0,
+                contact = rule.contact
+            ),
+        })
+        .collect())
 }
 
 /// What a step decides, before it is written.

@@ -463,6 +463,28 @@ async fn apply_command<C: Connection>(conn: &mut C, plan: &CommandPlan) -> Resul
                     .map_or(Timestamp::UNIX_EPOCH, |update| update.updated_at);
                 crate::outbox::cancel(conn, plan.incident, at).await?;
             }
+            OutboxMessage::Queue(pages) => {
+                let at = plan
+                    .incident_update
+                    .as_ref()
+                    .map_or(Timestamp::UNIX_EPOCH, |update| update.updated_at);
+                let notifications: Vec<_> = pages
+                    .iter()
+                    .map(|page| crate::outbox::NewNotification {
+                        incident: plan.incident,
+                        recipient: crate::outbox::Recipient::User {
+                            user: page.user.clone(),
+                            contact: page.contact.clone(),
+                        },
+                        method: page.method.clone(),
+                        kind: "page".to_owned(),
+                        payload: serde_json::json!({ "reassigned": true }),
+                        idempotency_key: page.idempotency_key.clone(),
+                        not_before: page.not_before,
+                    })
+                    .collect();
+                crate::outbox::enqueue(conn, &notifications, at).await?;
+            }
         }
     }
     Ok(())

@@ -61,6 +61,16 @@ struct Note {
 }
 
 #[derive(Serialize, Deserialize)]
+struct Reassigned {
+    to: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AckTimeout {
+    timeout_minutes: u64,
+}
+
+#[derive(Serialize, Deserialize)]
 struct Notified {
     pass: u32,
     level: u32,
@@ -165,6 +175,14 @@ pub(crate) fn encode(data: &TimelineData) -> String {
             reason: reason.clone(),
         }),
         TimelineData::IncidentEscalated => serde_json::to_string(&Empty {}),
+        TimelineData::IncidentReassigned { to } => {
+            serde_json::to_string(&Reassigned { to: to.clone() })
+        }
+        TimelineData::IncidentAckTimeout { timeout_minutes } => {
+            serde_json::to_string(&AckTimeout {
+                timeout_minutes: *timeout_minutes,
+            })
+        }
         TimelineData::NotificationAttempted {
             recipient,
             method,
@@ -287,6 +305,12 @@ pub(crate) fn decode(kind: TimelineKind, text: &str) -> Result<TimelineData, Sto
             parse::<Empty>(kind, text)?;
             TimelineData::IncidentEscalated
         }
+        TimelineKind::IncidentReassigned => TimelineData::IncidentReassigned {
+            to: parse::<Reassigned>(kind, text)?.to,
+        },
+        TimelineKind::IncidentAckTimeout => TimelineData::IncidentAckTimeout {
+            timeout_minutes: parse::<AckTimeout>(kind, text)?.timeout_minutes,
+        },
         TimelineKind::NotificationAttempted => {
             let attempted: Attempted = parse(kind, text)?;
             TimelineData::NotificationAttempted {

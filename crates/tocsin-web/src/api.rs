@@ -70,6 +70,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(acknowledge_incident))
         .routes(routes!(resolve_incident))
         .routes(routes!(escalate_incident))
+        .routes(routes!(reassign_incident))
         .routes(routes!(set_priority))
         .routes(routes!(add_note))
         .routes(routes!(incident_timeline))
@@ -431,6 +432,13 @@ pub enum TimelineData {
     /// The next escalation level was asked for at once.
     #[serde(rename = "incident.escalated")]
     IncidentEscalated {},
+    /// The incident was handed to a user, who was paged at once.
+    #[serde(rename = "incident.reassigned")]
+    IncidentReassigned { to: String },
+    /// Acknowledged and unresolved for the service's `ack_timeout`: triggered again, and the
+    /// escalation starts over at level 1.
+    #[serde(rename = "incident.ack_timeout")]
+    IncidentAckTimeout { timeout_minutes: u64 },
     /// One delivery attempt of a notification.
     #[serde(rename = "notification.attempted")]
     NotificationAttempted {
@@ -525,6 +533,10 @@ impl From<tocsin_core::TimelineData> for TimelineData {
                 reason,
             },
             Data::IncidentEscalated => TimelineData::IncidentEscalated {},
+            Data::IncidentReassigned { to } => TimelineData::IncidentReassigned { to },
+            Data::IncidentAckTimeout { timeout_minutes } => {
+                TimelineData::IncidentAckTimeout { timeout_minutes }
+            }
             Data::NotificationAttempted {
                 recipient,
                 method,
@@ -803,6 +815,13 @@ impl From<CommandOutcome> for CommandResult {
             incident: outcome.incident.into(),
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReassignRequest {
+    /// The id of a user declared in the config (not a bot, with at least one notify rule).
+    pub user: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -1106,6 +1125,44 @@ async fn escalate_incident(
             &access.actor(),
         )
         .await?;
+    Ok(Json(outcome.into()))
+}
+
+/// Hand an open incident to a user and page them at once by each of their notify rules (in
+/// the same transaction). Notifications of the incident still pending are withdrawn; the
+/// incident keeps its state and its escalation. An unknown user, a bot or a user without
+/// notify rules is a 400 naming `user`, and nothing is stored; a resolved incident is a 409.
+#[utoipa::path(post, path = "/api/v1/incidents/{number}/reassign", tag = "incidents",
+    params(("number" = i64, Path, description = "Incident number", minimum = 1)),
+    request_body = ReassignRequest,
+    security(("api_token" = [])),
+    responses(
+        (status = 200, description = "The incident afterwards", body = CommandResult),
+        (status = 400, description = "The number or user is invalid (unknown, a bot, no notify rules); nothing is stored", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 403, description = "The token cannot write", body = ErrorBody),
+        (status = 404, description = "No such incident", body = ErrorBody),
+        (status = 409, description = "The incident is resolved", body = ErrorBody),
+    ))]
+async fn reassign_incident(
+    State(state): State<AppState>,
+    access: WriteAccess,
+    Path(number): Path<String>,
+    request: Result<Json<ReassignRequest>, JsonRejection>,
+) -> Result<Json<CommandResult>, ApiError> {
+    let number = incident_number(&number)?;
+    let request = body(request)?;
+    let user = request.user.trim();
+    let outcome = state
+        .engine
+        .reassign(number, user, &access.actor())
+        .await
+        .map_err(|error| match error {
+            tocsin_engine::ReassignError::Refused(refusal) => {
+                ApiError::invalid("user", refusal.to_string())
+            }
+            tocsin_engine::ReassignError::Engine(error) => ApiError::from(error),
+        })?;
     Ok(Json(outcome.into()))
 }
 

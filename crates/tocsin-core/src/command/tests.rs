@@ -202,3 +202,48 @@ fn resolving_stops_paging_and_escalating_needs_a_triggered_incident() {
         .expect_err("an acknowledged incident does not escalate");
     assert!(matches!(error, CommandError::NotTriggered(..)), "{error}");
 }
+
+#[test]
+fn reassigning_withdraws_what_is_pending_and_queues_the_new_pages() {
+    let page = Page {
+        user: "ben".to_owned(),
+        contact: "phone".to_owned(),
+        method: "ntfy".to_owned(),
+        not_before: at(10),
+        idempotency_key: "reassign-1-ben-0".to_owned(),
+    };
+    let command = Command::Reassign {
+        to: "ben".to_owned(),
+        pages: vec![page.clone()],
+    };
+    let mut snapshot = snapshot(IncidentState::Acknowledged, vec![]);
+    let plan = plan_command(&snapshot, &command, &Actor::token("ana"), at(10)).expect("plan");
+    assert_eq!(plan.transition, Transition::Changed);
+    assert_eq!(
+        plan.outbox,
+        [
+            OutboxMessage::CancelPending,
+            OutboxMessage::Queue(vec![page])
+        ]
+    );
+    assert!(plan.due_work.is_empty(), "the escalation step is kept");
+    assert_eq!(
+        plan.incident_update.as_ref().map(|update| update.state),
+        Some(IncidentState::Acknowledged)
+    );
+    assert_eq!(plan.timeline[0].actor, Actor::token("ana"));
+    assert_eq!(
+        plan.timeline[0].data,
+        TimelineData::IncidentReassigned {
+            to: "ben".to_owned()
+        }
+    );
+
+    snapshot.incident.state = IncidentState::Resolved;
+    let error = plan_command(&snapshot, &command, &Actor::token("ana"), at(10))
+        .expect_err("a resolved incident is not reassigned");
+    assert!(
+        matches!(error, CommandError::ResolvedNotReassigned(..)),
+        "{error}"
+    );
+}

@@ -12,8 +12,8 @@ use tocsin_core::{
     Actor, Command, EscalationLevel, EscalationPolicy, IncidentNumber, ServiceId, Target,
     TimelineKind,
 };
-use tocsin_engine::paging::{NotifyStep, PagedUser, PagingDirectory};
-use tocsin_engine::{Clock, DueRunnerSettings, Engine, IngestSettings, ManualClock};
+use tocsin_engine::paging::{NotifyStep, PagedUser, PagingDirectory, ReassignRefusal};
+use tocsin_engine::{Clock, DueRunnerSettings, Engine, IngestSettings, ManualClock, ReassignError};
 use tocsin_store::outbox::{NotificationRow, NotificationState, Recipient};
 use tocsin_store::{PageRequest, Store};
 use tocsin_store_sqlite::SqliteStore;
@@ -329,4 +329,117 @@ async fn a_schedule_target_pages_whoever_an_override_puts_on_call() {
         .await
         .expect("rows");
     assert_eq!(paged(&rows), ["ben"], "the override, not the rota");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reassigning_pages_the_new_assignee_at_once_and_refuses_who_cannot_be_paged() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let start: Timestamp = "2026-11-22T08:46:00Z".parse().expect("time");
+    let clock = Arc::new(ManualClock::new(start));
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    let engine = super::engine_with(
+        Arc::clone(&store),
+        Arc::clone(&clock),
+        IngestSettings::default(),
+    );
+    let mut people = directory();
+    let mut bot = user("deploy-bot");
+    bot.bot = true;
+    people.users.insert(bot.id.clone(), bot);
+    let mut quiet = user("quiet");
+    quiet.notify.clear();
+    people.users.insert(quiet.id.clone(), quiet);
+    let mut ben = user("ben");
+    ben.notify.push(NotifyStep {
+        after_minutes: 3,
+        contact: "phone".to_owned(),
+        method: "ntfy".to_owned(),
+    });
+    people.users.insert(ben.id.clone(), ben);
+    engine.catalog().replace_paging(people);
+    let engine = Arc::new(engine);
+    let runner = engine.due_runner(settings());
+    engine
+        .submit(vec![trigger("db-down", clock.now())])
+        .await
+        .expect("submit");
+    let number = IncidentNumber(1);
+    assert_eq!(runner.run_due_once().await.expect("run").ran, 1);
+    assert_eq!(
+        paged(&store.notifications(number, 50).await.expect("rows")),
+        ["ana"]
+    );
+
+    // Who cannot be paged is refused before anything is stored.
+    for (who, expected) in [
+        ("nobody", ReassignRefusal::UnknownUser("nobody".to_owned())),
+        ("deploy-bot", ReassignRefusal::Bot("deploy-bot".to_owned())),
+        ("quiet", ReassignRefusal::Unreachable("quiet".to_owned())),
+    ] {
+        let error = engine
+            .reassign(number, who, &Actor::token("ana"))
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&error, ReassignError::Refused(refusal) if *refusal == expected),
+            "{who}: {error}"
+        );
+    }
+    let before = engine
+        .timeline(number, PageRequest::default())
+        .await
+        .expect("timeline")
+        .items
+        .len();
+
+    clock.advance(SignedDuration::from_secs(60));
+    let outcome = engine
+        .reassign(number, "ben", &Actor::token("ana"))
+        .await
+        .expect("reassign");
+    assert_eq!(outcome.transition, tocsin_core::Transition::Changed);
+    let rows = store.notifications(number, 50).await.expect("rows");
+    let ben_rows: Vec<_> = rows
+        .iter()
+        .filter(|row| matches!(&row.recipient, Recipient::User { user, .. } if user == "ben"))
+        .map(|row| (row.method.as_str(), row.state, row.next_attempt_at))
+        .collect();
+    let now = start + SignedDuration::from_secs(60);
+    assert_eq!(
+        ben_rows,
+        [
+            ("email", NotificationState::Pending, now),
+            (
+                "ntfy",
+                NotificationState::Pending,
+                now + SignedDuration::from_secs(180)
+            ),
+        ],
+        "every notify rule of ben, the first at once"
+    );
+    let timeline = engine
+        .timeline(number, PageRequest::default())
+        .await
+        .expect("timeline");
+    assert_eq!(timeline.items.len(), before + 1, "refusals stored nothing");
+    let last = timeline.items.last().expect("an entry");
+    assert_eq!(last.kind(), TimelineKind::IncidentReassigned);
+    assert_eq!(last.actor, Actor::token("ana"));
+    assert_eq!(
+        last.data,
+        tocsin_core::TimelineData::IncidentReassigned {
+            to: "ben".to_owned()
+        }
+    );
+
+    // A resolved incident is not reassigned.
+    engine
+        .command(number, &Command::Resolve, &Actor::token("ben"))
+        .await
+        .expect("resolve");
+    let error = engine
+        .reassign(number, "ben", &Actor::token("ana"))
+        .await
+        .expect_err("resolved");
+    assert!(matches!(error, ReassignError::Engine(_)), "{error}");
 }

@@ -126,6 +126,16 @@ pub(crate) enum IncidentCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Hand an open incident to a user and page them at once by each of their notify rules.
+    ///
+    /// Notifications of the incident still pending are withdrawn; the incident keeps its state
+    /// and its escalation. USER is a user id from the config (not a bot, with notify rules).
+    Reassign {
+        number: i64,
+        user: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Add a note to an incident's timeline.
     Note {
         number: i64,
@@ -407,6 +417,16 @@ pub(crate) async fn incidents(command: IncidentCommand) -> anyhow::Result<ExitCo
             )
             .await?;
         }
+        IncidentCommand::Reassign { number, user, api } => {
+            command_result(
+                &api,
+                number,
+                "reassign",
+                Some(json!({ "user": user })),
+                &format!("reassign incident #{number}"),
+            )
+            .await?;
+        }
         IncidentCommand::Priority {
             number,
             priority,
@@ -543,7 +563,9 @@ async fn command_result(
     let client = http_client(&api.server)?;
     let path = url(&api.server, &format!("/api/v1/incidents/{number}/{action}"));
     let request = match body {
-        Some(body) => client.put(path).json(&body),
+        // Changing the priority is a PUT of the new value; every other command is a POST.
+        Some(body) if action == "priority" => client.put(path).json(&body),
+        Some(body) => client.post(path).json(&body),
         None => client.post(path),
     };
     let result: CommandResult = send(request.bearer_auth(&api.token), what).await?;

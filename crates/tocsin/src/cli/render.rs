@@ -118,6 +118,10 @@ pub(crate) fn what(data: &TimelineData) -> String {
             reason,
         } => format!("escalation level {level} (pass {pass}) skipped: {reason}"),
         TimelineData::IncidentEscalated {} => "escalated to the next level by hand".to_owned(),
+        TimelineData::IncidentReassigned { to } => format!("reassigned to {to}, paged at once"),
+        TimelineData::IncidentAckTimeout { timeout_minutes } => format!(
+            "acknowledged but unresolved for {timeout_minutes} min: triggered again, escalation restarts at level 1"
+        ),
         TimelineData::NotificationAttempted {
             recipient,
             method,

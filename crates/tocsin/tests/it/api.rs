@@ -275,6 +275,7 @@ async fn openapi_document_matches_the_routes() {
         "/api/v1/incidents/{number}/acknowledge",
         "/api/v1/incidents/{number}/resolve",
         "/api/v1/incidents/{number}/escalate",
+        "/api/v1/incidents/{number}/reassign",
         "/api/v1/incidents/{number}/priority",
         "/api/v1/incidents/{number}/notes",
         "/api/v1/incidents/{number}/timeline",

@@ -221,3 +221,125 @@ async fn token_create_prints_a_working_token() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("read, write"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reassign_pages_the_new_assignee_through_the_api_and_the_cli() {
+    let app = crate::support::spawn_app_with(
+        r#"
+[[users]]
+id = "ana"
+contact = [{ id = "hook", kind = "webhook", url = "http://127.0.0.1:9/ana" }]
+notify = [{ after_minutes = 0, contact = "hook" }]
+
+[[users]]
+id = "ben"
+contact = [{ id = "hook", kind = "webhook", url = "http://127.0.0.1:9/hook" }]
+
+[[users]]
+id = "deploy-bot"
+bot = true
+"#,
+    )
+    .await;
+    app.trigger(API_KEY, "disk-full", "Disk 99% on db1").await;
+
+    // Bad input names the field and stores nothing.
+    for (body, status) in [
+        (serde_json::json!({ "user": "nobody" }), 400),
+        (serde_json::json!({ "user": "deploy-bot" }), 400),
+        (serde_json::json!({ "who": "ana" }), 400),
+    ] {
+        let (got, error) = app
+            .post("/api/v1/incidents/1/reassign", Some(body.clone()))
+            .await;
+        assert_eq!(got, status, "{body}: {error}");
+        if body.get("user").is_some() {
+            assert_eq!(error["field"], "user", "{error}");
+        }
+    }
+    let (status, _) = app
+        .post(
+            "/api/v1/incidents/99/reassign",
+            Some(serde_json::json!({ "user": "ana" })),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let store = app.engine.store();
+    let number = tocsin_core::IncidentNumber(1);
+    assert!(store
+        .notifications(number, 50)
+        .await
+        .expect("rows")
+        .is_empty());
+
+    let (status, result) = app
+        .post(
+            "/api/v1/incidents/1/reassign",
+            Some(serde_json::json!({ "user": "ana" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{result}");
+    let rows = store.notifications(number, 50).await.expect("rows");
+    assert_eq!(rows.len(), 1, "ana's one notify rule");
+    assert_eq!(rows[0].method, "webhook");
+
+    let output = tokio::task::spawn_blocking({
+        let base = app.base.clone();
+        let token = app.token.clone();
+        move || {
+            tocsin()
+                .args(["incidents", "reassign", "1", "deploy-bot"])
+                .env("TOCSIN_SERVER", base)
+                .env("TOCSIN_TOKEN", token)
+                .output()
+                .expect("run")
+        }
+    })
+    .await
+    .expect("join");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(stderr.contains("bot"), "{stderr}");
+
+    let output = tokio::task::spawn_blocking({
+        let base = app.base.clone();
+        let token = app.token.clone();
+        move || {
+            let reassign = tocsin()
+                .args(["incidents", "reassign", "1", "ana"])
+                .env("TOCSIN_SERVER", &base)
+                .env("TOCSIN_TOKEN", &token)
+                .output()
+                .expect("run");
+            let show = tocsin()
+                .args(["incidents", "show", "1"])
+                .env("TOCSIN_SERVER", &base)
+                .env("TOCSIN_TOKEN", &token)
+                .output()
+                .expect("run");
+            (reassign, show)
+        }
+    })
+    .await
+    .expect("join");
+    let (reassign, show) = output;
+    assert!(
+        reassign.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reassign.stderr)
+    );
+    let shown = String::from_utf8_lossy(&show.stdout).to_string();
+    assert!(shown.contains("reassigned to ana"), "{shown}");
+    assert!(shown.contains("tester"), "who did it: {shown}");
+    let rows = store.notifications(number, 50).await.expect("rows");
+    let states: Vec<_> = rows.iter().map(|row| row.state).collect();
+    assert_eq!(
+        states,
+        [
+            tocsin_store::outbox::NotificationState::Cancelled,
+            tocsin_store::outbox::NotificationState::Pending
+        ],
+        "the first page withdrawn, ana paged again"
+    );
+    app.stop().await;
+}
