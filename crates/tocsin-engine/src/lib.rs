@@ -31,7 +31,7 @@ pub use engine::{Engine, LinkFollowError, ReassignError};
 pub use error::EngineError;
 pub use ingest::{IngestSettings, IngestTarget, Ingestor, SubmitError, GAUGE_RECOUNT_INTERVAL};
 pub use metrics::Metrics;
-pub use paging::{EscalationHandler, PagingDirectory};
+pub use paging::{EscalationHandler, PagingDirectory, ReassignRefusal};
 pub use reload::{ConfigReload, ReloadError, ReloadReport};
 pub use tokens::TOKEN_PREFIX;
 pub use updates::UpdateChannels;

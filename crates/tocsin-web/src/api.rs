@@ -1138,10 +1138,10 @@ async fn escalate_incident(
     security(("api_token" = [])),
     responses(
         (status = 200, description = "The incident afterwards", body = CommandResult),
-        (status = 400, description = "The number or user is invalid (unknown, a bot, no notify rules); nothing is stored", body = ErrorBody),
+        (status = 400, description = "The number is invalid, or the user is a bot or has no notify rules; nothing is stored", body = ErrorBody),
         (status = 401, description = "No valid API token", body = ErrorBody),
         (status = 403, description = "The token cannot write", body = ErrorBody),
-        (status = 404, description = "No such incident", body = ErrorBody),
+        (status = 404, description = "No such incident, or no such user (`field` is `user`)", body = ErrorBody),
         (status = 409, description = "The incident is resolved", body = ErrorBody),
     ))]
 async fn reassign_incident(
@@ -1152,12 +1152,19 @@ async fn reassign_incident(
 ) -> Result<Json<CommandResult>, ApiError> {
     let number = incident_number(&number)?;
     let request = body(request)?;
+    // An unknown incident is a 404 whatever the body says.
+    state.engine.incident(number).await?;
     let user = request.user.trim();
     let outcome = state
         .engine
         .reassign(number, user, &access.actor())
         .await
         .map_err(|error| match error {
+            // A user the config does not declare is not found, like an unknown id in a path;
+            // a declared user who cannot be paged is a bad request.
+            tocsin_engine::ReassignError::Refused(
+                refusal @ tocsin_engine::ReassignRefusal::UnknownUser(_),
+            ) => ApiError::not_found(refusal.to_string()).with_field("user"),
             tocsin_engine::ReassignError::Refused(refusal) => {
                 ApiError::invalid("user", refusal.to_string())
             }

@@ -245,7 +245,7 @@ bot = true
 
     // Bad input names the field and stores nothing.
     for (body, status) in [
-        (serde_json::json!({ "user": "nobody" }), 400),
+        (serde_json::json!({ "user": "nobody" }), 404),
         (serde_json::json!({ "user": "deploy-bot" }), 400),
         (serde_json::json!({ "who": "ana" }), 400),
     ] {
