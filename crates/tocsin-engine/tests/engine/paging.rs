@@ -652,15 +652,10 @@ async fn an_acknowledgement_that_times_out_triggers_the_incident_again() {
     );
 }
 
-/// A round-robin level of a team of three pages one of them per incident, in turn.
-async fn three_incidents_page_a_round_robin_level_in_turn(store: Arc<dyn Store>) {
-    let start: Timestamp = "2026-11-22T08:46:00Z".parse().expect("time");
-    let clock = Arc::new(ManualClock::new(start));
-    let engine = super::engine_with(
-        Arc::clone(&store),
-        Arc::clone(&clock),
-        IngestSettings::default(),
-    );
+/// An engine on `store` whose policy `api` has one level, team ops (ana, ben, cy), taking
+/// turns, repeated `repeat` times five minutes apart.
+fn round_robin_engine(store: Arc<dyn Store>, clock: Arc<ManualClock>, repeat: u32) -> Arc<Engine> {
+    let engine = super::engine_with(store, clock, IngestSettings::default());
     let mut paging = directory();
     for id in ["ana", "ben", "cy"] {
         paging.users.insert(id.to_owned(), user(id));
@@ -670,13 +665,21 @@ async fn three_incidents_page_a_round_robin_level_in_turn(store: Arc<dyn Store>)
         ["ana", "ben", "cy"].map(str::to_owned).to_vec(),
     );
     let policy = paging.policies.get_mut("api").expect("policy");
-    policy.levels[0] = EscalationLevel {
+    policy.repeat = repeat;
+    policy.levels = vec![EscalationLevel {
         targets: vec![Target::Team("ops".to_owned())],
         escalate_after_minutes: Some(5),
         round_robin: true,
-    };
+    }];
     engine.catalog().replace_paging(paging);
-    let engine = Arc::new(engine);
+    Arc::new(engine)
+}
+
+/// A round-robin level of a team of three pages one of them per incident, in turn.
+async fn three_incidents_page_a_round_robin_level_in_turn(store: Arc<dyn Store>) {
+    let start: Timestamp = "2026-11-22T08:46:00Z".parse().expect("time");
+    let clock = Arc::new(ManualClock::new(start));
+    let engine = round_robin_engine(Arc::clone(&store), Arc::clone(&clock), 0);
     let runner = engine.due_runner(settings());
     let mut turns = Vec::new();
     for n in 1..=3 {
@@ -731,4 +734,25 @@ async fn a_round_robin_level_takes_turns_on_postgres() {
     );
     three_incidents_page_a_round_robin_level_in_turn(store).await;
     drop(database);
+}
+
+/// The repeats of one ladder take turns too: each pass pages the next person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_repeat_of_a_round_robin_level_pages_the_next_person() {
+    let (_dir, _start, clock, store) = on_a_sqlite_file().await;
+    let engine = round_robin_engine(Arc::clone(&store), Arc::clone(&clock), 3);
+    let runner = engine.due_runner(settings());
+    engine
+        .submit(vec![trigger("db-down", clock.now())])
+        .await
+        .expect("submit");
+    for _ in 0..4 {
+        assert_eq!(runner.run_due_once().await.expect("run").ran, 1);
+        clock.advance(SignedDuration::from_mins(5));
+    }
+    let rows = store
+        .notifications(IncidentNumber(1), 50)
+        .await
+        .expect("rows");
+    assert_eq!(paged(&rows), ["ana", "ben", "cy", "ana"]);
 }
