@@ -380,6 +380,9 @@ pub struct Service {
     /// The services this one needs (ids; no cycles): while one of them has an open incident,
     /// this service's new incidents are noted on that incident instead of paging.
     pub depends_on: Vec<String>,
+    /// When set, an incident acknowledged and not resolved this many minutes later is
+    /// triggered again and escalates from level 1 (1 to a week).
+    pub ack_timeout_minutes: Option<u32>,
 }
 
 /// A Grafana webhook contact point that signs its requests.

@@ -1757,3 +1757,55 @@ depends_on = ["d"]
     find(&errors, 11, 20, "refers to service `nope`");
     find(&errors, 15, 1, "depends on itself");
 }
+
+#[test]
+fn services_may_set_an_acknowledgement_timeout_and_levels_may_take_turns() {
+    let source = format!(
+        r#"{PEOPLE}
+[[escalation_policies]]
+id = "turns"
+levels = [{{ targets = ["team:payments"], escalate_after_minutes = 5, round_robin = true }}, {{ targets = ["user:ana"] }}]
+
+[[services]]
+id = "api"
+escalation_policy = "turns"
+ack_timeout_minutes = 45
+
+[[services]]
+id = "web"
+"#
+    );
+    let config = parse(&source, "tocsin.toml", &no_env).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(config.services[0].ack_timeout_minutes, Some(45));
+    assert_eq!(config.services[1].ack_timeout_minutes, None, "optional");
+    let policy = config.escalation_policy("turns").expect("policy");
+    assert!(policy.levels[0].round_robin);
+    assert!(!policy.levels[1].round_robin, "off unless asked");
+
+    let source = format!(
+        r#"{PEOPLE}
+[[services]]
+id = "zero"
+ack_timeout_minutes = 0
+
+[[services]]
+id = "text"
+ack_timeout_minutes = "30"
+
+[[escalation_policies]]
+id = "odd"
+levels = [{{ targets = ["user:ana"], round_robin = "yes" }}]
+"#
+    );
+    let base = PEOPLE.lines().count();
+    let errors = errors_of(&source);
+    let zero = find(
+        &errors,
+        base + 4,
+        23,
+        "`ack_timeout_minutes` in [[services]] \"zero\" is 0, which is out of range",
+    );
+    assert_eq!(zero.help.as_deref(), Some("use a value from 1 to 10080"));
+    find(&errors, base + 8, 23, "ack_timeout_minutes");
+    find(&errors, base + 12, 51, "round_robin");
+}

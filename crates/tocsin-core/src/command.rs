@@ -15,6 +15,12 @@
 //! - Acknowledging or resolving stops the escalation at once: the plan cancels the incident's
 //!   escalation step and withdraws every notification of it still queued or waiting to be
 //!   retried, in the same transaction.
+//! - Acknowledging an incident whose service has an acknowledgement timeout schedules it
+//!   (due work, in the same transaction) for that long after the acknowledgement; resolving
+//!   cancels it. When it comes due ([`Command::AckTimeout`]) and the incident is still
+//!   acknowledged by that same acknowledgement, the incident and its acknowledged alerts are
+//!   triggered again and the escalation starts over at level 1; anything else (resolved,
+//!   triggered, acknowledged again later) changes nothing.
 //! - Escalating (a triggered incident) makes its next escalation step due at once.
 //! - Reassigning an open incident withdraws its pending notifications and queues the pages the
 //!   caller decided for the new assignee (one per notify rule), in the same transaction; the
@@ -68,6 +74,13 @@ pub enum Command {
         to: String,
         pages: Vec<Page>,
     },
+    /// The acknowledgement timeout of the acknowledgement made at `acknowledged_at` came due:
+    /// trigger the incident again if that acknowledgement still stands. Run by the system.
+    AckTimeout {
+        acknowledged_at: Timestamp,
+        /// The service's timeout, for the timeline.
+        timeout_minutes: u64,
+    },
 }
 
 /// A notification a command queues: one contact method of one user, as a `page`.
@@ -93,6 +106,7 @@ impl Command {
             Command::AddNote(_) => "add_note",
             Command::Escalate => "escalate_incident",
             Command::Reassign { .. } => "reassign_incident",
+            Command::AckTimeout { .. } => "ack_timeout_incident",
         }
     }
 }
@@ -131,6 +145,8 @@ pub struct AlertSnapshot {
 pub struct CommandSnapshot {
     pub incident: IncidentSnapshot,
     pub open_alerts: Vec<AlertSnapshot>,
+    /// The acknowledgement timeout of the incident's service, if it has one.
+    pub ack_timeout: Option<std::time::Duration>,
 }
 
 /// The incident's changeable fields after a command.
@@ -165,6 +181,18 @@ pub enum DueWorkChange {
     /// Make the incident's escalation step due at `at` (a new schedule of it, so a runner that
     /// holds it now does not overwrite it).
     EscalateAt(Timestamp),
+    /// Start the incident's escalation over: its first step, due at `at` (scheduled anew, or
+    /// replacing the step it has). `at` also tells this ladder's pages apart from earlier ones.
+    RestartEscalation(Timestamp),
+    /// Schedule the incident's acknowledgement timeout (kind [`crate::ACK_TIMEOUT_KIND`], key
+    /// the incident number) at `due_at`, for the acknowledgement made at `acknowledged_at`
+    /// (replacing any earlier one).
+    AckTimeoutAt {
+        due_at: Timestamp,
+        acknowledged_at: Timestamp,
+    },
+    /// Remove the incident's acknowledgement timeout.
+    CancelAckTimeout,
 }
 
 /// What a command does to the incident's notifications in the outbox; a store applies every
@@ -246,6 +274,12 @@ pub fn plan_command(
             update.state = IncidentState::Acknowledged;
             update.acknowledged_at = Some(at);
             stop_paging(&mut plan);
+            if let Some(timeout) = snapshot.ack_timeout {
+                plan.due_work.push(DueWorkChange::AckTimeoutAt {
+                    due_at: at.checked_add(timeout).unwrap_or(Timestamp::MAX),
+                    acknowledged_at: at,
+                });
+            }
             TimelineData::IncidentAcknowledged {
                 alerts_acknowledged: Some(acknowledged),
             }
@@ -265,6 +299,7 @@ pub fn plan_command(
             update.open_alerts = 0;
             update.resolved_at = Some(at);
             stop_paging(&mut plan);
+            plan.due_work.push(DueWorkChange::CancelAckTimeout);
             TimelineData::IncidentResolved {
                 alerts_resolved: Some(resolved),
             }
@@ -294,6 +329,32 @@ pub fn plan_command(
             plan.outbox.push(OutboxMessage::CancelPending);
             plan.outbox.push(OutboxMessage::Queue(pages.clone()));
             TimelineData::IncidentReassigned { to: to.clone() }
+        }
+        Command::AckTimeout {
+            acknowledged_at,
+            timeout_minutes,
+        } => {
+            // Only the acknowledgement it was scheduled for: a later one has its own timer.
+            if incident.state != IncidentState::Acknowledged
+                || incident.acknowledged_at != Some(*acknowledged_at)
+            {
+                return Ok(plan);
+            }
+            let mut alerts = log_waiting_folds(snapshot, at, &mut plan);
+            for alert in alerts.iter_mut() {
+                if alert.state == AlertState::Acknowledged {
+                    alert.state = AlertState::Triggered;
+                    alert.acknowledged_at = None;
+                }
+            }
+            plan.alerts = changed_alerts(snapshot, alerts);
+            update.state = IncidentState::Triggered;
+            update.acknowledged_at = None;
+            // The timeout item itself is settled by its runner once this command is done.
+            plan.due_work.push(DueWorkChange::RestartEscalation(at));
+            TimelineData::IncidentAckTimeout {
+                timeout_minutes: *timeout_minutes,
+            }
         }
     };
     plan.transition = Transition::Changed;

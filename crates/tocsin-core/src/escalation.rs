@@ -4,6 +4,10 @@
 /// The due-work kind of an incident's next escalation step; its key is the incident number.
 pub const ESCALATION_STEP_KIND: &str = "escalation.step";
 
+/// The due-work kind of an acknowledged incident's acknowledgement timeout (its service's
+/// `ack_timeout_minutes` after the acknowledgement); its key is the incident number.
+pub const ACK_TIMEOUT_KIND: &str = "incident.ack_timeout";
+
 /// `[[escalation_policies]]`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EscalationPolicy {
@@ -81,6 +85,9 @@ pub struct EscalationLevel {
     /// At least 1. Always set on every level but the last; on the last level it is the wait
     /// before the next repeat.
     pub escalate_after_minutes: Option<u32>,
+    /// Page one person of the level's targets each time it is reached, taking turns across
+    /// incidents (and repeats), instead of everyone.
+    pub round_robin: bool,
 }
 
 /// Who an escalation level pages. Always a human (or a schedule or team of humans).
@@ -116,6 +123,7 @@ mod tests {
                 .map(|(index, wait)| EscalationLevel {
                     targets: vec![Target::User(format!("user-{index}"))],
                     escalate_after_minutes: *wait,
+                    round_robin: false,
                 })
                 .collect(),
         }

@@ -24,7 +24,8 @@ pub use command::{
 };
 pub use cron::{Cron, CronError};
 pub use escalation::{
-    EscalationLevel, EscalationPolicy, EscalationStep, Target, ESCALATION_STEP_KIND,
+    EscalationLevel, EscalationPolicy, EscalationStep, Target, ACK_TIMEOUT_KIND,
+    ESCALATION_STEP_KIND,
 };
 pub use event::{ChangeEvent, Event, EventAction, EventLink, Integration};
 pub use fold::{

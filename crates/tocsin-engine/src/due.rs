@@ -21,6 +21,7 @@ use tocsin_store::due::{
 use tocsin_store::{Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
+use crate::wake::Wakeups;
 use crate::{Clock, Engine, Metrics};
 
 /// The recurring item that writes the `alert.folded` entries of folds that have waited
@@ -142,6 +143,8 @@ pub struct DueRunner {
     kinds: Vec<DueKind>,
     claimer: ClaimerId,
     settings: DueRunnerSettings,
+    /// Wakes [`DueRunner::run_until`] before its poll when this process makes work due now.
+    wakeups: Option<Arc<Wakeups>>,
 }
 
 impl std::fmt::Debug for DueRunner {
@@ -175,7 +178,15 @@ impl DueRunner {
             kinds: Vec::new(),
             claimer: ClaimerId::parse(&claimer).expect("a simple uuid is a valid claimer id"),
             settings,
+            wakeups: None,
         }
+    }
+
+    /// Runs due work as soon as `wakeups.due` is woken, not only every poll; an item a handler
+    /// makes due again at once (a skipped escalation level) wakes it too.
+    pub fn with_wakeups(mut self, wakeups: Arc<Wakeups>) -> DueRunner {
+        self.wakeups = Some(wakeups);
+        self
     }
 
     /// Runs the items of `handler.kind()` with `handler` (replacing a handler of that kind).
@@ -207,10 +218,12 @@ impl DueRunner {
         self.run_due(&CancellationToken::new()).await
     }
 
-    /// Schedules the recurring items, then runs what is due every `poll` until `stop` is
-    /// cancelled. Store errors are logged and retried at the next poll.
+    /// Schedules the recurring items, then runs what is due every `poll` (and whenever its
+    /// wake-up is woken) until `stop` is cancelled. Store errors are logged and retried at the
+    /// next poll.
     pub async fn run_until(&self, stop: CancellationToken) {
         let mut scheduled = false;
+        let mut wakeup = self.wakeups.as_ref().map(|wakeups| wakeups.due.subscribe());
         loop {
             if !scheduled {
                 match self.schedule_recurring().await {
@@ -238,6 +251,12 @@ impl DueRunner {
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(self.settings.poll) => {}
+                () = async {
+                    match wakeup.as_mut() {
+                        Some(wakeup) => wakeup.woken().await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
             }
         }
     }
@@ -394,7 +413,13 @@ impl DueRunner {
             Ok(DueOutcome::RunAgainAt(at)) => {
                 report.ran += 1;
                 self.metrics.count_due(&self.metrics.due_items_run, kind);
-                self.store.reschedule(item, at).await?
+                let settled = self.store.reschedule(item, at).await?;
+                if at <= self.clock.now() {
+                    if let Some(wakeups) = &self.wakeups {
+                        wakeups.due.wake();
+                    }
+                }
+                settled
             }
             Ok(DueOutcome::Settled) => {
                 report.ran += 1;

@@ -11,6 +11,7 @@ use tocsin_store::{
 
 use crate::due::{DueRunner, DueRunnerSettings, FoldLogSweep};
 use crate::links::{new_key_hex, LinkAction, LinkClaims, LinkError, LinkSigner, LINK_KEY_PURPOSE};
+use crate::wake::{Wakeup, Wakeups};
 use crate::{Catalog, Clock, EngineError, Ingestor, Metrics, SubmitError};
 
 /// Alerts per `Store::log_due_folds` call.
@@ -44,6 +45,8 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     /// Signs and checks acknowledge and resolve links; loaded by [`Engine::load_link_keys`].
     links: arc_swap::ArcSwapOption<LinkSigner>,
+    /// Shared with the ingest writer.
+    wakeups: Arc<Wakeups>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -63,6 +66,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let wakeups = ingestor.wakeups();
         Engine {
             store,
             catalog,
@@ -70,7 +74,25 @@ impl Engine {
             clock,
             metrics,
             links: arc_swap::ArcSwapOption::empty(),
+            wakeups,
         }
+    }
+
+    /// What an outbox dispatcher waits on besides its poll: woken after this process commits
+    /// notifications (an escalation step that pages, a command or an ingest batch that queues
+    /// a channel's updates), so level 1 is sent at once. Each call is a new subscriber.
+    pub fn outbox_wakeup(&self) -> Wakeup {
+        self.wakeups.outbox.subscribe()
+    }
+
+    /// Wakes this process's outbox dispatchers (after a write that queued notifications).
+    pub fn wake_outbox(&self) {
+        self.wakeups.outbox.wake();
+    }
+
+    /// Wakes this process's due-work runners (after a write that made an item due now).
+    pub fn wake_due(&self) {
+        self.wakeups.due.wake();
     }
 
     /// Loads the link keys from the store, creating the first one on first start.
@@ -210,8 +232,12 @@ impl Engine {
             Arc::clone(&self.metrics),
             settings,
         )
+        .with_wakeups(Arc::clone(&self.wakeups))
         .with_handler(Arc::new(FoldLogSweep::new(Arc::clone(self))))
         .with_handler(Arc::new(crate::EscalationHandler::new(Arc::clone(self))))
+        .with_handler(Arc::new(crate::paging::AckTimeoutHandler::new(Arc::clone(
+            self,
+        ))))
     }
 
     /// Whether the store answers.
@@ -229,12 +255,28 @@ impl Engine {
     ) -> Result<CommandOutcome, EngineError> {
         let now = self.clock.now();
         let policy: &dyn tocsin_store::updates::ServicePolicy = self.catalog.as_ref();
-        self.timed(
-            command.name(),
-            self.store
-                .command_with_updates(number, command, actor, now, policy),
-        )
-        .await
+        let outcome = self
+            .timed(
+                command.name(),
+                self.store
+                    .command_with_updates(number, command, actor, now, policy),
+            )
+            .await?;
+        self.wake_after(command, &outcome);
+        Ok(outcome)
+    }
+
+    /// Wakes whoever has work the command made due now: the due-work runner for an escalation
+    /// step (escalating, an acknowledgement that timed out), the dispatcher for anything that
+    /// may have queued notifications (pages, a channel's updates).
+    fn wake_after(&self, command: &Command, outcome: &CommandOutcome) {
+        if outcome.transition != tocsin_core::Transition::Changed {
+            return;
+        }
+        if matches!(command, Command::Escalate | Command::AckTimeout { .. }) {
+            self.wake_due();
+        }
+        self.wake_outbox();
     }
 
     /// Hands the incident to `user` and pages them at once by each of their notify rules, in
@@ -252,12 +294,15 @@ impl Engine {
             to: user.to_owned(),
             pages,
         };
-        self.timed(
-            command.name(),
-            self.store.command(number, &command, actor, now),
-        )
-        .await
-        .map_err(ReassignError::Engine)
+        let outcome = self
+            .timed(
+                command.name(),
+                self.store.command(number, &command, actor, now),
+            )
+            .await
+            .map_err(ReassignError::Engine)?;
+        self.wake_after(&command, &outcome);
+        Ok(outcome)
     }
 
     pub async fn incident(&self, number: IncidentNumber) -> Result<IncidentRow, EngineError> {

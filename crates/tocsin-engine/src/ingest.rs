@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::wake::Wakeups;
 use crate::{Catalog, Metrics};
 
 /// How often the writer recounts open incidents and alerts for the `/metrics` gauges. In
@@ -108,6 +109,8 @@ pub struct Ingestor {
     sender: mpsc::Sender<Job>,
     queue: Arc<FairQueue>,
     closing: CancellationToken,
+    /// Woken after a commit that opened or resolved incidents.
+    wakeups: Arc<Wakeups>,
 }
 
 impl std::fmt::Debug for Ingestor {
@@ -145,12 +148,14 @@ impl Ingestor {
         let (sender, receiver) = mpsc::channel(capacity);
         metrics.queue_capacity.set(capacity as i64);
         let closing = CancellationToken::new();
+        let wakeups = Arc::new(Wakeups::default());
         let writer = spawn_writer(write_loop(
             receiver,
             closing.clone(),
             target,
             catalog,
             metrics,
+            Arc::clone(&wakeups),
             settings.max_batch.max(1),
         ))?;
         Ok((
@@ -158,6 +163,7 @@ impl Ingestor {
                 sender,
                 queue: Arc::new(FairQueue::new(capacity)),
                 closing,
+                wakeups,
             },
             writer,
         ))
@@ -205,6 +211,12 @@ impl Ingestor {
     /// is queued and stops.
     pub fn close(&self) {
         self.closing.cancel();
+    }
+
+    /// The wake-ups the writer gives after its commits; the engine built on this ingestor
+    /// shares them.
+    pub(crate) fn wakeups(&self) -> Arc<Wakeups> {
+        Arc::clone(&self.wakeups)
     }
 }
 
@@ -334,6 +346,7 @@ async fn write_loop<T: IngestTarget + ?Sized>(
     target: Arc<T>,
     catalog: Arc<Catalog>,
     metrics: Arc<Metrics>,
+    wakeups: Arc<Wakeups>,
     max_batch: usize,
 ) {
     // How each service resolves and which channels get its updates, as of each batch.
@@ -382,7 +395,17 @@ async fn write_loop<T: IngestTarget + ?Sized>(
         }
         let result = commit(target.as_ref(), &batch, policy.as_ref(), &metrics).await;
         let outcome = match result {
-            Ok(()) => Ok(()),
+            Ok(report) => {
+                // Once per batch: a new triggered incident's first escalation step is due now,
+                // and opening or resolving queued updates for the service's channels.
+                if report.incidents_opened > 0 {
+                    wakeups.due.wake();
+                }
+                if report.incidents_opened > 0 || report.incidents_resolved > 0 {
+                    wakeups.outbox.wake();
+                }
+                Ok(())
+            }
             Err(error) => Err(SubmitError::Store(Arc::new(error))),
         };
         batch.clear();
@@ -421,7 +444,7 @@ async fn commit<T: IngestTarget + ?Sized>(
     batch: &[Inbound],
     policy: &dyn tocsin_store::updates::ServicePolicy,
     metrics: &Metrics,
-) -> Result<(), StoreError> {
+) -> Result<IngestReport, StoreError> {
     let mut attempt = 0;
     loop {
         let started = Instant::now();
@@ -447,7 +470,7 @@ async fn commit<T: IngestTarget + ?Sized>(
                         .get_or_create(&vec![("integration".to_owned(), integration.to_owned())])
                         .inc_by(count);
                 }
-                return Ok(());
+                return Ok(report);
             }
             Err(error) if attempt < 2 => {
                 attempt += 1;

@@ -23,6 +23,7 @@ mod reload;
 pub mod rules;
 pub mod tokens;
 pub mod updates;
+pub mod wake;
 
 pub use catalog::{Catalog, GrafanaSettings, HeartbeatEntry, ServiceEntry};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -31,10 +32,11 @@ pub use engine::{Engine, LinkFollowError, ReassignError};
 pub use error::EngineError;
 pub use ingest::{IngestSettings, IngestTarget, Ingestor, SubmitError, GAUGE_RECOUNT_INTERVAL};
 pub use metrics::Metrics;
-pub use paging::{EscalationHandler, PagingDirectory, ReassignRefusal};
+pub use paging::{AckTimeoutHandler, EscalationHandler, PagingDirectory, ReassignRefusal};
 pub use reload::{ConfigReload, ReloadError, ReloadReport};
 pub use tokens::TOKEN_PREFIX;
 pub use updates::UpdateChannels;
+pub use wake::{Wake, Wakeup, Wakeups};
 
 /// The whole cause chain of an error on one line (`outer: cause: root cause`), for logs.
 pub fn error_chain(error: &dyn std::error::Error) -> String {

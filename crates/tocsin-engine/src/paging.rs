@@ -14,6 +14,15 @@
 //! last repeat the item waits (far in the future) so that a manual escalation can still page
 //! the last level again. Acknowledging or resolving deletes the item.
 //!
+//! A level with `round_robin` pages one of the people it resolves to, taking turns: the turn
+//! is kept per policy and level in the store and taken in the step's transaction, so incidents
+//! (and repeats of one ladder), on any replica, page the level's people one after another.
+//!
+//! Acknowledgement timeouts ([`AckTimeoutHandler`], kind [`ACK_TIMEOUT`]): an incident of a
+//! service with `ack_timeout_minutes` that is still acknowledged, by the same acknowledgement,
+//! that long after it is triggered again, and its escalation starts over (a step payload with
+//! `since`, the instant it started over, so its pages are told apart from the first ladder's).
+//!
 //! Dependencies: when the first step of an incident comes due while a service its service
 //! depends on (`depends_on`, directly or through others) has an open incident, nobody is paged:
 //! the incident is noted on that incident (the one furthest up the chain, the root cause) and
@@ -27,12 +36,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jiff::tz::TimeZone;
 use tocsin_core::{
-    EscalationPolicy, IncidentNumber, IncidentState, Page, Schedule, ServiceId, Target,
-    TimelineData, Timestamp, ESCALATION_STEP_KIND,
+    Actor, Command, EscalationPolicy, IncidentNumber, IncidentState, Page, Schedule, ServiceId,
+    Target, TimelineData, Timestamp, ACK_TIMEOUT_KIND, ESCALATION_STEP_KIND,
 };
 use tocsin_store::due::{ClaimedDueItem, DueKind};
 use tocsin_store::outbox::{
-    EscalationStepOutcome, EscalationStepWrite, NewNotification, Recipient,
+    EscalationStepOutcome, EscalationStepWrite, EscalationTurn, NewNotification, Recipient,
+    TurnCandidate,
 };
 use tocsin_store::StoreError;
 
@@ -41,6 +51,9 @@ use crate::Engine;
 
 /// The due-work kind of escalation steps.
 pub const ESCALATION_STEP: DueKind = DueKind::from_static(ESCALATION_STEP_KIND);
+
+/// The due-work kind of acknowledgement timeouts.
+pub const ACK_TIMEOUT: DueKind = DueKind::from_static(ACK_TIMEOUT_KIND);
 
 /// How long an escalation whose ladder has run out waits for a manual escalation.
 const EXHAUSTED_WAIT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -57,6 +70,9 @@ pub struct PagingDirectory {
     pub service_policies: HashMap<ServiceId, String>,
     /// Service id to the services it depends on (`depends_on`; the config has no cycles).
     pub service_depends_on: HashMap<ServiceId, Vec<ServiceId>>,
+    /// Service id to its acknowledgement timeout (`ack_timeout_minutes`), for the services
+    /// that have one.
+    pub ack_timeouts: HashMap<ServiceId, Duration>,
     /// Who each schedule has on call at the step's instant with the stored overrides applied,
     /// when the step looked it up; a schedule missing here is read from its layers alone.
     pub on_call_now: HashMap<String, Option<String>>,
@@ -176,19 +192,31 @@ pub fn reassignment_pages(
 pub struct StepDecision {
     pub notifications: Vec<NewNotification>,
     pub timeline: Vec<TimelineData>,
+    /// On a round-robin level: the people of whom the store pages the one whose turn it is
+    /// (`notifications` and `timeline` are then empty).
+    pub turn: Option<EscalationTurn>,
     pub next_step: usize,
     pub next_due_at: Timestamp,
 }
 
+/// Which run of a ladder's step a page belongs to, for its idempotency key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StepRound {
+    /// Tells apart the pages of one step that a manual escalation repeats.
+    pub round: i64,
+    /// When the ladder started over after an acknowledgement timed out (microseconds); `None`
+    /// for the ladder the incident started with.
+    pub since: Option<i64>,
+}
+
 /// Decides step `step` (an index into `policy.steps()`; past the end: the last step again) of
-/// incident `number`'s escalation at `now`. `round` tells apart the pages of one step that a
-/// manual escalation repeats.
+/// incident `number`'s escalation at `now`.
 pub fn decide_step(
     directory: &PagingDirectory,
     policy: &EscalationPolicy,
     number: IncidentNumber,
     step: usize,
-    round: i64,
+    round: StepRound,
     now: Timestamp,
 ) -> Option<StepDecision> {
     let steps: Vec<_> = policy.steps().collect();
@@ -206,9 +234,15 @@ pub fn decide_step(
         }
     }
     let level_number = u32::try_from(current.level + 1).unwrap_or(u32::MAX);
+    let ladder = match round.since {
+        Some(since) => format!("{}-s{since}", number.0),
+        None => number.0.to_string(),
+    };
+    let round = round.round;
     let mut notifications = Vec::new();
     let mut timeline = Vec::new();
     let mut recipients = Vec::new();
+    let mut candidates = Vec::new();
     for user in &ordered {
         let Some(paged) = directory.users.get(user) else {
             continue;
@@ -217,11 +251,12 @@ pub fn decide_step(
             continue;
         }
         recipients.push(user.clone());
+        let mut pages = Vec::with_capacity(paged.notify.len());
         for (rule_index, rule) in paged.notify.iter().enumerate() {
             let not_before = now
                 .checked_add(Duration::from_secs(u64::from(rule.after_minutes) * 60))
                 .unwrap_or(now);
-            notifications.push(NewNotification {
+            pages.push(NewNotification {
                 incident: number,
                 recipient: Recipient::User {
                     user: user.clone(),
@@ -234,12 +269,24 @@ pub fn decide_step(
                     "level": level_number,
                 }),
                 idempotency_key: format!(
-                    "page-{number}-{index}-{round}-{user}-{rule_index}-{contact}",
-                    number = number.0,
+                    "page-{ladder}-{index}-{round}-{user}-{rule_index}-{contact}",
                     contact = rule.contact
                 ),
                 not_before,
             });
+        }
+        if level.round_robin {
+            candidates.push(TurnCandidate {
+                user: user.clone(),
+                notifications: pages,
+                timeline: vec![TimelineData::EscalationNotified {
+                    pass: current.pass,
+                    level: level_number,
+                    recipients: vec![user.clone()],
+                }],
+            });
+        } else {
+            notifications.extend(pages);
         }
     }
     let skipped = recipients.is_empty();
@@ -253,13 +300,18 @@ pub fn decide_step(
                 targets.join(", ")
             ),
         });
-    } else {
+    } else if !level.round_robin {
         timeline.push(TimelineData::EscalationNotified {
             pass: current.pass,
             level: level_number,
             recipients,
         });
     }
+    let turn = (!candidates.is_empty()).then(|| EscalationTurn {
+        policy: policy.id.clone(),
+        level: u32::try_from(current.level).unwrap_or(u32::MAX),
+        candidates,
+    });
     let (next_step, next_due_at) = match steps.get(index + 1) {
         Some(next) if index == step => {
             let wait = if skipped {
@@ -281,6 +333,7 @@ pub fn decide_step(
     Some(StepDecision {
         notifications,
         timeline,
+        turn,
         next_step,
         next_due_at,
     })
@@ -410,7 +463,7 @@ enum Decided {
 impl EscalationHandler {
     /// The paging directory with who each schedule has on call at `now` (stored overrides
     /// applied), read once for a batch of steps.
-    async fn directory_at(&self, now: Timestamp) -> Result<PagingDirectory, DueError> {
+    async fn directory_at(&self, now: Timestamp) -> PagingDirectory {
         let mut directory = (*self.engine.catalog().paging()).clone();
         // Overrides (who covers whom) live in the store; without them the layers decide. Only
         // policies with a schedule target need them.
@@ -433,7 +486,7 @@ impl EscalationHandler {
                 }
             }
         }
-        Ok(directory)
+        directory
     }
 
     /// Decides the step `item` names: a write, or an outcome without one.
@@ -443,11 +496,9 @@ impl EscalationHandler {
         item: &ClaimedDueItem,
         now: Timestamp,
     ) -> Result<Decided, DueError> {
-        let Ok(number) = item.key.as_str().parse::<i64>() else {
-            tracing::warn!(key = %item.key, "escalation step with a key that is not an incident number; dropped");
+        let Some(number) = incident_of(item) else {
             return Ok(Decided::Outcome(DueOutcome::Done));
         };
-        let number = IncidentNumber(number);
         let Some(step) = item
             .payload
             .get("step")
@@ -457,6 +508,10 @@ impl EscalationHandler {
             tracing::warn!(incident = %number, "escalation step without a step number; dropped");
             return Ok(Decided::Outcome(DueOutcome::Done));
         };
+        let since = item
+            .payload
+            .get("since")
+            .and_then(serde_json::Value::as_i64);
         let incident = match self.engine.store().incident(number).await {
             Ok(incident) => incident,
             Err(StoreError::NotFound { .. }) => return Ok(Decided::Outcome(DueOutcome::Done)),
@@ -482,17 +537,21 @@ impl EscalationHandler {
         let Some(policy) = directory.policy_for(&incident.service) else {
             return Ok(Decided::Outcome(DueOutcome::Done));
         };
-        let Some(decision) = decide_step(directory, policy, number, step, item.lease.revision, now)
-        else {
+        let round = StepRound {
+            round: item.lease.revision,
+            since,
+        };
+        let Some(decision) = decide_step(directory, policy, number, step, round, now) else {
             return Ok(Decided::Outcome(DueOutcome::Done));
         };
         Ok(Decided::Write(Box::new(EscalationStepWrite {
             incident: number,
             step_payload: item.payload.clone(),
-            next_payload: step_payload(decision.next_step),
+            next_payload: step_payload(decision.next_step, since),
             next_due_at: decision.next_due_at,
             notifications: decision.notifications,
             timeline: decision.timeline,
+            turn: decision.turn,
             now,
             settle: Some(item.lease.clone()),
         })))
@@ -506,8 +565,8 @@ impl EscalationHandler {
         result: EscalationStepOutcome,
     ) -> Result<DueOutcome, DueError> {
         match result {
-            EscalationStepOutcome::Written { queued } => {
-                tracing::info!(incident = %write.incident, step = %item.payload, queued, "escalation step paged");
+            EscalationStepOutcome::Written { queued, turn } => {
+                tracing::info!(incident = %write.incident, step = %item.payload, queued, turn = ?turn, "escalation step paged");
                 Ok(DueOutcome::Settled)
             }
             EscalationStepOutcome::NotTriggered => Ok(DueOutcome::Done),
@@ -528,8 +587,22 @@ impl EscalationHandler {
     }
 }
 
-fn step_payload(step: usize) -> serde_json::Value {
-    serde_json::json!({ "step": step })
+/// The incident an item of one of paging's kinds is for (its key), or `None` (logged: the
+/// item is dropped) for a key that is not an incident number.
+fn incident_of(item: &ClaimedDueItem) -> Option<IncidentNumber> {
+    let number = item.key.as_str().parse::<i64>().ok().map(IncidentNumber);
+    if number.is_none() {
+        tracing::warn!(kind = %item.kind, key = %item.key, "due item with a key that is not an incident number; dropped");
+    }
+    number
+}
+
+/// The payload of step `step` of the ladder started at `since` (`None`: the first ladder).
+fn step_payload(step: usize, since: Option<i64>) -> serde_json::Value {
+    match since {
+        Some(since) => serde_json::json!({ "step": step, "since": since }),
+        None => serde_json::json!({ "step": step }),
+    }
 }
 
 #[async_trait]
@@ -556,16 +629,7 @@ impl DueHandler for EscalationHandler {
         items: &[ClaimedDueItem],
         now: Timestamp,
     ) -> Vec<Result<DueOutcome, DueError>> {
-        let directory = match self.directory_at(now).await {
-            Ok(directory) => directory,
-            Err(error) => {
-                let text = error.to_string();
-                return items
-                    .iter()
-                    .map(|_| Err(DueError::from(text.clone())))
-                    .collect();
-            }
-        };
+        let directory = self.directory_at(now).await;
         let mut outcomes: Vec<Option<Result<DueOutcome, DueError>>> =
             Vec::with_capacity(items.len());
         let mut writes = Vec::new();
@@ -584,8 +648,22 @@ impl DueHandler for EscalationHandler {
         if !writes.is_empty() {
             match self.engine.store().run_escalation_steps(&writes).await {
                 Ok(results) => {
+                    let mut queued_any = false;
+                    let mut due_now = false;
                     for ((index, write), result) in written.iter().zip(&writes).zip(results) {
+                        if let EscalationStepOutcome::Written { queued, .. } = &result {
+                            queued_any |= *queued > 0;
+                            due_now |= write.next_due_at <= now;
+                        }
                         outcomes[*index] = Some(self.written(&items[*index], write, result).await);
+                    }
+                    if queued_any {
+                        // Level 1 at once: the dispatcher need not wait for its poll.
+                        self.engine.wake_outbox();
+                    }
+                    if due_now {
+                        // A skipped level: the next one is due at once.
+                        self.engine.wake_due();
                     }
                 }
                 Err(error) => {
@@ -606,6 +684,67 @@ impl DueHandler for EscalationHandler {
     /// unpaged.
     fn max_attempts(&self) -> Option<i64> {
         None
+    }
+}
+
+/// Runs due acknowledgement timeouts: an incident still acknowledged by the acknowledgement
+/// that set the timeout is triggered again (`incident.ack_timeout` on its timeline, by the
+/// system) and escalates from level 1 at once; see [`tocsin_core::Command::AckTimeout`].
+pub struct AckTimeoutHandler {
+    engine: Arc<Engine>,
+}
+
+impl AckTimeoutHandler {
+    pub fn new(engine: Arc<Engine>) -> AckTimeoutHandler {
+        AckTimeoutHandler { engine }
+    }
+}
+
+#[async_trait]
+impl DueHandler for AckTimeoutHandler {
+    fn kind(&self) -> DueKind {
+        ACK_TIMEOUT
+    }
+
+    async fn run(&self, item: &ClaimedDueItem, _now: Timestamp) -> Result<DueOutcome, DueError> {
+        let Some(number) = incident_of(item) else {
+            return Ok(DueOutcome::Done);
+        };
+        let Some(acknowledged_at) = item
+            .payload
+            .get("acknowledged_at")
+            .and_then(serde_json::Value::as_i64)
+            .and_then(|micros| Timestamp::from_microsecond(micros).ok())
+        else {
+            tracing::warn!(incident = %number, "acknowledgement timeout without its acknowledgement; dropped");
+            return Ok(DueOutcome::Done);
+        };
+        let incident = match self.engine.store().incident(number).await {
+            Ok(incident) => incident,
+            Err(StoreError::NotFound { .. }) => return Ok(DueOutcome::Done),
+            Err(error) => return Err(Box::new(error)),
+        };
+        let timeout_minutes = self
+            .engine
+            .catalog()
+            .paging()
+            .ack_timeouts
+            .get(&incident.service)
+            .map_or(0, |timeout| timeout.as_secs() / 60);
+        let command = Command::AckTimeout {
+            acknowledged_at,
+            timeout_minutes,
+        };
+        // Resolved meanwhile, or acknowledged again later (that acknowledgement has a timer of
+        // its own): the command changes nothing.
+        let outcome = self
+            .engine
+            .command(number, &command, &Actor::system())
+            .await?;
+        if outcome.transition == tocsin_core::Transition::Changed {
+            tracing::info!(incident = %number, timeout_minutes, "acknowledged incident not resolved in time; triggered again");
+        }
+        Ok(DueOutcome::Done)
     }
 }
 
@@ -655,10 +794,12 @@ mod tests {
                 EscalationLevel {
                     targets: vec![Target::User("ana".to_owned())],
                     escalate_after_minutes: Some(5),
+                    round_robin: false,
                 },
                 EscalationLevel {
                     targets: vec![Target::Schedule("nobody".to_owned())],
                     escalate_after_minutes: Some(10),
+                    round_robin: false,
                 },
                 EscalationLevel {
                     targets: vec![
@@ -666,9 +807,14 @@ mod tests {
                         Target::User("ana".to_owned()),
                     ],
                     escalate_after_minutes: None,
+                    round_robin: false,
                 },
             ],
         }
+    }
+
+    fn round(round: i64) -> StepRound {
+        StepRound { round, since: None }
     }
 
     fn at(minutes: i64) -> Timestamp {
@@ -677,8 +823,15 @@ mod tests {
 
     #[test]
     fn the_first_step_pages_level_one_by_every_notify_rule() {
-        let decision =
-            decide_step(&directory(), &policy(), IncidentNumber(7), 0, 0, at(0)).expect("a step");
+        let decision = decide_step(
+            &directory(),
+            &policy(),
+            IncidentNumber(7),
+            0,
+            round(0),
+            at(0),
+        )
+        .expect("a step");
         let sent: Vec<_> = decision
             .notifications
             .iter()
@@ -704,8 +857,15 @@ mod tests {
 
     #[test]
     fn a_level_of_nobody_is_skipped_and_the_next_is_due_at_once() {
-        let decision =
-            decide_step(&directory(), &policy(), IncidentNumber(7), 1, 0, at(5)).expect("a step");
+        let decision = decide_step(
+            &directory(),
+            &policy(),
+            IncidentNumber(7),
+            1,
+            round(0),
+            at(5),
+        )
+        .expect("a step");
         assert!(decision.notifications.is_empty());
         assert!(matches!(
             decision.timeline[0],
@@ -716,8 +876,15 @@ mod tests {
 
     #[test]
     fn teams_page_their_humans_once_each_and_the_ladder_repeats_then_waits() {
-        let decision =
-            decide_step(&directory(), &policy(), IncidentNumber(7), 2, 0, at(15)).expect("a step");
+        let decision = decide_step(
+            &directory(),
+            &policy(),
+            IncidentNumber(7),
+            2,
+            round(0),
+            at(15),
+        )
+        .expect("a step");
         let people: BTreeSet<_> = decision
             .notifications
             .iter()
@@ -730,17 +897,82 @@ mod tests {
         assert_eq!(decision.notifications.len(), 4, "two rules each, ana once");
         // The repeat starts after the last level's default wait.
         assert_eq!((decision.next_step, decision.next_due_at), (3, at(15 + 30)));
-        let last = decide_step(&directory(), &policy(), IncidentNumber(7), 5, 0, at(90))
-            .expect("the last step");
+        let last = decide_step(
+            &directory(),
+            &policy(),
+            IncidentNumber(7),
+            5,
+            round(0),
+            at(90),
+        )
+        .expect("the last step");
         assert_eq!(last.next_step, 6);
         assert!(last.next_due_at > at(60 * 24 * 365));
         // Past the end (a manual escalation): the last level again, under new keys.
-        let again = decide_step(&directory(), &policy(), IncidentNumber(7), 6, 3, at(91))
-            .expect("the last level again");
+        let again = decide_step(
+            &directory(),
+            &policy(),
+            IncidentNumber(7),
+            6,
+            round(3),
+            at(91),
+        )
+        .expect("the last level again");
         assert_eq!(again.notifications.len(), 4);
         assert_ne!(
             again.notifications[0].idempotency_key,
             last.notifications[0].idempotency_key
+        );
+    }
+
+    #[test]
+    fn a_round_robin_level_leaves_whose_turn_it_is_to_the_store() {
+        let mut policy = policy();
+        policy.levels[2].round_robin = true;
+        let decision = decide_step(
+            &directory(),
+            &policy,
+            IncidentNumber(7),
+            2,
+            round(0),
+            at(15),
+        )
+        .expect("a step");
+        assert!(decision.notifications.is_empty() && decision.timeline.is_empty());
+        let turn = decision.turn.expect("a turn");
+        assert_eq!((turn.policy.as_str(), turn.level), ("p", 2));
+        let users: Vec<_> = turn
+            .candidates
+            .iter()
+            .map(|candidate| candidate.user.as_str())
+            .collect();
+        assert_eq!(users, ["ana", "ben"], "humans only, each once, in order");
+        let ben = &turn.candidates[1];
+        assert_eq!(
+            ben.timeline,
+            [TimelineData::EscalationNotified {
+                pass: 0,
+                level: 3,
+                recipients: vec!["ben".to_owned()]
+            }]
+        );
+        assert_eq!(ben.notifications.len(), 2);
+        assert!(ben
+            .notifications
+            .iter()
+            .all(|page| page.recipient.to_string() == "user:ben"));
+        // The same step of a ladder that started over has pages of its own.
+        let first = decide_step(&directory(), &policy, IncidentNumber(7), 0, round(0), at(0))
+            .expect("a step");
+        let again = StepRound {
+            round: 0,
+            since: Some(at(40).as_microsecond()),
+        };
+        let restarted = decide_step(&directory(), &policy, IncidentNumber(7), 0, again, at(40))
+            .expect("a step");
+        assert_ne!(
+            first.notifications[0].idempotency_key,
+            restarted.notifications[0].idempotency_key
         );
     }
 }

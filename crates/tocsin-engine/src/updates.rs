@@ -29,6 +29,10 @@ impl ServicePolicy for Catalog {
     fn update_channels(&self, service: &ServiceId) -> Vec<UpdateChannel> {
         self.update_channels_now().channels_of(service).to_vec()
     }
+
+    fn ack_timeout(&self, service: &ServiceId) -> Option<std::time::Duration> {
+        self.paging().ack_timeouts.get(service).copied()
+    }
 }
 
 #[cfg(test)]

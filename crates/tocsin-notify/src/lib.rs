@@ -230,10 +230,11 @@ impl Dispatcher {
         Ok(report)
     }
 
-    /// Drains every `poll` until `stop` is cancelled. Store errors are logged and retried at
-    /// the next poll.
+    /// Drains every `poll`, and whenever the engine commits notifications, until `stop` is
+    /// cancelled. Store errors are logged and retried at the next poll.
     pub async fn run_until(&self, stop: CancellationToken) {
         let mut keys_loaded = Instant::now();
+        let mut wakeup = self.engine.outbox_wakeup();
         loop {
             // A link key rotated by another process is used for new links within a minute.
             if keys_loaded.elapsed() >= LINK_KEY_REFRESH {
@@ -262,6 +263,7 @@ impl Dispatcher {
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(self.settings.poll) => {}
+                () = wakeup.woken() => {}
             }
         }
     }

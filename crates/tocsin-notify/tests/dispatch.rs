@@ -120,6 +120,7 @@ async fn setup_with(method: &str, destination: Destination) -> Setup {
                 levels: vec![EscalationLevel {
                     targets: vec![Target::User("ana".to_owned())],
                     escalate_after_minutes: None,
+                    round_robin: false,
                 }],
             },
         )]),

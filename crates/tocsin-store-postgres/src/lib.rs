@@ -93,6 +93,13 @@ fn migrator() -> Migrator {
             false,
         ),
         Migration::new(
+            8,
+            Cow::Borrowed("escalation turns"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0008_escalation_turns.sql")),
+            false,
+        ),
+        Migration::new(
             10,
             Cow::Borrowed("monitor pauses"),
             MigrationType::Simple,

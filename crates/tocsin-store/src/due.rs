@@ -33,6 +33,18 @@ use crate::StoreError;
 /// at once, in the transaction that opens a triggered incident.
 pub const FIRST_ESCALATION_STEP: &str = r#"{"step":0}"#;
 
+/// The payload of the first step of an escalation started over at `since` (an
+/// acknowledgement that timed out): `since` tells its pages apart from the first ladder's.
+pub fn restarted_escalation_step(since: Timestamp) -> String {
+    serde_json::json!({ "step": 0, "since": since.as_microsecond() }).to_string()
+}
+
+/// The payload of an acknowledgement timeout (kind `tocsin_core::ACK_TIMEOUT_KIND`) set by the
+/// acknowledgement made at `acknowledged_at`.
+pub fn ack_timeout_payload(acknowledged_at: Timestamp) -> String {
+    serde_json::json!({ "acknowledged_at": acknowledged_at.as_microsecond() }).to_string()
+}
+
 /// The most items one [`DueWorkStore::claim`] hands out, whatever the caller asks for.
 pub const MAX_CLAIM: usize = 500;
 /// The longest [`DueKey`], in characters.

@@ -374,6 +374,7 @@ pub const REQUIRED_SCHEMA: &[(&str, &[&str])] = &[
         "server_keys",
         &["id", "purpose", "secret", "created_at", "retired_at"],
     ),
+    ("escalation_turns", &["policy", "level", "next_turn"]),
     ("monitor_keys", &["id", "name"]),
     ("monitor_errors", &["id", "monitor", "text", "last_at"]),
     (

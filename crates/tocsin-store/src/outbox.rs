@@ -210,6 +210,10 @@ pub struct EscalationStepWrite {
     pub notifications: Vec<NewNotification>,
     /// Entries to append (escalation.notified, escalation.skipped), by the system.
     pub timeline: Vec<TimelineData>,
+    /// When the step's level takes turns: the store picks whose turn it is, in the same
+    /// transaction, and writes that candidate's notifications and timeline after the ones
+    /// above.
+    pub turn: Option<EscalationTurn>,
     pub now: Timestamp,
     /// The claim the caller holds on the item, to settle in the same transaction: when set,
     /// the write applies only while that claim still holds, and it frees the item's lease
@@ -218,11 +222,32 @@ pub struct EscalationStepWrite {
     pub settle: Option<crate::due::Lease>,
 }
 
+/// A round-robin level's step: one of `candidates` is paged, each in turn. The turn is kept
+/// per policy and level (`escalation_turns`) and taken in the step's transaction, so steps
+/// of different incidents, on any replica, take turns one after the other.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EscalationTurn {
+    pub policy: String,
+    /// The level's index in the policy (0 for level 1).
+    pub level: u32,
+    /// Never empty, in a stable order.
+    pub candidates: Vec<TurnCandidate>,
+}
+
+/// What paging one candidate of a round-robin level writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnCandidate {
+    pub user: String,
+    pub notifications: Vec<NewNotification>,
+    pub timeline: Vec<TimelineData>,
+}
+
 /// What [`OutboxStore::run_escalation_step`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EscalationStepOutcome {
-    /// Written: this many notifications were queued (duplicates collapsed).
-    Written { queued: usize },
+    /// Written: this many notifications were queued (duplicates collapsed); `turn` is the user
+    /// whose turn it was, on a round-robin level.
+    Written { queued: usize, turn: Option<String> },
     /// The incident is no longer triggered: nothing was written.
     NotTriggered,
     /// The step was already written (or the item was cancelled): nothing was written.
@@ -607,10 +632,18 @@ pub async fn escalation_step<C: Connection>(
     if moved == 0 {
         return Ok(EscalationStepOutcome::Stale);
     }
-    let queued = enqueue(conn, &step.notifications, step.now).await?;
-    let records: Vec<TimelineRecord> = step
-        .timeline
-        .iter()
+    let mut queued = enqueue(conn, &step.notifications, step.now).await?;
+    let mut timeline: Vec<&TimelineData> = step.timeline.iter().collect();
+    let mut turn = None;
+    if let Some(round) = &step.turn {
+        if let Some(candidate) = take_turn(conn, round).await? {
+            queued += enqueue(conn, &candidate.notifications, step.now).await?;
+            timeline.extend(&candidate.timeline);
+            turn = Some(candidate.user.clone());
+        }
+    }
+    let records: Vec<TimelineRecord> = timeline
+        .into_iter()
         .map(|data| TimelineRecord {
             incident: IncidentRef::Existing(step.incident),
             at: step.now,
@@ -619,7 +652,33 @@ pub async fn escalation_step<C: Connection>(
         })
         .collect();
     sql::append_timeline(conn, &records).await?;
-    Ok(EscalationStepOutcome::Written { queued })
+    Ok(EscalationStepOutcome::Written { queued, turn })
+}
+
+/// Takes the next turn of a round-robin level and returns whose it is. The counter row is
+/// written (and, on PostgreSQL, locked until the commit) before it is read, so two steps
+/// running at once take two turns. The caller commits.
+async fn take_turn<'a, C: Connection>(
+    conn: &mut C,
+    turn: &'a EscalationTurn,
+) -> Result<Option<&'a TurnCandidate>, StoreError> {
+    if turn.candidates.is_empty() {
+        return Ok(None);
+    }
+    sql::check_text("policy", &turn.policy)?;
+    let row = conn
+        .fetch_one(
+            "INSERT INTO escalation_turns (policy, level, next_turn) VALUES ($1, $2, 1)
+             ON CONFLICT (policy, level)
+             DO UPDATE SET next_turn = escalation_turns.next_turn + 1
+             RETURNING next_turn",
+            &[Arg::Text(&turn.policy), Arg::Integer(i64::from(turn.level))],
+        )
+        .await?;
+    let taken = row.integer("next_turn")?.saturating_sub(1);
+    let count = i64::try_from(turn.candidates.len()).unwrap_or(i64::MAX);
+    let index = usize::try_from(taken.rem_euclid(count)).unwrap_or(0);
+    Ok(turn.candidates.get(index))
 }
 
 /// Writes several escalation steps (see [`OutboxStore::run_escalation_steps`]), in order.

@@ -17,8 +17,8 @@ use tocsin_core::{
 use crate::conformance::event;
 use crate::due::{ClaimRequest, ClaimerId, DueKey, DueKind, FIRST_ESCALATION_STEP};
 use crate::outbox::{
-    Delivery, EscalationStepOutcome, EscalationStepWrite, NewNotification, NotificationClaim,
-    NotificationState, Recipient,
+    Delivery, EscalationStepOutcome, EscalationStepWrite, EscalationTurn, NewNotification,
+    NotificationClaim, NotificationState, Recipient, TurnCandidate,
 };
 use crate::{PageRequest, Store};
 
@@ -44,6 +44,8 @@ macro_rules! outbox_suite {
             two_stores_claim_many_notifications_and_send_each_once,
             steps_written_together_settle_their_claims_in_the_same_transaction,
             server_keys_are_created_once_and_rotate,
+            a_round_robin_level_takes_turns_across_incidents_and_stores,
+            an_acknowledgement_timeout_is_set_by_acknowledging_and_restarts_the_escalation,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -456,12 +458,16 @@ pub async fn an_escalation_step_is_written_once_and_not_after_an_acknowledgement
             level: 1,
             recipients: vec!["ana".to_owned()],
         }],
+        turn: None,
         now: at(1),
         settle: None,
     };
     assert_eq!(
         pair.first.run_escalation_step(&step).await.expect("step"),
-        EscalationStepOutcome::Written { queued: 1 }
+        EscalationStepOutcome::Written {
+            queued: 1,
+            turn: None
+        }
     );
     // The same step again (its runner died before settling; another replica runs it).
     assert_eq!(
@@ -590,6 +596,7 @@ pub async fn steps_written_together_settle_their_claims_in_the_same_transaction(
                     level: 1,
                     recipients: vec!["ana".to_owned()],
                 }],
+                turn: None,
                 now: at(3),
                 settle: Some(item.lease.clone()),
             }
@@ -603,8 +610,14 @@ pub async fn steps_written_together_settle_their_claims_in_the_same_transaction(
     assert_eq!(
         outcomes,
         [
-            EscalationStepOutcome::Written { queued: 1 },
-            EscalationStepOutcome::Written { queued: 1 },
+            EscalationStepOutcome::Written {
+                queued: 1,
+                turn: None
+            },
+            EscalationStepOutcome::Written {
+                queued: 1,
+                turn: None
+            },
             EscalationStepOutcome::NotTriggered,
         ]
     );
@@ -755,5 +768,251 @@ pub async fn server_keys_are_created_once_and_rotate(pair: OutboxPair) {
         .await
         .expect("claim");
     assert!(claimed.is_empty());
+    drop(pair);
+}
+
+/// The first step of incident `number`, on a round-robin level of ana, ben and cy.
+fn round_robin_step(number: IncidentNumber) -> EscalationStepWrite {
+    let candidates = ["ana", "ben", "cy"]
+        .into_iter()
+        .map(|user| TurnCandidate {
+            user: user.to_owned(),
+            notifications: vec![page(
+                number,
+                user,
+                "mail",
+                &format!("page-{}-0-0-{user}-mail", number.0),
+            )],
+            timeline: vec![TimelineData::EscalationNotified {
+                pass: 0,
+                level: 1,
+                recipients: vec![user.to_owned()],
+            }],
+        })
+        .collect();
+    EscalationStepWrite {
+        incident: number,
+        step_payload: json!({"step": 0}),
+        next_payload: json!({"step": 1}),
+        next_due_at: at(300),
+        notifications: Vec::new(),
+        timeline: Vec::new(),
+        turn: Some(EscalationTurn {
+            policy: "api".to_owned(),
+            level: 0,
+            candidates,
+        }),
+        now: at(1),
+        settle: None,
+    }
+}
+
+/// Whose turn a written step took.
+fn turn_of(outcome: EscalationStepOutcome) -> String {
+    match outcome {
+        EscalationStepOutcome::Written {
+            queued: 1,
+            turn: Some(user),
+        } => user,
+        other => panic!("not a step that paged one person: {other:?}"),
+    }
+}
+
+pub async fn a_round_robin_level_takes_turns_across_incidents_and_stores(pair: OutboxPair) {
+    let keys: Vec<String> = (1..=9).map(|n| format!("disk-{n}")).collect();
+    let events: Vec<_> = keys
+        .iter()
+        .map(|key| event("api", EventAction::Trigger, key, 0))
+        .collect();
+    let report = pair.first.ingest(&events, &auto).await.expect("ingest");
+    assert_eq!(report.incidents_opened, 9);
+    let stores = [&pair.first, &pair.second];
+    // Three incidents, on alternating stores, page ana, ben and cy in turn.
+    let mut turns = Vec::new();
+    for n in 1..=3 {
+        let store = stores[n % 2];
+        let outcome = store
+            .run_escalation_step(&round_robin_step(IncidentNumber(n as i64)))
+            .await
+            .expect("step");
+        turns.push(turn_of(outcome));
+    }
+    assert_eq!(turns, ["ana", "ben", "cy"]);
+    // A step written already takes no turn when it runs again.
+    assert_eq!(
+        pair.second
+            .run_escalation_step(&round_robin_step(IncidentNumber(1)))
+            .await
+            .expect("step again"),
+        EscalationStepOutcome::Stale
+    );
+    let timeline = pair
+        .first
+        .timeline(IncidentNumber(2), PageRequest::default())
+        .await
+        .expect("timeline");
+    assert!(
+        timeline.items.iter().any(|entry| entry.data
+            == TimelineData::EscalationNotified {
+                pass: 0,
+                level: 1,
+                recipients: vec!["ben".to_owned()],
+            }),
+        "the timeline says who: {:?}",
+        timeline.items
+    );
+    let paged: Vec<_> = pair
+        .first
+        .notifications(IncidentNumber(3), 50)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|row| row.recipient.to_string())
+        .collect();
+    assert_eq!(paged, ["user:cy"]);
+
+    // Six more, three on each store at once: every turn is taken once.
+    let run = |store: &Arc<dyn Store>, numbers: [i64; 3]| {
+        let store = Arc::clone(store);
+        async move {
+            let mut turns = Vec::new();
+            for number in numbers {
+                let outcome = store
+                    .run_escalation_step(&round_robin_step(IncidentNumber(number)))
+                    .await
+                    .expect("step");
+                turns.push(turn_of(outcome));
+            }
+            turns
+        }
+    };
+    let (one, two) = tokio::join!(
+        tokio::spawn(run(&pair.first, [4, 6, 8])),
+        tokio::spawn(run(&pair.second, [5, 7, 9]))
+    );
+    let mut concurrent: Vec<String> = one
+        .expect("first store")
+        .into_iter()
+        .chain(two.expect("second store"))
+        .collect();
+    concurrent.sort();
+    assert_eq!(concurrent, ["ana", "ana", "ben", "ben", "cy", "cy"]);
+    drop(pair);
+}
+
+pub async fn an_acknowledgement_timeout_is_set_by_acknowledging_and_restarts_the_escalation(
+    pair: OutboxPair,
+) {
+    struct Timeouts;
+    impl crate::updates::ServicePolicy for Timeouts {
+        fn resolve_policy(&self, _: &ServiceId) -> ResolvePolicy {
+            ResolvePolicy::Auto
+        }
+        fn ack_timeout(&self, _: &ServiceId) -> Option<std::time::Duration> {
+            Some(std::time::Duration::from_secs(600))
+        }
+    }
+    let store = pair.first.as_ref();
+    let number = open_incident(store).await;
+    let key = DueKey::parse("1").expect("key");
+    let ack_timeout = DueKind::parse(tocsin_core::ACK_TIMEOUT_KIND).expect("kind");
+    store
+        .command_with_updates(
+            number,
+            &Command::Acknowledge,
+            &Actor::token("ana"),
+            at(20),
+            &Timeouts,
+        )
+        .await
+        .expect("acknowledge");
+    let item = store
+        .due_item(&ack_timeout, &key)
+        .await
+        .expect("read")
+        .expect("set in the acknowledging transaction");
+    assert_eq!(item.due_at, at(620));
+    assert_eq!(
+        item.payload,
+        json!({ "acknowledged_at": at(20).as_microsecond() })
+    );
+    assert!(store
+        .due_item(&escalation(), &key)
+        .await
+        .expect("read")
+        .is_none());
+
+    let outcome = pair
+        .second
+        .command_with_updates(
+            number,
+            &Command::AckTimeout {
+                acknowledged_at: at(20),
+                timeout_minutes: 10,
+            },
+            &Actor::system(),
+            at(620),
+            &Timeouts,
+        )
+        .await
+        .expect("time out");
+    assert_eq!(
+        outcome.incident.state,
+        tocsin_core::IncidentState::Triggered
+    );
+    assert_eq!(outcome.incident.acknowledged_at, None);
+    let step = store
+        .due_item(&escalation(), &key)
+        .await
+        .expect("read")
+        .expect("the escalation starts over");
+    assert_eq!(step.due_at, at(620));
+    assert_eq!(
+        step.payload,
+        json!({ "step": 0, "since": at(620).as_microsecond() })
+    );
+    let last = outcome.entries.last().expect("an entry");
+    assert_eq!(
+        last.data,
+        TimelineData::IncidentAckTimeout {
+            timeout_minutes: 10
+        }
+    );
+
+    // Acknowledged again, then resolved: resolving removes the new timeout.
+    store
+        .command_with_updates(
+            number,
+            &Command::Acknowledge,
+            &Actor::token("ben"),
+            at(700),
+            &Timeouts,
+        )
+        .await
+        .expect("acknowledge again");
+    assert_eq!(
+        store
+            .due_item(&ack_timeout, &key)
+            .await
+            .expect("read")
+            .map(|item| item.due_at),
+        Some(at(1300)),
+        "a new acknowledgement restarts the timer"
+    );
+    store
+        .command_with_updates(
+            number,
+            &Command::Resolve,
+            &Actor::token("ben"),
+            at(800),
+            &Timeouts,
+        )
+        .await
+        .expect("resolve");
+    assert!(store
+        .due_item(&ack_timeout, &key)
+        .await
+        .expect("read")
+        .is_none());
     drop(pair);
 }

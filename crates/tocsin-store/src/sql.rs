@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use tocsin_core::{
     plan_command, Actor, AlertId, Command, CommandPlan, CommandSnapshot, DueWorkChange,
     IncidentNumber, IncidentRef, OutboxMessage, ServiceId, Timestamp, UnloggedFolds,
-    ESCALATION_STEP_KIND,
+    ACK_TIMEOUT_KIND, ESCALATION_STEP_KIND,
 };
 
 use crate::decode::{self, StoredRow};
@@ -379,6 +379,7 @@ pub async fn run_command<C: Connection>(
     let snapshot = CommandSnapshot {
         incident: incident.snapshot(),
         open_alerts: decode_all(&rows, decode::alert_snapshot)?,
+        ack_timeout: policy.ack_timeout(&incident.service),
     };
     let plan = plan_command(&snapshot, command, actor, now)
         .map_err(|error| StoreError::Conflict(error.to_string()))?;
@@ -429,6 +430,11 @@ async fn apply_command<C: Connection>(conn: &mut C, plan: &CommandPlan) -> Resul
         .await?;
     }
     let key = plan.incident.0.to_string();
+    // When the command takes effect (what the item records as its creation).
+    let effective = plan
+        .incident_update
+        .as_ref()
+        .map_or(Timestamp::UNIX_EPOCH, |update| update.updated_at);
     for change in &plan.due_work {
         match change {
             DueWorkChange::CancelEscalation => {
@@ -449,6 +455,26 @@ async fn apply_command<C: Connection>(conn: &mut C, plan: &CommandPlan) -> Resul
                         Arg::Text(ESCALATION_STEP_KIND),
                         Arg::Text(&key),
                     ],
+                )
+                .await?;
+            }
+            DueWorkChange::RestartEscalation(at) => {
+                let payload = crate::due::restarted_escalation_step(*at);
+                schedule_replacing(conn, ESCALATION_STEP_KIND, &key, &payload, *at, effective)
+                    .await?;
+            }
+            DueWorkChange::AckTimeoutAt {
+                due_at,
+                acknowledged_at,
+            } => {
+                let payload = crate::due::ack_timeout_payload(*acknowledged_at);
+                schedule_replacing(conn, ACK_TIMEOUT_KIND, &key, &payload, *due_at, effective)
+                    .await?;
+            }
+            DueWorkChange::CancelAckTimeout => {
+                conn.execute(
+                    "DELETE FROM due_work WHERE kind = $1 AND key = $2",
+                    &[Arg::Text(ACK_TIMEOUT_KIND), Arg::Text(&key)],
                 )
                 .await?;
             }
@@ -487,6 +513,33 @@ async fn apply_command<C: Connection>(conn: &mut C, plan: &CommandPlan) -> Resul
             }
         }
     }
+    Ok(())
+}
+
+/// Schedules the (kind, key) item at `due_at` with `payload`, or replaces the schedule it has
+/// (a new revision, so a runner that holds it now does not overwrite it; un-parked).
+async fn schedule_replacing<C: Connection>(
+    conn: &mut C,
+    kind: &str,
+    key: &str,
+    payload: &str,
+    due_at: Timestamp,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO due_work (kind, key, payload, due_at, created_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (kind, key) DO UPDATE SET payload = excluded.payload,
+             due_at = excluded.due_at, revision = due_work.revision + 1, parked_at = NULL,
+             attempts = 0",
+        &[
+            Arg::Text(kind),
+            Arg::Text(key),
+            Arg::Text(payload),
+            Arg::Integer(micros(due_at)),
+            Arg::Integer(micros(now)),
+        ],
+    )
+    .await?;
     Ok(())
 }
 

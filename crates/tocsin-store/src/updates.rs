@@ -47,6 +47,13 @@ pub trait ServicePolicy: Send + Sync {
         let _ = service;
         Vec::new()
     }
+
+    /// How long an acknowledged incident of the service may stay unresolved before it is
+    /// triggered again (none by default).
+    fn ack_timeout(&self, service: &ServiceId) -> Option<std::time::Duration> {
+        let _ = service;
+        None
+    }
 }
 
 impl<F> ServicePolicy for F

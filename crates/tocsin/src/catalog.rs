@@ -211,6 +211,17 @@ pub fn paging_from_config(config: &Config) -> PagingDirectory {
                 )
             })
             .collect(),
+        ack_timeouts: config
+            .services
+            .iter()
+            .filter_map(|service| {
+                let minutes = service.ack_timeout_minutes?;
+                Some((
+                    ServiceId::new(service.id.clone()),
+                    std::time::Duration::from_secs(u64::from(minutes) * 60),
+                ))
+            })
+            .collect(),
         on_call_now: HashMap::new(),
     }
 }

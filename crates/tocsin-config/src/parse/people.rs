@@ -38,7 +38,7 @@ const TEAM_FIELDS: &[&str] = &["id", "name", "members"];
 const SCHEDULE_FIELDS: &[&str] = &["id", "name", "time_zone", "layers"];
 const LAYER_FIELDS: &[&str] = &["members", "rotation", "handoff", "only"];
 const POLICY_FIELDS: &[&str] = &["id", "name", "repeat", "levels"];
-const LEVEL_FIELDS: &[&str] = &["targets", "escalate_after_minutes"];
+const LEVEL_FIELDS: &[&str] = &["targets", "escalate_after_minutes", "round_robin"];
 
 const BOT_HELP: &str = "bots can send events but can never be paged";
 const TARGET_HELP: &str = "targets are written \"user:ID\", \"schedule:ID\" or \"team:ID\"";
@@ -483,9 +483,11 @@ impl Parser<'_, '_> {
                 ),
             );
         }
+        let round_robin = self.cx.boolean(table, "round_robin").unwrap_or(false);
         EscalationLevel {
             targets,
             escalate_after_minutes,
+            round_robin,
         }
     }
 

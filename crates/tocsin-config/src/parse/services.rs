@@ -40,7 +40,10 @@ const SERVICE_FIELDS: &[&str] = &[
     "resolve",
     "grafana",
     "depends_on",
+    "ack_timeout_minutes",
 ];
+/// The longest acknowledgement timeout: a week.
+const MAX_ACK_TIMEOUT_MINUTES: i64 = 7 * 24 * 60;
 const GRAFANA_FIELDS: &[&str] = &["secret", "timestamp_header"];
 
 impl Parser<'_, '_> {
@@ -130,6 +133,10 @@ impl Parser<'_, '_> {
                 .unwrap_or_default();
             let grafana = self.grafana(table);
             let depends_on = self.references(table, "depends_on", "services");
+            let ack_timeout_minutes = self
+                .cx
+                .integer(table, "ack_timeout_minutes", 1, MAX_ACK_TIMEOUT_MINUTES)
+                .map(|minutes| minutes as u32);
             if let Some(id) = entry.id {
                 if depends_on.contains(&id) {
                     self.cx.error(
@@ -154,6 +161,7 @@ impl Parser<'_, '_> {
                     grafana,
                     description,
                     depends_on,
+                    ack_timeout_minutes,
                 });
             }
         }

@@ -31,6 +31,7 @@ fn snapshot(state: IncidentState, open_alerts: Vec<AlertSnapshot>) -> CommandSna
             updated_at: at(8),
         },
         open_alerts,
+        ack_timeout: None,
     }
 }
 
@@ -189,7 +190,13 @@ fn a_command_is_never_dated_before_what_the_incident_records() {
 fn resolving_stops_paging_and_escalating_needs_a_triggered_incident() {
     let mut snapshot = snapshot(IncidentState::Triggered, vec![]);
     let plan = plan_command(&snapshot, &Command::Resolve, &Actor::system(), at(10)).expect("plan");
-    assert_eq!(plan.due_work, [DueWorkChange::CancelEscalation]);
+    assert_eq!(
+        plan.due_work,
+        [
+            DueWorkChange::CancelEscalation,
+            DueWorkChange::CancelAckTimeout
+        ]
+    );
     assert_eq!(plan.outbox, [OutboxMessage::CancelPending]);
 
     let plan = plan_command(&snapshot, &Command::Escalate, &Actor::system(), at(10)).expect("plan");
@@ -246,4 +253,67 @@ fn reassigning_withdraws_what_is_pending_and_queues_the_new_pages() {
         matches!(error, CommandError::ResolvedNotReassigned(..)),
         "{error}"
     );
+}
+
+#[test]
+fn an_acknowledgement_timeout_retriggers_only_the_acknowledgement_it_was_set_for() {
+    let mut snapshot = snapshot(
+        IncidentState::Triggered,
+        vec![alert(1, AlertState::Triggered, 0)],
+    );
+    snapshot.ack_timeout = Some(std::time::Duration::from_secs(30 * 60));
+    let plan = plan_command(&snapshot, &Command::Acknowledge, &who(), at(10)).expect("plan");
+    assert_eq!(
+        plan.due_work,
+        [
+            DueWorkChange::CancelEscalation,
+            DueWorkChange::AckTimeoutAt {
+                due_at: at(10 + 30 * 60),
+                acknowledged_at: at(10),
+            }
+        ]
+    );
+
+    // Acknowledged at second 10, as that plan left it.
+    snapshot.incident.state = IncidentState::Acknowledged;
+    snapshot.incident.acknowledged_at = Some(at(10));
+    snapshot.open_alerts[0].state = AlertState::Acknowledged;
+    snapshot.open_alerts[0].acknowledged_at = Some(at(10));
+    let timeout = |acknowledged_at| Command::AckTimeout {
+        acknowledged_at,
+        timeout_minutes: 30,
+    };
+    let plan = plan_command(&snapshot, &timeout(at(10)), &Actor::system(), at(1810)).expect("plan");
+    assert_eq!(plan.transition, Transition::Changed);
+    let update = plan.incident_update.as_ref().expect("an update");
+    assert_eq!(
+        (update.state, update.acknowledged_at),
+        (IncidentState::Triggered, None)
+    );
+    assert_eq!(
+        plan.alerts
+            .iter()
+            .map(|alert| (alert.id, alert.state, alert.acknowledged_at))
+            .collect::<Vec<_>>(),
+        [(AlertId(1), AlertState::Triggered, None)]
+    );
+    assert_eq!(plan.due_work, [DueWorkChange::RestartEscalation(at(1810))]);
+    assert_eq!(
+        plan.timeline[0].data,
+        TimelineData::IncidentAckTimeout {
+            timeout_minutes: 30
+        }
+    );
+    assert_eq!(plan.timeline[0].actor, Actor::system());
+
+    // Another acknowledgement (a later one), or none at all: nothing changes.
+    let plan = plan_command(&snapshot, &timeout(at(5)), &Actor::system(), at(1810)).expect("plan");
+    assert_eq!(plan.transition, Transition::Unchanged);
+    assert!(plan.timeline.is_empty() && plan.due_work.is_empty());
+    for state in [IncidentState::Triggered, IncidentState::Resolved] {
+        snapshot.incident.state = state;
+        let plan =
+            plan_command(&snapshot, &timeout(at(10)), &Actor::system(), at(1810)).expect("plan");
+        assert_eq!(plan.transition, Transition::Unchanged, "{state:?}");
+    }
 }

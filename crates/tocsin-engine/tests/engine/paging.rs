@@ -57,14 +57,17 @@ fn directory() -> PagingDirectory {
             EscalationLevel {
                 targets: vec![Target::User("ana".to_owned())],
                 escalate_after_minutes: Some(5),
+                round_robin: false,
             },
             EscalationLevel {
                 targets: vec![Target::Schedule("nights".to_owned())],
                 escalate_after_minutes: Some(5),
+                round_robin: false,
             },
             EscalationLevel {
                 targets: vec![Target::User("ben".to_owned())],
                 escalate_after_minutes: None,
+                round_robin: false,
             },
         ],
     };
@@ -74,6 +77,20 @@ fn directory() -> PagingDirectory {
         service_policies: HashMap::from([(ServiceId::new("api"), "api".to_owned())]),
         ..PagingDirectory::default()
     }
+}
+
+/// A fresh SQLite store (in the returned directory) and a manual clock at 08:46 UTC.
+async fn on_a_sqlite_file() -> (
+    tempfile::TempDir,
+    Timestamp,
+    Arc<ManualClock>,
+    Arc<dyn Store>,
+) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let start: Timestamp = "2026-11-22T08:46:00Z".parse().expect("time");
+    let clock = Arc::new(ManualClock::new(start));
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    (dir, start, clock, store)
 }
 
 fn engine_on(store: Arc<dyn Store>, clock: Arc<ManualClock>) -> Arc<Engine> {
@@ -333,10 +350,7 @@ async fn a_schedule_target_pages_whoever_an_override_puts_on_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reassigning_pages_the_new_assignee_at_once_and_refuses_who_cannot_be_paged() {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
-    let start: Timestamp = "2026-11-22T08:46:00Z".parse().expect("time");
-    let clock = Arc::new(ManualClock::new(start));
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    let (_dir, start, clock, store) = on_a_sqlite_file().await;
     let engine = super::engine_with(
         Arc::clone(&store),
         Arc::clone(&clock),
@@ -442,4 +456,303 @@ async fn reassigning_pages_the_new_assignee_at_once_and_refuses_who_cannot_be_pa
         .await
         .expect_err("resolved");
     assert!(matches!(error, ReassignError::Engine(_)), "{error}");
+}
+
+/// An engine on `store` with the real clock and service `api` of [`directory`].
+fn engine_on_the_real_clock(store: Arc<dyn Store>) -> Arc<Engine> {
+    let catalog = Arc::new(tocsin_engine::Catalog::new(vec![
+        tocsin_engine::ServiceEntry {
+            id: ServiceId::new("api"),
+            name: "API".to_owned(),
+            integration_keys: vec!["0123456789abcdef0123456789abcdef".to_owned()],
+            resolve: tocsin_core::ResolvePolicy::Auto,
+            grafana: None,
+        },
+    ]));
+    catalog.replace_paging(directory());
+    let metrics = Arc::new(tocsin_engine::Metrics::new());
+    let (ingestor, _writer) = tocsin_engine::Ingestor::start(
+        Arc::clone(&store),
+        Arc::clone(&catalog),
+        Arc::clone(&metrics),
+        IngestSettings::default(),
+    )
+    .expect("ingest writer starts");
+    Arc::new(Engine::new(
+        store,
+        catalog,
+        ingestor,
+        Arc::new(tocsin_engine::SystemClock),
+        metrics,
+    ))
+}
+
+/// Level 1 is paged at once: with the due-work runner and a dispatcher each polling only every
+/// 30 s, the page is claimed and sent within a fraction of a second of the trigger, because the
+/// ingest commit wakes the runner and the step's commit wakes the dispatcher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn level_one_is_sent_at_once_without_waiting_for_a_poll() {
+    const POLL: Duration = Duration::from_secs(30);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    let engine = engine_on_the_real_clock(Arc::clone(&store));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let runner = engine.due_runner(DueRunnerSettings {
+        poll: POLL,
+        ..settings()
+    });
+    let due = tokio::spawn({
+        let stop = stop.clone();
+        async move { runner.run_until(stop).await }
+    });
+    // A dispatcher as the notify crate runs one: drain, then wait for the poll or a wake-up.
+    let (sent, mut sent_rows) = tokio::sync::mpsc::unbounded_channel();
+    let dispatcher = tokio::spawn({
+        let (engine, stop) = (Arc::clone(&engine), stop.clone());
+        async move {
+            let claimer = tocsin_store::due::ClaimerId::parse("test-dispatcher").expect("id");
+            let mut wakeup = engine.outbox_wakeup();
+            loop {
+                let now = engine.now();
+                let rows = engine
+                    .store()
+                    .claim_notifications(&tocsin_store::outbox::NotificationClaim {
+                        claimer: &claimer,
+                        now,
+                        claim_until: now + Duration::from_secs(60),
+                        limit: 10,
+                    })
+                    .await
+                    .expect("claim");
+                for row in rows {
+                    engine
+                        .store()
+                        .settle_notification(
+                            &row,
+                            &tocsin_store::outbox::Delivery::Sent,
+                            0,
+                            engine.now(),
+                        )
+                        .await
+                        .expect("settle");
+                    let _ = sent.send(row.incident);
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(POLL) => {}
+                    () = wakeup.woken() => {}
+                }
+            }
+        }
+    });
+
+    engine
+        .submit(vec![trigger("db-down", engine.now())])
+        .await
+        .expect("submit");
+    let number = tokio::time::timeout(Duration::from_secs(10), sent_rows.recv())
+        .await
+        .expect("paged well before either poll")
+        .expect("a page");
+    let incident = engine.incident(number).await.expect("incident");
+    let rows = store.notifications(number, 50).await.expect("rows");
+    assert_eq!(paged(&rows), ["ana"]);
+    let settled = rows[0].settled_at.expect("sent");
+    let latency = settled.duration_since(incident.created_at);
+    println!("trigger to sent: {latency:?}");
+    assert!(
+        latency < SignedDuration::from_millis(300),
+        "sent {latency:?} after the incident opened"
+    );
+    stop.cancel();
+    due.await.expect("runner stops");
+    dispatcher.await.expect("dispatcher stops");
+}
+
+/// An acknowledged incident of a service with an acknowledgement timeout is triggered again
+/// and escalates from level 1 when nobody resolves it in time; a new acknowledgement restarts
+/// the timer, and resolving removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledgement_that_times_out_triggers_the_incident_again() {
+    let (_dir, start, clock, store) = on_a_sqlite_file().await;
+    let engine = super::engine_with(
+        Arc::clone(&store),
+        Arc::clone(&clock),
+        IngestSettings::default(),
+    );
+    let mut paging = directory();
+    paging
+        .ack_timeouts
+        .insert(ServiceId::new("api"), Duration::from_secs(30 * 60));
+    engine.catalog().replace_paging(paging);
+    let engine = Arc::new(engine);
+    let runner = engine.due_runner(settings());
+    engine
+        .submit(vec![trigger("db-down", clock.now())])
+        .await
+        .expect("submit");
+    let number = IncidentNumber(1);
+    assert_eq!(runner.run_due_once().await.expect("run").ran, 1);
+
+    clock.advance(SignedDuration::from_mins(1));
+    engine
+        .command(number, &Command::Acknowledge, &Actor::token("ana"))
+        .await
+        .expect("acknowledge");
+    clock.advance(SignedDuration::from_secs(30 * 60 - 1));
+    assert_eq!(runner.run_due_once().await.expect("run").ran, 0, "not yet");
+    clock.advance(SignedDuration::from_secs(1));
+    assert_eq!(runner.run_due_once().await.expect("run").ran, 1);
+    let incident = engine.incident(number).await.expect("incident");
+    assert_eq!(incident.state, tocsin_core::IncidentState::Triggered);
+    let timeline = engine
+        .timeline(number, PageRequest::default())
+        .await
+        .expect("timeline");
+    let timed_out = timeline.items.last().expect("an entry");
+    assert_eq!(timed_out.kind(), TimelineKind::IncidentAckTimeout);
+    assert_eq!(timed_out.actor, Actor::system());
+    assert_eq!(timed_out.at, start + SignedDuration::from_mins(31));
+    assert_eq!(
+        timed_out.data,
+        tocsin_core::TimelineData::IncidentAckTimeout {
+            timeout_minutes: 30
+        }
+    );
+    // The escalation starts over at level 1: ana is paged again, by a page of its own.
+    assert_eq!(runner.run_due_once().await.expect("run").ran, 1);
+    let rows = store.notifications(number, 50).await.expect("rows");
+    assert_eq!(paged(&rows), ["ana", "ana"]);
+    assert_eq!(
+        rows.iter().map(|row| row.state).collect::<Vec<_>>(),
+        [NotificationState::Cancelled, NotificationState::Pending]
+    );
+
+    // Acknowledged again five minutes later: the timer starts from that acknowledgement.
+    clock.advance(SignedDuration::from_mins(5));
+    engine
+        .command(number, &Command::Acknowledge, &Actor::token("ana"))
+        .await
+        .expect("acknowledge again");
+    clock.advance(SignedDuration::from_secs(30 * 60 - 1));
+    assert_eq!(runner.run_due_once().await.expect("run").ran, 0, "not yet");
+    engine
+        .command(number, &Command::Resolve, &Actor::token("ana"))
+        .await
+        .expect("resolve");
+    clock.advance(SignedDuration::from_hours(24));
+    assert_eq!(
+        runner.run_due_once().await.expect("run").ran,
+        0,
+        "resolving removed the timer"
+    );
+    assert_eq!(
+        engine.incident(number).await.expect("incident").state,
+        tocsin_core::IncidentState::Resolved
+    );
+}
+
+/// An engine on `store` whose policy `api` has one level, team ops (ana, ben, cy), taking
+/// turns, repeated `repeat` times five minutes apart.
+fn round_robin_engine(store: Arc<dyn Store>, clock: Arc<ManualClock>, repeat: u32) -> Arc<Engine> {
+    let engine = super::engine_with(store, clock, IngestSettings::default());
+    let mut paging = directory();
+    for id in ["ana", "ben", "cy"] {
+        paging.users.insert(id.to_owned(), user(id));
+    }
+    paging.teams.insert(
+        "ops".to_owned(),
+        ["ana", "ben", "cy"].map(str::to_owned).to_vec(),
+    );
+    let policy = paging.policies.get_mut("api").expect("policy");
+    policy.repeat = repeat;
+    policy.levels = vec![EscalationLevel {
+        targets: vec![Target::Team("ops".to_owned())],
+        escalate_after_minutes: Some(5),
+        round_robin: true,
+    }];
+    engine.catalog().replace_paging(paging);
+    Arc::new(engine)
+}
+
+/// A round-robin level of a team of three pages one of them per incident, in turn.
+async fn three_incidents_page_a_round_robin_level_in_turn(store: Arc<dyn Store>) {
+    let start: Timestamp = "2026-11-22T08:46:00Z".parse().expect("time");
+    let clock = Arc::new(ManualClock::new(start));
+    let engine = round_robin_engine(Arc::clone(&store), Arc::clone(&clock), 0);
+    let runner = engine.due_runner(settings());
+    let mut turns = Vec::new();
+    for n in 1..=3 {
+        engine
+            .submit(vec![trigger(&format!("disk-{n}"), clock.now())])
+            .await
+            .expect("submit");
+        assert_eq!(runner.run_due_once().await.expect("run").ran, 1);
+        let rows = store
+            .notifications(IncidentNumber(n), 50)
+            .await
+            .expect("rows");
+        turns.push(paged(&rows));
+        let timeline = engine
+            .timeline(IncidentNumber(n), PageRequest::default())
+            .await
+            .expect("timeline");
+        let notified = timeline
+            .items
+            .iter()
+            .find(|entry| entry.kind() == TimelineKind::EscalationNotified)
+            .expect("notified");
+        assert_eq!(
+            notified.data,
+            tocsin_core::TimelineData::EscalationNotified {
+                pass: 0,
+                level: 1,
+                recipients: paged(&rows),
+            },
+            "the timeline says who"
+        );
+    }
+    assert_eq!(turns, [["ana"], ["ben"], ["cy"]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_robin_level_takes_turns_on_sqlite() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    three_incidents_page_a_round_robin_level_in_turn(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_robin_level_takes_turns_on_postgres() {
+    let Some(database) = tocsin_store_postgres::testing::TestDatabase::create().await else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(
+        tocsin_store_postgres::PostgresStore::connect(database.url())
+            .await
+            .expect("store"),
+    );
+    three_incidents_page_a_round_robin_level_in_turn(store).await;
+    drop(database);
+}
+
+/// The repeats of one ladder take turns too: each pass pages the next person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_repeat_of_a_round_robin_level_pages_the_next_person() {
+    let (_dir, _start, clock, store) = on_a_sqlite_file().await;
+    let engine = round_robin_engine(Arc::clone(&store), Arc::clone(&clock), 3);
+    let runner = engine.due_runner(settings());
+    engine
+        .submit(vec![trigger("db-down", clock.now())])
+        .await
+        .expect("submit");
+    for _ in 0..4 {
+        assert_eq!(runner.run_due_once().await.expect("run").ran, 1);
+        clock.advance(SignedDuration::from_mins(5));
+    }
+    let rows = store
+        .notifications(IncidentNumber(1), 50)
+        .await
+        .expect("rows");
+    assert_eq!(paged(&rows), ["ana", "ben", "cy", "ana"]);
 }
