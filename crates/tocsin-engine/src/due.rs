@@ -132,6 +132,8 @@ pub struct DueRunReport {
     pub lost: usize,
     /// Items given back unrun because the runner is stopping.
     pub released: usize,
+    /// The last claim was full: more items may be due now.
+    pub more_due: bool,
 }
 
 /// Claims due items and runs them; see the module documentation.
@@ -236,6 +238,11 @@ impl DueRunner {
             }
             match self.run_due(&stop).await {
                 Ok(report) if report == DueRunReport::default() => {}
+                Ok(report) if report.more_due => {
+                    // A backlog (a storm of new incidents): go on at once, between other tasks.
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 Ok(report) => tracing::debug!(
                     ran = report.ran,
                     failed = report.failed,
@@ -301,6 +308,7 @@ impl DueRunner {
                     self.run_item(item, &mut report).await?;
                 }
             }
+            report.more_due = claimed == batch;
             if claimed < batch {
                 break;
             }
