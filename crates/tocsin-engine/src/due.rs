@@ -43,6 +43,28 @@ pub trait DueHandler: Send + Sync + 'static {
     /// the effect must be the same whether it runs once or again.
     async fn run(&self, item: &ClaimedDueItem, now: Timestamp) -> Result<DueOutcome, DueError>;
 
+    /// Whether the runner hands consecutive claimed items of this kind to
+    /// [`DueHandler::run_many`] instead of running them one by one.
+    fn runs_many(&self) -> bool {
+        false
+    }
+
+    /// Runs several claimed items of this kind at once, for kinds that can do better than one
+    /// at a time (one transaction for many): the outcomes in the order of `items`. Called only
+    /// when [`DueHandler::runs_many`] says so. Leases are not renewed meanwhile, so it must
+    /// finish well within one lease.
+    async fn run_many(
+        &self,
+        items: &[ClaimedDueItem],
+        now: Timestamp,
+    ) -> Vec<Result<DueOutcome, DueError>> {
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            outcomes.push(self.run(item, now).await);
+        }
+        outcomes
+    }
+
     /// Failed runs after which the item is parked (kept, not run again until scheduled anew);
     /// `None`: retried for ever, at the longest backoff.
     fn max_attempts(&self) -> Option<i64> {
@@ -66,6 +88,9 @@ pub enum DueOutcome {
     Done,
     /// The item recurs: it runs again at this time.
     RunAgainAt(Timestamp),
+    /// The handler settled the item itself, in the transaction that did its work (its lease is
+    /// free and its next run, if any, is scheduled): the runner writes nothing more.
+    Settled,
 }
 
 /// How a [`DueRunner`] claims and retries.
@@ -107,6 +132,8 @@ pub struct DueRunReport {
     pub lost: usize,
     /// Items given back unrun because the runner is stopping.
     pub released: usize,
+    /// The last claim was full: more items may be due now.
+    pub more_due: bool,
 }
 
 /// Claims due items and runs them; see the module documentation.
@@ -211,6 +238,11 @@ impl DueRunner {
             }
             match self.run_due(&stop).await {
                 Ok(report) if report == DueRunReport::default() => {}
+                Ok(report) if report.more_due => {
+                    // A backlog (a storm of new incidents): go on at once, between other tasks.
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 Ok(report) => tracing::debug!(
                     ran = report.ran,
                     failed = report.failed,
@@ -255,7 +287,8 @@ impl DueRunner {
                 })
                 .await?;
             let claimed = items.len();
-            for item in items {
+            let mut items = items.into_iter().peekable();
+            while let Some(item) = items.next() {
                 if stop.is_cancelled() {
                     // Not started: give it back now rather than make another runner wait for
                     // the lease to end.
@@ -263,8 +296,19 @@ impl DueRunner {
                     report.released += 1;
                     continue;
                 }
-                self.run_item(item, &mut report).await?;
+                // The claim is oldest due first; consecutive items of one kind may run at once.
+                let mut group = vec![item];
+                while let Some(next) = items.next_if(|next| next.kind == group[0].kind) {
+                    group.push(next);
+                }
+                if group.len() > 1 {
+                    group = self.run_group(group, &mut report).await?;
+                }
+                for item in group {
+                    self.run_item(item, &mut report).await?;
+                }
             }
+            report.more_due = claimed == batch;
             if claimed < batch {
                 break;
             }
@@ -272,12 +316,75 @@ impl DueRunner {
         Ok(report)
     }
 
-    async fn run_item(
+    /// Runs the items (of one kind) with [`DueHandler::run_many`] and settles them; returns
+    /// them untouched when the handler runs items one at a time (see
+    /// [`DueHandler::runs_many`]).
+    async fn run_group(
+        &self,
+        group: Vec<ClaimedDueItem>,
+        report: &mut DueRunReport,
+    ) -> Result<Vec<ClaimedDueItem>, StoreError> {
+        let Some(handler) = self.handlers.get(&group[0].kind).cloned() else {
+            return Ok(group);
+        };
+        if !handler.runs_many() {
+            return Ok(group);
+        }
+        let mut ready = Vec::with_capacity(group.len());
+        for item in group {
+            if let Some(item) = self.prepare(item, report).await? {
+                ready.push(item);
+            }
+        }
+        if ready.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.clock.now();
+        let outcomes = handler.run_many(&ready, now).await;
+        if outcomes.len() != ready.len() {
+            // A handler bug; the items' leases end and they run again.
+            tracing::error!(
+                kind = %ready[0].kind, items = ready.len(), outcomes = outcomes.len(),
+                "due handler gave a different number of outcomes than items; not settled"
+            );
+            return Ok(Vec::new());
+        }
+        for (item, outcome) in ready.iter().zip(outcomes) {
+            self.settle(handler.as_ref(), item, outcome, report).await?;
+        }
+        Ok(Vec::new())
+    }
+
+    /// Counts the item's lag and renews a lease that ran out before it started; `None` when
+    /// another runner took it over meanwhile (counted as lost).
+    async fn prepare(
         &self,
         mut item: ClaimedDueItem,
         report: &mut DueRunReport,
+    ) -> Result<Option<ClaimedDueItem>, StoreError> {
+        let now = self.clock.now();
+        self.metrics.observe_due_lag(
+            item.kind.as_str(),
+            now.duration_since(item.due_at).as_secs_f64(),
+        );
+        // Items later in a batch wait for the earlier ones: renew a lease that ran out before
+        // its item started, unless another runner took the item over meanwhile.
+        if item.lease.until <= now {
+            let until = after(now, self.settings.lease);
+            if !self.store.renew(&item, until).await? {
+                self.lost(&item, report, "before it ran")?;
+                return Ok(None);
+            }
+            item.lease.until = until;
+        }
+        Ok(Some(item))
+    }
+
+    async fn run_item(
+        &self,
+        item: ClaimedDueItem,
+        report: &mut DueRunReport,
     ) -> Result<(), StoreError> {
-        let kind = item.kind.as_str().to_owned();
         let Some(handler) = self.handlers.get(&item.kind).cloned() else {
             // Only registered kinds are claimed; should one come back anyway, it is given back
             // untouched, never dropped.
@@ -285,32 +392,36 @@ impl DueRunner {
             report.released += 1;
             return Ok(());
         };
+        let Some(item) = self.prepare(item, report).await? else {
+            return Ok(());
+        };
         let now = self.clock.now();
-        self.metrics
-            .observe_due_lag(&kind, now.duration_since(item.due_at).as_secs_f64());
-        // Items later in a batch wait for the earlier ones: renew a lease that ran out before
-        // its item started, unless another runner took the item over meanwhile.
-        if item.lease.until <= now {
-            let until = after(now, self.settings.lease);
-            if !self.store.renew(&item, until).await? {
-                return self.lost(&item, report, "before it ran");
-            }
-            item.lease.until = until;
-        }
         let outcome = match self.run_with_renewals(handler.as_ref(), &item, now).await? {
             Some(outcome) => outcome,
             None => return self.lost(&item, report, "while it ran"),
         };
+        self.settle(handler.as_ref(), &item, outcome, report).await
+    }
+
+    /// Writes what the run of `item` left behind.
+    async fn settle(
+        &self,
+        handler: &dyn DueHandler,
+        item: &ClaimedDueItem,
+        outcome: Result<DueOutcome, DueError>,
+        report: &mut DueRunReport,
+    ) -> Result<(), StoreError> {
+        let kind = item.kind.as_str();
         let settled = match outcome {
             Ok(DueOutcome::Done) => {
                 report.ran += 1;
-                self.metrics.count_due(&self.metrics.due_items_run, &kind);
-                self.store.complete(&item).await?
+                self.metrics.count_due(&self.metrics.due_items_run, kind);
+                self.store.complete(item).await?
             }
             Ok(DueOutcome::RunAgainAt(at)) => {
                 report.ran += 1;
-                self.metrics.count_due(&self.metrics.due_items_run, &kind);
-                let settled = self.store.reschedule(&item, at).await?;
+                self.metrics.count_due(&self.metrics.due_items_run, kind);
+                let settled = self.store.reschedule(item, at).await?;
                 if at <= self.clock.now() {
                     if let Some(wakeups) = &self.wakeups {
                         wakeups.due.wake();
@@ -318,10 +429,14 @@ impl DueRunner {
                 }
                 settled
             }
+            Ok(DueOutcome::Settled) => {
+                report.ran += 1;
+                self.metrics.count_due(&self.metrics.due_items_run, kind);
+                Settled::Applied
+            }
             Err(error) => {
                 report.failed += 1;
-                self.metrics
-                    .count_due(&self.metrics.due_items_failed, &kind);
+                self.metrics.count_due(&self.metrics.due_items_failed, kind);
                 let message = error_text(error.as_ref());
                 let now = self.clock.now();
                 match handler.max_attempts() {
@@ -330,7 +445,7 @@ impl DueRunner {
                             kind, key = %item.key, attempts = item.attempts, error = %message,
                             "due item failed too often; parked until scheduled anew"
                         );
-                        self.store.retry(&item, None, &message, now).await?
+                        self.store.retry(item, None, &message, now).await?
                     }
                     _ => {
                         let retry_at = after(now, self.backoff(item.attempts));
@@ -339,7 +454,7 @@ impl DueRunner {
                             retry_at = %retry_at, "due item failed; will retry"
                         );
                         self.store
-                            .retry(&item, Some(retry_at), &message, now)
+                            .retry(item, Some(retry_at), &message, now)
                             .await?
                     }
                 }
@@ -347,7 +462,7 @@ impl DueRunner {
         };
         match settled {
             Settled::Applied | Settled::Superseded => Ok(()),
-            Settled::LeaseLost => self.lost(&item, report, "before it was settled"),
+            Settled::LeaseLost => self.lost(item, report, "before it was settled"),
         }
     }
 

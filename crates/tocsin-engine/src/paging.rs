@@ -6,8 +6,10 @@
 //! the step's level of the service's policy to people at that moment (users, whoever is on
 //! call for a schedule, a team's members), queues one notification per person and contact
 //! method of their notify rules, appends the timeline, and points the item at the next step
-//! — in one transaction that applies only while the item still names this step, so a step
-//! whose runner died and that runs again pages nobody twice. A level that resolves to nobody
+//! — in one transaction that applies only while the item still names this step and this
+//! runner's claim, so a step whose runner died and that runs again pages nobody twice. The
+//! steps of one claim are written together, in one transaction that also settles their items,
+//! so a storm of new incidents pages at the pace of commits, not of steps. A level that resolves to nobody
 //! is skipped (on the timeline) and the next one is due at once. After the last step of the
 //! last repeat the item waits (far in the future) so that a manual escalation can still page
 //! the last level again. Acknowledging or resolving deletes the item.
@@ -450,6 +452,141 @@ impl EscalationHandler {
     }
 }
 
+/// What a step of one incident comes to before anything is written.
+enum Decided {
+    /// Page: write this (with the others of the batch).
+    Write(Box<EscalationStepWrite>),
+    /// Nothing to write; the runner settles the item so.
+    Outcome(DueOutcome),
+}
+
+impl EscalationHandler {
+    /// The paging directory with who each schedule has on call at `now` (stored overrides
+    /// applied), read once for a batch of steps.
+    async fn directory_at(&self, now: Timestamp) -> PagingDirectory {
+        let mut directory = (*self.engine.catalog().paging()).clone();
+        // Overrides (who covers whom) live in the store; without them the layers decide. Only
+        // policies with a schedule target need them.
+        let targets_a_schedule = directory
+            .policies
+            .values()
+            .flat_map(|policy| &policy.levels)
+            .flat_map(|level| &level.targets)
+            .any(|target| matches!(target, Target::Schedule(_)));
+        if targets_a_schedule {
+            match self.engine.on_call_at(now, None).await {
+                Ok(answers) => {
+                    directory.on_call_now = answers
+                        .into_iter()
+                        .map(|answer| (answer.schedule, answer.user))
+                        .collect();
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot read the schedules' overrides; escalating on their layers alone");
+                }
+            }
+        }
+        directory
+    }
+
+    /// Decides the step `item` names: a write, or an outcome without one.
+    async fn decide(
+        &self,
+        directory: &PagingDirectory,
+        item: &ClaimedDueItem,
+        now: Timestamp,
+    ) -> Result<Decided, DueError> {
+        let Some(number) = incident_of(item) else {
+            return Ok(Decided::Outcome(DueOutcome::Done));
+        };
+        let Some(step) = item
+            .payload
+            .get("step")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|step| usize::try_from(step).ok())
+        else {
+            tracing::warn!(incident = %number, "escalation step without a step number; dropped");
+            return Ok(Decided::Outcome(DueOutcome::Done));
+        };
+        let since = item
+            .payload
+            .get("since")
+            .and_then(serde_json::Value::as_i64);
+        let incident = match self.engine.store().incident(number).await {
+            Ok(incident) => incident,
+            Err(StoreError::NotFound { .. }) => return Ok(Decided::Outcome(DueOutcome::Done)),
+            Err(error) => return Err(Box::new(error)),
+        };
+        if incident.state != IncidentState::Triggered {
+            return Ok(Decided::Outcome(DueOutcome::Done));
+        }
+        // Only the first page waits: an incident that paged keeps escalating.
+        let held_by = if step == 0 {
+            self.open_ancestor(&incident).await?
+        } else {
+            None
+        };
+        if let Some(root) = held_by {
+            // A service it depends on has an open incident: that one is the root cause and
+            // pages; this one is noted there and waits.
+            self.hold(&incident, &root).await?;
+            return Ok(Decided::Outcome(DueOutcome::RunAgainAt(
+                now.checked_add(HOLD_RECHECK).unwrap_or(Timestamp::MAX),
+            )));
+        }
+        let Some(policy) = directory.policy_for(&incident.service) else {
+            return Ok(Decided::Outcome(DueOutcome::Done));
+        };
+        let round = StepRound {
+            round: item.lease.revision,
+            since,
+        };
+        let Some(decision) = decide_step(directory, policy, number, step, round, now) else {
+            return Ok(Decided::Outcome(DueOutcome::Done));
+        };
+        Ok(Decided::Write(Box::new(EscalationStepWrite {
+            incident: number,
+            step_payload: item.payload.clone(),
+            next_payload: step_payload(decision.next_step, since),
+            next_due_at: decision.next_due_at,
+            notifications: decision.notifications,
+            timeline: decision.timeline,
+            turn: decision.turn,
+            now,
+            settle: Some(item.lease.clone()),
+        })))
+    }
+
+    /// The outcome of a written step.
+    async fn written(
+        &self,
+        item: &ClaimedDueItem,
+        write: &EscalationStepWrite,
+        result: EscalationStepOutcome,
+    ) -> Result<DueOutcome, DueError> {
+        match result {
+            EscalationStepOutcome::Written { queued, turn } => {
+                tracing::info!(incident = %write.incident, step = %item.payload, queued, turn = ?turn, "escalation step paged");
+                Ok(DueOutcome::Settled)
+            }
+            EscalationStepOutcome::NotTriggered => Ok(DueOutcome::Done),
+            EscalationStepOutcome::Stale => {
+                // An earlier run of this item wrote the step, or another runner holds it now;
+                // keep the schedule it left (settling fails harmlessly if the claim is gone).
+                match self
+                    .engine
+                    .store()
+                    .due_item(&ESCALATION_STEP, &item.key)
+                    .await?
+                {
+                    Some(row) => Ok(DueOutcome::RunAgainAt(row.due_at)),
+                    None => Ok(DueOutcome::Done),
+                }
+            }
+        }
+    }
+}
+
 /// The incident an item of one of paging's kinds is for (its key), or `None` (logged: the
 /// item is dropped) for a key that is not an incident number.
 fn incident_of(item: &ClaimedDueItem) -> Option<IncidentNumber> {
@@ -475,104 +612,72 @@ impl DueHandler for EscalationHandler {
     }
 
     async fn run(&self, item: &ClaimedDueItem, now: Timestamp) -> Result<DueOutcome, DueError> {
-        let Some(number) = incident_of(item) else {
-            return Ok(DueOutcome::Done);
-        };
-        let Some(step) = item
-            .payload
-            .get("step")
-            .and_then(serde_json::Value::as_u64)
-            .and_then(|step| usize::try_from(step).ok())
-        else {
-            tracing::warn!(incident = %number, "escalation step without a step number; dropped");
-            return Ok(DueOutcome::Done);
-        };
-        let since = item
-            .payload
-            .get("since")
-            .and_then(serde_json::Value::as_i64);
-        let store = self.engine.store();
-        let incident = match store.incident(number).await {
-            Ok(incident) => incident,
-            Err(StoreError::NotFound { .. }) => return Ok(DueOutcome::Done),
-            Err(error) => return Err(Box::new(error)),
-        };
-        if incident.state != IncidentState::Triggered {
-            return Ok(DueOutcome::Done);
+        self.run_many(std::slice::from_ref(item), now)
+            .await
+            .pop()
+            .unwrap_or(Ok(DueOutcome::Done))
+    }
+
+    fn runs_many(&self) -> bool {
+        true
+    }
+
+    /// Decides each step on its own, then writes all that page in one transaction, which
+    /// also settles their items: a storm of new incidents costs one commit per claim.
+    async fn run_many(
+        &self,
+        items: &[ClaimedDueItem],
+        now: Timestamp,
+    ) -> Vec<Result<DueOutcome, DueError>> {
+        let directory = self.directory_at(now).await;
+        let mut outcomes: Vec<Option<Result<DueOutcome, DueError>>> =
+            Vec::with_capacity(items.len());
+        let mut writes = Vec::new();
+        let mut written = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            match self.decide(&directory, item, now).await {
+                Ok(Decided::Write(write)) => {
+                    writes.push(*write);
+                    written.push(index);
+                    outcomes.push(None);
+                }
+                Ok(Decided::Outcome(outcome)) => outcomes.push(Some(Ok(outcome))),
+                Err(error) => outcomes.push(Some(Err(error))),
+            }
         }
-        // Only the first page waits: an incident that paged keeps escalating.
-        let held_by = if step == 0 {
-            self.open_ancestor(&incident).await?
-        } else {
-            None
-        };
-        if let Some(root) = held_by {
-            // A service it depends on has an open incident: that one is the root cause and
-            // pages; this one is noted there and waits.
-            self.hold(&incident, &root).await?;
-            return Ok(DueOutcome::RunAgainAt(
-                now.checked_add(HOLD_RECHECK).unwrap_or(Timestamp::MAX),
-            ));
-        }
-        let mut directory = (*self.engine.catalog().paging()).clone();
-        let Some(policy) = directory.policy_for(&incident.service).cloned() else {
-            return Ok(DueOutcome::Done);
-        };
-        // Overrides (who covers whom) live in the store; without them the layers decide. Only a
-        // policy with a schedule target needs them.
-        let targets_a_schedule = policy
-            .levels
-            .iter()
-            .flat_map(|level| &level.targets)
-            .any(|target| matches!(target, Target::Schedule(_)));
-        if targets_a_schedule {
-            match self.engine.on_call_at(now, None).await {
-                Ok(answers) => {
-                    directory.on_call_now = answers
-                        .into_iter()
-                        .map(|answer| (answer.schedule, answer.user))
-                        .collect();
+        if !writes.is_empty() {
+            match self.engine.store().run_escalation_steps(&writes).await {
+                Ok(results) => {
+                    let mut queued_any = false;
+                    let mut due_now = false;
+                    for ((index, write), result) in written.iter().zip(&writes).zip(results) {
+                        if let EscalationStepOutcome::Written { queued, .. } = &result {
+                            queued_any |= *queued > 0;
+                            due_now |= write.next_due_at <= now;
+                        }
+                        outcomes[*index] = Some(self.written(&items[*index], write, result).await);
+                    }
+                    if queued_any {
+                        // Level 1 at once: the dispatcher need not wait for its poll.
+                        self.engine.wake_outbox();
+                    }
+                    if due_now {
+                        // A skipped level: the next one is due at once.
+                        self.engine.wake_due();
+                    }
                 }
                 Err(error) => {
-                    tracing::warn!(incident = %number, error = %error, "cannot read the schedules' overrides; escalating on their layers alone");
+                    let text = error.to_string();
+                    for index in &written {
+                        outcomes[*index] = Some(Err(DueError::from(text.clone())));
+                    }
                 }
             }
         }
-        let round = StepRound {
-            round: item.lease.revision,
-            since,
-        };
-        let Some(decision) = decide_step(&directory, &policy, number, step, round, now) else {
-            return Ok(DueOutcome::Done);
-        };
-        let write = EscalationStepWrite {
-            incident: number,
-            step_payload: item.payload.clone(),
-            next_payload: step_payload(decision.next_step, since),
-            next_due_at: decision.next_due_at,
-            notifications: decision.notifications,
-            timeline: decision.timeline,
-            turn: decision.turn,
-            now,
-        };
-        match store.run_escalation_step(&write).await? {
-            EscalationStepOutcome::Written { queued, turn } => {
-                tracing::info!(incident = %number, step, queued, turn = ?turn, "escalation step paged");
-                if queued > 0 {
-                    // Level 1 at once: the dispatcher need not wait for its poll.
-                    self.engine.wake_outbox();
-                }
-                Ok(DueOutcome::RunAgainAt(decision.next_due_at))
-            }
-            EscalationStepOutcome::NotTriggered => Ok(DueOutcome::Done),
-            EscalationStepOutcome::Stale => {
-                // An earlier run of this item wrote the step; keep the schedule it left.
-                match store.due_item(&ESCALATION_STEP, &item.key).await? {
-                    Some(row) => Ok(DueOutcome::RunAgainAt(row.due_at)),
-                    None => Ok(DueOutcome::Done),
-                }
-            }
-        }
+        outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or(Ok(DueOutcome::Done)))
+            .collect()
     }
 
     /// A step that cannot be written is retried for ever: giving up would leave an incident

@@ -215,6 +215,11 @@ pub struct EscalationStepWrite {
     /// above.
     pub turn: Option<EscalationTurn>,
     pub now: Timestamp,
+    /// The claim the caller holds on the item, to settle in the same transaction: when set,
+    /// the write applies only while that claim still holds, and it frees the item's lease
+    /// (attempts reset), so the runner need not settle it. `None`: lease and revision are left
+    /// untouched for the runner to settle.
+    pub settle: Option<crate::due::Lease>,
 }
 
 /// A round-robin level's step: one of `candidates` is paged, each in turn. The turn is kept
@@ -303,6 +308,14 @@ pub trait OutboxStore: Send + Sync {
         &self,
         step: &EscalationStepWrite,
     ) -> Result<EscalationStepOutcome, StoreError>;
+
+    /// [`OutboxStore::run_escalation_step`] for several steps (of different incidents) in one
+    /// transaction: a storm's first pages cost one commit, not one each. The outcomes are in
+    /// the order of `steps`.
+    async fn run_escalation_steps(
+        &self,
+        steps: &[EscalationStepWrite],
+    ) -> Result<Vec<EscalationStepOutcome>, StoreError>;
 
     /// The current key for `purpose` (created, 32 random bytes given by the caller as hex,
     /// when there is none), and every key of it not retired (newest first) to check with.
@@ -581,19 +594,41 @@ pub async fn escalation_step<C: Connection>(
     let key = step.incident.0.to_string();
     let current = step.step_payload.to_string();
     let next = step.next_payload.to_string();
-    let moved = conn
-        .execute(
-            "UPDATE due_work SET payload = $1, due_at = $2
-             WHERE kind = $3 AND key = $4 AND payload = $5",
-            &[
-                Arg::Text(&next),
-                Arg::Integer(micros(step.next_due_at)),
-                Arg::Text(ESCALATION_STEP_KIND),
-                Arg::Text(&key),
-                Arg::Text(&current),
-            ],
-        )
-        .await?;
+    let moved = match &step.settle {
+        None => {
+            conn.execute(
+                "UPDATE due_work SET payload = $1, due_at = $2
+                 WHERE kind = $3 AND key = $4 AND payload = $5",
+                &[
+                    Arg::Text(&next),
+                    Arg::Integer(micros(step.next_due_at)),
+                    Arg::Text(ESCALATION_STEP_KIND),
+                    Arg::Text(&key),
+                    Arg::Text(&current),
+                ],
+            )
+            .await?
+        }
+        Some(lease) => {
+            conn.execute(
+                "UPDATE due_work SET payload = $1, due_at = $2, attempts = 0, last_error = NULL,
+                 claimed_by = NULL, lease_until = NULL
+                 WHERE kind = $3 AND key = $4 AND payload = $5
+                 AND claims = $6 AND claimed_by = $7 AND revision = $8",
+                &[
+                    Arg::Text(&next),
+                    Arg::Integer(micros(step.next_due_at)),
+                    Arg::Text(ESCALATION_STEP_KIND),
+                    Arg::Text(&key),
+                    Arg::Text(&current),
+                    Arg::Integer(lease.claim),
+                    Arg::Text(lease.claimer.as_str()),
+                    Arg::Integer(lease.revision),
+                ],
+            )
+            .await?
+        }
+    };
     if moved == 0 {
         return Ok(EscalationStepOutcome::Stale);
     }
@@ -644,6 +679,19 @@ async fn take_turn<'a, C: Connection>(
     let count = i64::try_from(turn.candidates.len()).unwrap_or(i64::MAX);
     let index = usize::try_from(taken.rem_euclid(count)).unwrap_or(0);
     Ok(turn.candidates.get(index))
+}
+
+/// Writes several escalation steps (see [`OutboxStore::run_escalation_steps`]), in order.
+/// The caller commits.
+pub async fn escalation_steps<C: Connection>(
+    conn: &mut C,
+    steps: &[EscalationStepWrite],
+) -> Result<Vec<EscalationStepOutcome>, StoreError> {
+    let mut outcomes = Vec::with_capacity(steps.len());
+    for step in steps {
+        outcomes.push(escalation_step(conn, step).await?);
+    }
+    Ok(outcomes)
 }
 
 fn read_key(row: &impl StoredRow) -> Result<ServerKey, StoreError> {

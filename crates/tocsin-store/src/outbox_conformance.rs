@@ -42,6 +42,7 @@ macro_rules! outbox_suite {
             acknowledging_cancels_pending_notifications_and_the_escalation,
             an_escalation_step_is_written_once_and_not_after_an_acknowledgement,
             two_stores_claim_many_notifications_and_send_each_once,
+            steps_written_together_settle_their_claims_in_the_same_transaction,
             server_keys_are_created_once_and_rotate,
             a_round_robin_level_takes_turns_across_incidents_and_stores,
             an_acknowledgement_timeout_is_set_by_acknowledging_and_restarts_the_escalation,
@@ -459,6 +460,7 @@ pub async fn an_escalation_step_is_written_once_and_not_after_an_acknowledgement
         }],
         turn: None,
         now: at(1),
+        settle: None,
     };
     assert_eq!(
         pair.first.run_escalation_step(&step).await.expect("step"),
@@ -538,6 +540,144 @@ pub async fn an_escalation_step_is_written_once_and_not_after_an_acknowledgement
             .len(),
         1
     );
+    drop(pair);
+}
+
+pub async fn steps_written_together_settle_their_claims_in_the_same_transaction(pair: OutboxPair) {
+    let mut numbers = Vec::new();
+    for (second, key) in ["batch-a", "batch-b", "batch-c"].into_iter().enumerate() {
+        pair.first
+            .ingest(&[event("api", EventAction::Trigger, key, 0)], &auto)
+            .await
+            .expect("ingest");
+        numbers.push(IncidentNumber(second as i64 + 1));
+    }
+    let one = claimer("one");
+    let claimed = pair
+        .first
+        .claim(&ClaimRequest {
+            kinds: &[escalation()],
+            claimer: &one,
+            now: at(1),
+            lease_until: at(61),
+            limit: 10,
+        })
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 3);
+    // The third incident is acknowledged before its step is written.
+    let acknowledged = IncidentNumber(claimed[2].key.as_str().parse().expect("number"));
+    pair.first
+        .command(
+            acknowledged,
+            &Command::Acknowledge,
+            &Actor::token("ana"),
+            at(2),
+        )
+        .await
+        .expect("acknowledge");
+    let writes: Vec<EscalationStepWrite> = claimed
+        .iter()
+        .map(|item| {
+            let number = IncidentNumber(item.key.as_str().parse().expect("number"));
+            EscalationStepWrite {
+                incident: number,
+                step_payload: item.payload.clone(),
+                next_payload: json!({"step": 1}),
+                next_due_at: at(300),
+                notifications: vec![page(
+                    number,
+                    "ana",
+                    "mail",
+                    &format!("page-{}-0-0-ana-mail", number.0),
+                )],
+                timeline: vec![TimelineData::EscalationNotified {
+                    pass: 0,
+                    level: 1,
+                    recipients: vec!["ana".to_owned()],
+                }],
+                turn: None,
+                now: at(3),
+                settle: Some(item.lease.clone()),
+            }
+        })
+        .collect();
+    let outcomes = pair
+        .second
+        .run_escalation_steps(&writes)
+        .await
+        .expect("steps");
+    assert_eq!(
+        outcomes,
+        [
+            EscalationStepOutcome::Written {
+                queued: 1,
+                turn: None
+            },
+            EscalationStepOutcome::Written {
+                queued: 1,
+                turn: None
+            },
+            EscalationStepOutcome::NotTriggered,
+        ]
+    );
+    for item in &claimed[..2] {
+        let row = pair
+            .first
+            .due_item(&escalation(), &item.key)
+            .await
+            .expect("read")
+            .expect("the next step stays scheduled");
+        assert_eq!(row.payload, json!({"step": 1}));
+        assert_eq!(row.due_at, at(300));
+        assert_eq!(row.claimed_by, None, "the claim was settled with the step");
+        assert_eq!(row.lease_until, None);
+        assert_eq!(row.attempts, 0);
+    }
+    // Written again under the same claim (a runner that died after the commit): nothing.
+    let again = pair
+        .first
+        .run_escalation_steps(&writes[..2])
+        .await
+        .expect("steps again");
+    assert_eq!(
+        again,
+        [EscalationStepOutcome::Stale, EscalationStepOutcome::Stale]
+    );
+    // A claim that was taken over (the step is due again and claimed by another runner)
+    // no longer settles anything.
+    let mut stale = writes[0].clone();
+    stale.step_payload = json!({"step": 1});
+    stale.next_payload = json!({"step": 2});
+    assert_eq!(
+        pair.first
+            .run_escalation_steps(std::slice::from_ref(&stale))
+            .await
+            .expect("stale claim"),
+        [EscalationStepOutcome::Stale]
+    );
+    for number in &numbers[..2] {
+        let pages = pair
+            .first
+            .notifications(*number, 50)
+            .await
+            .expect("list")
+            .len();
+        assert!(pages <= 1, "incident {number} paged {pages} times");
+    }
+    let total: usize = {
+        let mut total = 0;
+        for number in &numbers {
+            total += pair
+                .first
+                .notifications(*number, 50)
+                .await
+                .expect("list")
+                .len();
+        }
+        total
+    };
+    assert_eq!(total, 2, "one page for each incident still triggered");
     drop(pair);
 }
 
@@ -663,6 +803,7 @@ fn round_robin_step(number: IncidentNumber) -> EscalationStepWrite {
             candidates,
         }),
         now: at(1),
+        settle: None,
     }
 }
 

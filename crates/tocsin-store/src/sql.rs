@@ -954,6 +954,19 @@ macro_rules! impl_store_with_shared_sql {
                 ))
             }
 
+            #[tracing::instrument(skip_all, fields(steps = steps.len()), err)]
+            async fn run_escalation_steps(
+                &self,
+                steps: &[$crate::outbox::EscalationStepWrite],
+            ) -> Result<Vec<$crate::outbox::EscalationStepOutcome>, $crate::StoreError> {
+                if steps.is_empty() {
+                    return Ok(Vec::new());
+                }
+                write!(self, "escalation steps", |conn| $crate::outbox::escalation_steps(
+                    conn, steps
+                ))
+            }
+
             async fn server_key(
                 &self,
                 purpose: &str,
