@@ -249,18 +249,29 @@ impl Bodies {
 }
 
 fn body(payload: &Payload, key: Option<u64>) -> Bytes {
+    let dedup_key = key.map(|key| format!("{}-{key}", payload.key_prefix));
+    trigger_body(
+        &payload.routing_key,
+        dedup_key.as_deref(),
+        "Benchmark event: disk usage above 90% on /var",
+    )
+}
+
+/// A PagerDuty Events API v2 trigger for integration key `routing_key`; the summary becomes
+/// the incident's title.
+pub fn trigger_body(routing_key: &str, dedup_key: Option<&str>, summary: &str) -> Bytes {
     let mut event = json!({
-        "routing_key": payload.routing_key,
+        "routing_key": routing_key,
         "event_action": "trigger",
         "payload": {
-            "summary": "Benchmark event: disk usage above 90% on /var",
+            "summary": summary,
             "source": "bench-host-1",
             "severity": "error",
             "component": "disk",
         },
     });
-    if let Some(key) = key {
-        event["dedup_key"] = json!(format!("{}-{key}", payload.key_prefix));
+    if let Some(key) = dedup_key {
+        event["dedup_key"] = json!(key);
     }
     Bytes::from(serde_json::to_vec(&event).expect("a JSON value serializes"))
 }
