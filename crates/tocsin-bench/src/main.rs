@@ -74,6 +74,9 @@ struct PagingCommon {
     /// How long to wait for the last messages once they are due.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     wait: Duration,
+    /// Copy the server's log here when the run ends.
+    #[arg(long)]
+    keep_log: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -84,6 +87,7 @@ impl PagingCommon {
             tocsin: self.tocsin.clone(),
             work_dir: self.work_dir.clone(),
             wait: self.wait,
+            keep_log: self.keep_log.clone(),
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct Common {
     pub work_dir: Option<PathBuf>,
     /// How long to wait for the last messages after they are due.
     pub wait: Duration,
+    /// Where to copy the server's log when the run ends.
+    pub keep_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -568,7 +570,14 @@ async fn with_server<T>(
     if outcome.is_err() {
         eprintln!("server log:\n{}", server.log_tail());
     }
-    server.stop().await?;
+    // The log outlives the stop (it is flushed by then); the data directory goes after.
+    let log = server.log_path();
+    let data = server.stop_keeping_data().await?;
+    if let Some(keep) = &common.keep_log {
+        std::fs::copy(&log, keep)
+            .with_context(|| format!("cannot copy the server log to {}", keep.display()))?;
+    }
+    drop(data);
     Ok((outcome?, side, wall))
 }
 
