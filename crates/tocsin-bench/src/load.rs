@@ -190,32 +190,20 @@ impl LoadReport {
     }
 }
 
-pub fn millis(duration: Duration) -> f64 {
-    (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0
-}
+pub use crate::histogram::millis;
+
+/// The percentiles the ingest benchmarks report, named for the JSON and for the text.
+const PERCENTILES_JSON: &[(&str, f64)] =
+    &[("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99_9", 99.9)];
+const PERCENTILES_TEXT: &[(&str, f64)] =
+    &[("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9)];
 
 fn latency_json(histogram: &Histogram) -> Value {
-    json!({
-        "count": histogram.count(),
-        "p50": millis(histogram.percentile(50.0)),
-        "p90": millis(histogram.percentile(90.0)),
-        "p99": millis(histogram.percentile(99.0)),
-        "p99_9": millis(histogram.percentile(99.9)),
-        "max": millis(histogram.max()),
-        "mean": millis(histogram.mean()),
-    })
+    histogram.summary_json(PERCENTILES_JSON)
 }
 
 fn latency_line(histogram: &Histogram) -> String {
-    format!(
-        "p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}  mean {:.2}",
-        millis(histogram.percentile(50.0)),
-        millis(histogram.percentile(90.0)),
-        millis(histogram.percentile(99.0)),
-        millis(histogram.percentile(99.9)),
-        millis(histogram.max()),
-        millis(histogram.mean()),
-    )
+    histogram.summary_line(PERCENTILES_TEXT, 2)
 }
 
 fn cores(value: Option<f64>) -> String {

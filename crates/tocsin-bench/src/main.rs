@@ -6,7 +6,9 @@ use clap::{Args, Parser, Subcommand};
 use tocsin_bench::client::Target;
 use tocsin_bench::load::{self, LoadPlan, Payload, RequestKind};
 use tocsin_bench::monitors::{self, MonitorsPlan};
-use tocsin_bench::paging::{self, Common, DispatchPlan, EscalationsPlan, LatencyPlan};
+use tocsin_bench::paging::{
+    self, Common, DispatchPlan, EscalationsPlan, LatencyPlan, PagingReport,
+};
 use tocsin_bench::parse_duration;
 use tocsin_bench::pings::{self, PingsPlan};
 use tocsin_bench::runner::{self, RunSettings, Scenario, ROUTING_KEY};
@@ -503,75 +505,57 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Prints a report as text or JSON and turns its completeness into the exit code.
-fn finish(
-    json: bool,
-    complete: bool,
-    value: serde_json::Value,
-    print: impl FnOnce(),
-) -> anyhow::Result<ExitCode> {
+async fn paging_command(command: PagingCommand) -> anyhow::Result<ExitCode> {
+    let (json, report): (bool, Box<dyn PagingReport>) = match command {
+        PagingCommand::Latency(args) => (
+            args.common.json,
+            Box::new(
+                paging::latency(LatencyPlan {
+                    common: args.common.common(),
+                    incidents: args.incidents,
+                    over: args.over,
+                    services: args.services,
+                    connections: args.connections,
+                })
+                .await?,
+            ),
+        ),
+        PagingCommand::Dispatch(args) => (
+            args.common.json,
+            Box::new(
+                paging::dispatch(DispatchPlan {
+                    common: args.common.common(),
+                    incidents: args.incidents,
+                    channels: args.channels,
+                    services: args.services,
+                    clients: args.clients,
+                })
+                .await?,
+            ),
+        ),
+        PagingCommand::Escalations(args) => (
+            args.common.json,
+            Box::new(
+                paging::escalations(EscalationsPlan {
+                    common: args.common.common(),
+                    incidents: args.incidents,
+                    over: args.over,
+                    services: args.services,
+                    escalate_after_minutes: args.escalate_after,
+                    connections: args.connections,
+                })
+                .await?,
+            ),
+        ),
+    };
     if json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     } else {
-        print();
+        report.print();
     }
-    Ok(if complete {
+    Ok(if report.complete() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
-}
-
-async fn paging_command(command: PagingCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        PagingCommand::Latency(args) => {
-            let report = paging::latency(LatencyPlan {
-                common: args.common.common(),
-                incidents: args.incidents,
-                over: args.over,
-                services: args.services,
-                connections: args.connections,
-            })
-            .await?;
-            finish(
-                args.common.json,
-                report.complete(),
-                report.to_json(),
-                || report.print(),
-            )
-        }
-        PagingCommand::Dispatch(args) => {
-            let report = paging::dispatch(DispatchPlan {
-                common: args.common.common(),
-                incidents: args.incidents,
-                channels: args.channels,
-                services: args.services,
-                clients: args.clients,
-            })
-            .await?;
-            finish(
-                args.common.json,
-                report.complete(),
-                report.to_json(),
-                || report.print(),
-            )
-        }
-        PagingCommand::Escalations(args) => {
-            let report = paging::escalations(EscalationsPlan {
-                common: args.common.common(),
-                incidents: args.incidents,
-                over: args.over,
-                services: args.services,
-                escalate_after_minutes: args.escalate_after,
-                connections: args.connections,
-            })
-            .await?;
-            finish(
-                args.common.json,
-                report.complete(),
-                report.to_json(),
-                || report.print(),
-            )
-        }
-    }
 }

@@ -133,6 +133,22 @@ impl Buckets {
     pub fn mean(&self) -> Option<f64> {
         (self.count > 0.0).then(|| self.sum / self.count)
     }
+
+    /// The mean in whole milliseconds, or `-`.
+    pub fn mean_ms_text(&self) -> String {
+        self.mean()
+            .map_or_else(|| "-".to_owned(), |mean| format!("{:.0}", mean * 1e3))
+    }
+
+    /// `412 ms (bucket ≤ 512 ms)` for the `q`-quantile, or `-`.
+    pub fn quantile_text(&self, q: f64) -> String {
+        self.quantile(q).map_or_else(
+            || "-".to_owned(),
+            |(bucket, estimate)| {
+                format!("{:.0} ms (bucket ≤ {:.0} ms)", estimate * 1e3, bucket * 1e3)
+            },
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -186,22 +202,13 @@ impl MonitorsReport {
         );
         match &self.lag {
             Some(lag) => {
-                let line = |q: f64| {
-                    lag.quantile(q).map_or_else(
-                        || "-".to_owned(),
-                        |(bucket, estimate)| {
-                            format!("{:.0} ms (bucket ≤ {:.0} ms)", estimate * 1e3, bucket * 1e3)
-                        },
-                    )
-                };
                 println!(
                     "start lag over {} checks: mean {} ms, p50 {}, p99 {}, p99.9 {}",
                     lag.count,
-                    lag.mean()
-                        .map_or_else(|| "-".to_owned(), |m| format!("{:.0}", m * 1e3)),
-                    line(0.5),
-                    line(0.99),
-                    line(0.999)
+                    lag.mean_ms_text(),
+                    lag.quantile_text(0.5),
+                    lag.quantile_text(0.99),
+                    lag.quantile_text(0.999)
                 );
             }
             None => println!("start lag: the server's /metrics had no monitor.check lag"),

@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 
 use crate::client::{Connection, Target};
 use crate::histogram::Histogram;
-use crate::load::{millis, trigger_body};
+use crate::load::trigger_body;
 use crate::monitors::{self, Buckets};
 use crate::receiver::{self, Arrival, Inbox};
 use crate::serve::{self, Served};
@@ -453,27 +453,24 @@ fn share_within(values: &[Duration], limit: Duration, total: usize) -> f64 {
     values.iter().filter(|value| **value <= limit).count() as f64 / total as f64
 }
 
+/// The percentiles the paging benchmarks report.
+const PERCENTILES: &[(&str, f64)] = &[("p50", 50.0), ("p95", 95.0), ("p99", 99.0)];
+
 fn latency_json(histogram: &Histogram) -> Value {
-    json!({
-        "count": histogram.count(),
-        "p50_ms": millis(histogram.percentile(50.0)),
-        "p95_ms": millis(histogram.percentile(95.0)),
-        "p99_ms": millis(histogram.percentile(99.0)),
-        "max_ms": millis(histogram.max()),
-        "mean_ms": millis(histogram.mean()),
-    })
+    histogram.summary_json(PERCENTILES)
 }
 
 fn latency_line(histogram: &Histogram) -> String {
     format!(
-        "p50 {:.1}  p95 {:.1}  p99 {:.1}  max {:.1}  mean {:.1}  (n = {})",
-        millis(histogram.percentile(50.0)),
-        millis(histogram.percentile(95.0)),
-        millis(histogram.percentile(99.0)),
-        millis(histogram.max()),
-        millis(histogram.mean()),
+        "{}  (n = {})",
+        histogram.summary_line(PERCENTILES, 1),
         histogram.count()
     )
+}
+
+/// ` (first error: ...)`, or nothing.
+fn error_note(first_error: Option<&str>) -> String {
+    first_error.map_or_else(String::new, |error| format!(" (first error: {error})"))
 }
 
 /// The server's escalation-step claim lag and CPU use over a run, for "where the time goes".
@@ -489,20 +486,12 @@ impl ServerSide {
     fn print(&self, wall: Duration) {
         match &self.step_lag {
             Some(lag) => {
-                let q = |q: f64| {
-                    lag.quantile(q).map_or_else(
-                        || "-".to_owned(),
-                        |(bucket, estimate)| {
-                            format!("{:.0} ms (≤ {:.0} ms)", estimate * 1e3, bucket * 1e3)
-                        },
-                    )
-                };
                 println!(
                     "  server: escalation steps claimed {:.0}, lag after due mean {} ms, p50 {}, p99 {}",
                     lag.count,
-                    lag.mean().map_or_else(|| "-".to_owned(), |m| format!("{:.0}", m * 1e3)),
-                    q(0.5),
-                    q(0.99)
+                    lag.mean_ms_text(),
+                    lag.quantile_text(0.5),
+                    lag.quantile_text(0.99)
                 );
             }
             None => println!("  server: no escalation steps in /metrics"),
@@ -581,6 +570,14 @@ async fn with_server<T>(
     Ok((outcome?, side, wall))
 }
 
+/// What every paging report offers.
+pub trait PagingReport {
+    /// Every accepted trigger got its messages, once.
+    fn complete(&self) -> bool;
+    fn to_json(&self) -> Value;
+    fn print(&self);
+}
+
 fn check(incidents: usize, services: usize) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=MAX_INCIDENTS).contains(&incidents),
@@ -610,16 +607,15 @@ pub struct LatencyReport {
     wall: Duration,
 }
 
-impl LatencyReport {
-    /// Every accepted trigger got its mail, once.
-    pub fn complete(&self) -> bool {
+impl PagingReport for LatencyReport {
+    fn complete(&self) -> bool {
         self.accepted == self.plan.incidents
             && self.missing == 0
             && self.repeated_keys == 0
             && self.extra == 0
     }
 
-    pub fn print(&self) {
+    fn print(&self) {
         let plan = &self.plan;
         println!(
             "paging latency: {} incidents over {:.0} s ({:.2}/s), {} service(s), level 1 = one user by email to a local SMTP sink",
@@ -632,9 +628,7 @@ impl LatencyReport {
             "  triggers accepted {}/{}{}; mails {} (missing {}, repeated idempotency keys {}, extra {}, unmatched {})",
             self.accepted,
             plan.incidents,
-            self.first_error
-                .as_deref()
-                .map_or_else(String::new, |error| format!(" (first error: {error})")),
+            error_note(self.first_error.as_deref()),
             self.mails,
             self.missing,
             self.repeated_keys,
@@ -645,7 +639,7 @@ impl LatencyReport {
         self.server.print(self.wall);
     }
 
-    pub fn to_json(&self) -> Value {
+    fn to_json(&self) -> Value {
         json!({
             "benchmark": "paging latency",
             "incidents": self.plan.incidents,
@@ -729,10 +723,6 @@ pub struct DispatchReport {
 }
 
 impl DispatchReport {
-    pub fn complete(&self) -> bool {
-        self.received >= self.expected && self.missing == 0 && self.repeated_keys == 0
-    }
-
     pub fn overall_rate(&self) -> f64 {
         self.received as f64 / self.first_to_last.as_secs_f64().max(1e-9)
     }
@@ -740,8 +730,14 @@ impl DispatchReport {
     pub fn drain_rate(&self) -> f64 {
         self.after_ingest.0 as f64 / self.after_ingest.1.as_secs_f64().max(1e-9)
     }
+}
 
-    pub fn print(&self) {
+impl PagingReport for DispatchReport {
+    fn complete(&self) -> bool {
+        self.received >= self.expected && self.missing == 0 && self.repeated_keys == 0
+    }
+
+    fn print(&self) {
         let plan = &self.plan;
         println!(
             "paging dispatch: {} incidents on {} service(s) with {} webhook channel(s) each (one outbox row per channel), {} trigger clients",
@@ -752,9 +748,7 @@ impl DispatchReport {
             self.accepted,
             plan.incidents,
             self.ingest.as_secs_f64(),
-            self.first_error
-                .as_deref()
-                .map_or_else(String::new, |error| format!(" (first error: {error})")),
+            error_note(self.first_error.as_deref()),
         );
         println!(
             "  webhooks received {} of {} (missing {}, repeated idempotency keys {}, unmatched {})",
@@ -772,7 +766,7 @@ impl DispatchReport {
         self.server.print(self.wall);
     }
 
-    pub fn to_json(&self) -> Value {
+    fn to_json(&self) -> Value {
         json!({
             "benchmark": "paging dispatch",
             "incidents": self.plan.incidents,
@@ -890,15 +884,15 @@ pub struct EscalationsReport {
     wall: Duration,
 }
 
-impl EscalationsReport {
-    pub fn complete(&self) -> bool {
+impl PagingReport for EscalationsReport {
+    fn complete(&self) -> bool {
         self.accepted == self.plan.incidents
             && self.missing == [0, 0]
             && self.repeated_keys == 0
             && self.extra == 0
     }
 
-    pub fn print(&self) {
+    fn print(&self) {
         let plan = &self.plan;
         println!(
             "paging escalations: {} incidents over {:.0} s on {} service(s); level 1 at once, level 2 after {} min; webhooks to a local receiver",
@@ -911,9 +905,7 @@ impl EscalationsReport {
             "  triggers accepted {}/{}{}; webhooks {} (missing level 1 {}, level 2 {}; repeated idempotency keys {}, extra {}, unmatched {})",
             self.accepted,
             plan.incidents,
-            self.first_error
-                .as_deref()
-                .map_or_else(String::new, |error| format!(" (first error: {error})")),
+            error_note(self.first_error.as_deref()),
             self.received,
             self.missing[0],
             self.missing[1],
@@ -932,7 +924,7 @@ impl EscalationsReport {
         self.server.print(self.wall);
     }
 
-    pub fn to_json(&self) -> Value {
+    fn to_json(&self) -> Value {
         json!({
             "benchmark": "paging escalations",
             "incidents": self.plan.incidents,

@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Listens on `ip` (a free port) and answers every request with `handler`, until the process
 /// ends. Returns the address it listens on.
@@ -24,6 +24,28 @@ pub async fn serve_http<H, F>(ip: IpAddr, handler: H) -> anyhow::Result<SocketAd
 where
     H: Fn(Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    accept_loop(ip, move |stream| {
+        let handler = handler.clone();
+        async move {
+            let service = service_fn(move |request| {
+                let answer = handler(request);
+                async move { Ok::<_, Infallible>(answer.await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        }
+    })
+    .await
+}
+
+/// Listens on `ip` (a free port) and runs `serve` in a task of its own for every connection
+/// (with `TCP_NODELAY`), until the process ends. Returns the address it listens on.
+pub async fn accept_loop<S, F>(ip: IpAddr, serve: S) -> anyhow::Result<SocketAddr>
+where
+    S: Fn(TcpStream) -> F + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
 {
     let listener = TcpListener::bind((ip, 0))
         .await
@@ -35,16 +57,7 @@ where
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request| {
-                    let answer = handler(request);
-                    async move { Ok::<_, Infallible>(answer.await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            tokio::spawn(serve(stream));
         }
     });
     Ok(address)

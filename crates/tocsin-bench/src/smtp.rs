@@ -12,9 +12,8 @@ use anyhow::Context;
 use tokio::io::{
     AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
 };
-use tokio::net::TcpListener;
 
-use crate::receiver::{Arrival, Inbox};
+use crate::receiver::{self, Arrival, Inbox};
 
 /// The longest command or text line read (RFC 5321 allows 512 and 1000 octets).
 const MAX_LINE: usize = 4096;
@@ -23,25 +22,16 @@ const MAX_MESSAGE: usize = 1 << 20;
 
 /// Listens on a free port of 127.0.0.1 until the process ends; returns the address.
 pub async fn serve_smtp(inbox: Arc<Inbox>) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .context("cannot listen for SMTP on 127.0.0.1")?;
-    let address = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let inbox = Arc::clone(&inbox);
-            tokio::spawn(async move {
-                let (read, write) = stream.into_split();
-                // A client that goes away mid-session is no concern of the benchmark.
-                let _ = session(BufReader::new(read), write, &inbox).await;
-            });
+    receiver::accept_loop(Ipv4Addr::LOCALHOST.into(), move |stream| {
+        let inbox = Arc::clone(&inbox);
+        async move {
+            let (read, write) = stream.into_split();
+            // A client that goes away mid-session is no concern of the benchmark.
+            let _ = session(BufReader::new(read), write, &inbox).await;
         }
-    });
-    Ok(address)
+    })
+    .await
+    .context("cannot listen for SMTP")
 }
 
 /// One SMTP session, until `QUIT` or the end of the connection.
@@ -60,7 +50,7 @@ async fn session(
         let text = String::from_utf8_lossy(&line);
         let command = text.trim_end();
         let verb = command
-            .split(|c: char| c == ' ' || c == ':')
+            .split([' ', ':'])
             .next()
             .unwrap_or_default()
             .to_ascii_uppercase();
