@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use serde_json::{json, Value};
+
 /// Bits of precision inside each power of two.
 const SUB_BUCKET_BITS: u32 = 7;
 const SUB_BUCKETS: u64 = 1 << SUB_BUCKET_BITS;
@@ -96,6 +98,38 @@ impl Histogram {
     }
 }
 
+/// A duration in milliseconds, rounded to the microsecond.
+pub fn millis(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+impl Histogram {
+    /// `{"count", <each name>: its percentile, "max", "mean"}`, durations in milliseconds;
+    /// `percentiles` pairs a name (`p99`) with its percent (`99.0`).
+    pub fn summary_json(&self, percentiles: &[(&str, f64)]) -> Value {
+        let mut summary = json!({ "count": self.count() });
+        for (name, percent) in percentiles {
+            summary[*name] = json!(millis(self.percentile(*percent)));
+        }
+        summary["max"] = json!(millis(self.max()));
+        summary["mean"] = json!(millis(self.mean()));
+        summary
+    }
+
+    /// `p50 1.20  p99 3.40  max 5.00  mean 1.50`, in milliseconds with `decimals` decimals.
+    pub fn summary_line(&self, percentiles: &[(&str, f64)], decimals: usize) -> String {
+        let mut parts: Vec<String> = percentiles
+            .iter()
+            .map(|(name, percent)| {
+                format!("{name} {:.decimals$}", millis(self.percentile(*percent)))
+            })
+            .collect();
+        parts.push(format!("max {:.decimals$}", millis(self.max())));
+        parts.push(format!("mean {:.decimals$}", millis(self.mean())));
+        parts.join("  ")
+    }
+}
+
 fn bucket_of(micros: u64) -> usize {
     if micros < LINEAR_LIMIT {
         return micros as usize;
@@ -183,6 +217,22 @@ mod tests {
         assert_eq!(left.count(), 2);
         assert_eq!(left.max(), Duration::from_millis(30));
         assert_eq!(left.percentile(50.0), Duration::from_micros(10));
+    }
+
+    #[test]
+    fn summaries_name_the_percentiles_asked_for() {
+        let mut histogram = Histogram::default();
+        histogram.record(Duration::from_micros(1_500));
+        histogram.record(Duration::from_micros(2_500));
+        let json = histogram.summary_json(&[("p50", 50.0)]);
+        assert_eq!(json["count"], 2);
+        assert_eq!(json["max"], 2.5);
+        assert!(json.get("p99").is_none());
+        let line = histogram.summary_line(&[("p50", 50.0), ("p99", 99.0)], 1);
+        assert!(
+            line.starts_with("p50 1.5  p99 2.5  max 2.5  mean 2.0"),
+            "{line}"
+        );
     }
 
     #[test]

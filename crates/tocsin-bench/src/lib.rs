@@ -1,14 +1,17 @@
-//! Load generators and scenario drivers for Tocsin's ingestion path and monitors; the figures
-//! in docs/BENCHMARKS.md come from here.
+//! Load generators and scenario drivers for Tocsin's ingestion path, monitors and paging; the
+//! figures in docs/BENCHMARKS.md come from here.
 
 pub mod client;
 pub mod histogram;
 pub mod load;
 pub mod monitors;
 pub mod observe;
+pub mod paging;
 pub mod pings;
+pub mod receiver;
 pub mod runner;
 pub mod serve;
+pub mod smtp;
 pub mod storage;
 pub mod storm;
 

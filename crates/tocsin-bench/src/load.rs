@@ -190,32 +190,20 @@ impl LoadReport {
     }
 }
 
-pub fn millis(duration: Duration) -> f64 {
-    (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0
-}
+pub use crate::histogram::millis;
+
+/// The percentiles the ingest benchmarks report, named for the JSON and for the text.
+const PERCENTILES_JSON: &[(&str, f64)] =
+    &[("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99_9", 99.9)];
+const PERCENTILES_TEXT: &[(&str, f64)] =
+    &[("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9)];
 
 fn latency_json(histogram: &Histogram) -> Value {
-    json!({
-        "count": histogram.count(),
-        "p50": millis(histogram.percentile(50.0)),
-        "p90": millis(histogram.percentile(90.0)),
-        "p99": millis(histogram.percentile(99.0)),
-        "p99_9": millis(histogram.percentile(99.9)),
-        "max": millis(histogram.max()),
-        "mean": millis(histogram.mean()),
-    })
+    histogram.summary_json(PERCENTILES_JSON)
 }
 
 fn latency_line(histogram: &Histogram) -> String {
-    format!(
-        "p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}  mean {:.2}",
-        millis(histogram.percentile(50.0)),
-        millis(histogram.percentile(90.0)),
-        millis(histogram.percentile(99.0)),
-        millis(histogram.percentile(99.9)),
-        millis(histogram.max()),
-        millis(histogram.mean()),
-    )
+    histogram.summary_line(PERCENTILES_TEXT, 2)
 }
 
 fn cores(value: Option<f64>) -> String {
@@ -249,18 +237,29 @@ impl Bodies {
 }
 
 fn body(payload: &Payload, key: Option<u64>) -> Bytes {
+    let dedup_key = key.map(|key| format!("{}-{key}", payload.key_prefix));
+    trigger_body(
+        &payload.routing_key,
+        dedup_key.as_deref(),
+        "Benchmark event: disk usage above 90% on /var",
+    )
+}
+
+/// A PagerDuty Events API v2 trigger for integration key `routing_key`; the summary becomes
+/// the incident's title.
+pub fn trigger_body(routing_key: &str, dedup_key: Option<&str>, summary: &str) -> Bytes {
     let mut event = json!({
-        "routing_key": payload.routing_key,
+        "routing_key": routing_key,
         "event_action": "trigger",
         "payload": {
-            "summary": "Benchmark event: disk usage above 90% on /var",
+            "summary": summary,
             "source": "bench-host-1",
             "severity": "error",
             "component": "disk",
         },
     });
-    if let Some(key) = key {
-        event["dedup_key"] = json!(format!("{}-{key}", payload.key_prefix));
+    if let Some(key) = dedup_key {
+        event["dedup_key"] = json!(key);
     }
     Bytes::from(serde_json::to_vec(&event).expect("a JSON value serializes"))
 }

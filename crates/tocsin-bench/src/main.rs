@@ -6,14 +6,17 @@ use clap::{Args, Parser, Subcommand};
 use tocsin_bench::client::Target;
 use tocsin_bench::load::{self, LoadPlan, Payload, RequestKind};
 use tocsin_bench::monitors::{self, MonitorsPlan};
+use tocsin_bench::paging::{
+    self, Common, DispatchPlan, EscalationsPlan, LatencyPlan, PagingReport,
+};
 use tocsin_bench::parse_duration;
 use tocsin_bench::pings::{self, PingsPlan};
 use tocsin_bench::runner::{self, RunSettings, Scenario, ROUTING_KEY};
 use tocsin_bench::storage::{self, StoragePlan};
 use tocsin_bench::storm::{self, StormPlan};
 
-/// Load generators for Tocsin's ingestion path (PagerDuty Events API v2 on /v2/enqueue) and
-/// its monitors.
+/// Load generators for Tocsin's ingestion path (PagerDuty Events API v2 on /v2/enqueue), its
+/// monitors and its paging.
 #[derive(Debug, Parser)]
 #[command(name = "tocsin-bench", version)]
 struct Cli {
@@ -43,6 +46,104 @@ enum Command {
     /// Run the release `tocsin` with many heartbeat monitors and drive `/ping/<key>`: pings
     /// accepted durably per second, and CPU per ping.
     Pings(PingsArgs),
+    /// Run the release `tocsin` against a local SMTP sink and webhook receiver in this process
+    /// and measure pages: trigger to mail, outbox dispatch rate, escalation timing.
+    #[command(subcommand)]
+    Paging(PagingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PagingCommand {
+    /// From the 202 of a trigger to the mail accepted by the SMTP sink: incidents open on a
+    /// jittered schedule, each paging one user by email (level 1 of its service's policy).
+    Latency(LatencyArgs),
+    /// Webhook notifications sent per second: incidents open as fast as the server takes them,
+    /// each queuing one incident update per webhook channel of its service.
+    Dispatch(DispatchArgs),
+    /// Many escalations in flight: level 1 at once, level 2 after a wait; how late each
+    /// level's webhook arrives.
+    Escalations(EscalationsArgs),
+}
+
+#[derive(Debug, Args)]
+struct PagingCommon {
+    /// The tocsin binary (`cargo build --release --locked -p tocsin`).
+    #[arg(long, default_value = "target/release/tocsin")]
+    tocsin: PathBuf,
+    /// Where the data directory goes (default: the system's temporary directory).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// How long to wait for the last messages once they are due.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    wait: Duration,
+    /// Copy the server's log here when the run ends.
+    #[arg(long)]
+    keep_log: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+impl PagingCommon {
+    fn common(&self) -> Common {
+        Common {
+            tocsin: self.tocsin.clone(),
+            work_dir: self.work_dir.clone(),
+            wait: self.wait,
+            keep_log: self.keep_log.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct LatencyArgs {
+    #[command(flatten)]
+    common: PagingCommon,
+    /// Incidents (triggers with distinct dedup keys).
+    #[arg(long, default_value_t = 100)]
+    incidents: usize,
+    /// The time the triggers are spread over.
+    #[arg(long, default_value = "100s", value_parser = parse_duration)]
+    over: Duration,
+    /// Services, each with its own policy and user; incident n goes to service n % services.
+    #[arg(long, default_value_t = 1)]
+    services: usize,
+    /// Connections the triggers are sent over.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+}
+
+#[derive(Debug, Args)]
+struct DispatchArgs {
+    #[command(flatten)]
+    common: PagingCommon,
+    #[arg(long, default_value_t = 10_000)]
+    incidents: usize,
+    /// Webhook channels of every service: notifications per incident.
+    #[arg(long, default_value_t = 2)]
+    channels: usize,
+    #[arg(long, default_value_t = 1)]
+    services: usize,
+    /// Concurrent trigger clients (closed loop).
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+}
+
+#[derive(Debug, Args)]
+struct EscalationsArgs {
+    #[command(flatten)]
+    common: PagingCommon,
+    #[arg(long, default_value_t = 10_000)]
+    incidents: usize,
+    /// The time the triggers are spread over.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    over: Duration,
+    #[arg(long, default_value_t = 1)]
+    services: usize,
+    /// Minutes from level 1 to level 2.
+    #[arg(long, default_value_t = 1)]
+    escalate_after: u32,
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
 }
 
 #[derive(Debug, Args)]
@@ -361,6 +462,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Paging(command) => paging_command(command).await,
         Command::Storage(args) => {
             let report = storage::run(StoragePlan {
                 monitors: args.monitors,
@@ -401,4 +503,59 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+async fn paging_command(command: PagingCommand) -> anyhow::Result<ExitCode> {
+    let (json, report): (bool, Box<dyn PagingReport>) = match command {
+        PagingCommand::Latency(args) => (
+            args.common.json,
+            Box::new(
+                paging::latency(LatencyPlan {
+                    common: args.common.common(),
+                    incidents: args.incidents,
+                    over: args.over,
+                    services: args.services,
+                    connections: args.connections,
+                })
+                .await?,
+            ),
+        ),
+        PagingCommand::Dispatch(args) => (
+            args.common.json,
+            Box::new(
+                paging::dispatch(DispatchPlan {
+                    common: args.common.common(),
+                    incidents: args.incidents,
+                    channels: args.channels,
+                    services: args.services,
+                    clients: args.clients,
+                })
+                .await?,
+            ),
+        ),
+        PagingCommand::Escalations(args) => (
+            args.common.json,
+            Box::new(
+                paging::escalations(EscalationsPlan {
+                    common: args.common.common(),
+                    incidents: args.incidents,
+                    over: args.over,
+                    services: args.services,
+                    escalate_after_minutes: args.escalate_after,
+                    connections: args.connections,
+                })
+                .await?,
+            ),
+        ),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        report.print();
+    }
+    Ok(if report.complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -7,7 +7,6 @@
 //! the server's CPU time (`/proc/<pid>/stat`), its resident memory (`VmRSS`, sampled every
 //! second, and `VmHWM`) and the bytes it wrote (`/proc/<pid>/io`).
 
-use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,14 +16,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper::Response;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 
 use crate::client::{self, Target};
+use crate::receiver;
 use crate::serve::{self, Served};
+
+/// The due-work kind of monitor checks.
+const MONITOR_CHECK: &str = "monitor.check";
 
 #[derive(Debug, Clone)]
 pub struct MonitorsPlan {
@@ -133,6 +133,22 @@ impl Buckets {
     pub fn mean(&self) -> Option<f64> {
         (self.count > 0.0).then(|| self.sum / self.count)
     }
+
+    /// The mean in whole milliseconds, or `-`.
+    pub fn mean_ms_text(&self) -> String {
+        self.mean()
+            .map_or_else(|| "-".to_owned(), |mean| format!("{:.0}", mean * 1e3))
+    }
+
+    /// `412 ms (bucket ≤ 512 ms)` for the `q`-quantile, or `-`.
+    pub fn quantile_text(&self, q: f64) -> String {
+        self.quantile(q).map_or_else(
+            || "-".to_owned(),
+            |(bucket, estimate)| {
+                format!("{:.0} ms (bucket ≤ {:.0} ms)", estimate * 1e3, bucket * 1e3)
+            },
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -186,22 +202,13 @@ impl MonitorsReport {
         );
         match &self.lag {
             Some(lag) => {
-                let line = |q: f64| {
-                    lag.quantile(q).map_or_else(
-                        || "-".to_owned(),
-                        |(bucket, estimate)| {
-                            format!("{:.0} ms (bucket ≤ {:.0} ms)", estimate * 1e3, bucket * 1e3)
-                        },
-                    )
-                };
                 println!(
                     "start lag over {} checks: mean {} ms, p50 {}, p99 {}, p99.9 {}",
                     lag.count,
-                    lag.mean()
-                        .map_or_else(|| "-".to_owned(), |m| format!("{:.0}", m * 1e3)),
-                    line(0.5),
-                    line(0.99),
-                    line(0.999)
+                    lag.mean_ms_text(),
+                    lag.quantile_text(0.5),
+                    lag.quantile_text(0.99),
+                    lag.quantile_text(0.999)
                 );
             }
             None => println!("start lag: the server's /metrics had no monitor.check lag"),
@@ -286,31 +293,14 @@ async fn start_target(hosts: usize) -> anyhow::Result<TargetServer> {
             0,
             u8::try_from(host + 1).context("at most 254 hosts")?,
         );
-        let listener = TcpListener::bind((ip, 0))
-            .await
-            .with_context(|| format!("cannot listen on {ip}"))?;
-        addresses.push(listener.local_addr()?);
         let requests = Arc::clone(&requests);
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let requests = Arc::clone(&requests);
-                tokio::spawn(async move {
-                    let service = service_fn(move |_request: Request<hyper::body::Incoming>| {
-                        requests.fetch_add(1, Ordering::Relaxed);
-                        async {
-                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        addresses.push(
+            receiver::serve_http(ip.into(), move |_request| {
+                requests.fetch_add(1, Ordering::Relaxed);
+                async { Response::new(Full::new(Bytes::from_static(b"ok"))) }
+            })
+            .await?,
+        );
     }
     Ok(TargetServer {
         addresses,
@@ -332,7 +322,9 @@ fn config_file(listen: SocketAddr, plan: &MonitorsPlan, targets: &[SocketAddr]) 
     config
 }
 
-async fn lag_histogram(target: &Target) -> Option<Buckets> {
+/// The server's `tocsin_due_item_lag_seconds` histogram of due work of `kind` (how late items
+/// were claimed), from its `/metrics`.
+pub async fn lag_histogram(target: &Target, kind: &str) -> Option<Buckets> {
     let (status, body) = client::get_once(target, "/metrics", None, Duration::from_secs(10))
         .await
         .ok()?;
@@ -342,7 +334,7 @@ async fn lag_histogram(target: &Target) -> Option<Buckets> {
     Buckets::parse(
         &String::from_utf8_lossy(&body),
         "tocsin_due_item_lag_seconds",
-        "monitor.check",
+        kind,
     )
 }
 
@@ -386,7 +378,7 @@ async fn measure(
     tokio::time::sleep(warmup).await;
 
     let load_before = serve::load_average();
-    let lag_before = lag_histogram(&server.target).await;
+    let lag_before = lag_histogram(&server.target, MONITOR_CHECK).await;
     let cpu_before = serve::cpu_seconds(pid);
     let bench_before = serve::cpu_seconds(std::process::id());
     let written_before = serve::written_bytes(pid);
@@ -413,7 +405,7 @@ async fn measure(
     let cpu_after = serve::cpu_seconds(pid);
     let bench_after = serve::cpu_seconds(std::process::id());
     let written_after = serve::written_bytes(pid);
-    let lag_after = lag_histogram(&server.target).await;
+    let lag_after = lag_histogram(&server.target, MONITOR_CHECK).await;
     let hwm = serve::memory(pid).map(|(_, hwm)| hwm);
     let load_after = serve::load_average();
     Ok(MonitorsReport {

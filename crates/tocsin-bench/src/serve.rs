@@ -101,14 +101,25 @@ impl Served {
         self.data.path().join("store")
     }
 
+    /// The server's stdout and stderr.
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self.data.path().join("server.log")
+    }
+
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.data.path().join("server.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
     /// SIGTERM, then SIGKILL if it takes too long; the data directory goes with `self`.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop_keeping_data().await.map(drop)
+    }
+
+    /// As [`Served::stop`], but hands back the data directory (it is removed when dropped), so
+    /// the caller can still read the log.
+    pub async fn stop_keeping_data(mut self) -> anyhow::Result<tempfile::TempDir> {
         if let (Some(pid), Ok(None)) = (self.pid, self.child.try_wait()) {
             let _ = Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
@@ -122,7 +133,7 @@ impl Served {
                 self.child.kill().await?;
             }
         }
-        Ok(())
+        Ok(self.data)
     }
 }
 
