@@ -8,7 +8,8 @@
 //! listed in it, each with its title, priority and acknowledge link — and every row is
 //! settled by that message (each incident's timeline gets its attempt). When the contact
 //! method got a message less than a window ago, the group waits, `pending`, until the window
-//! ends, and goes then with whatever else came due meanwhile. The window's end is in the
+//! ends, and goes then with whatever else came due meanwhile. A message that failed does
+//! not count (settling it frees the contact method). The window's end is in the
 //! database: a restart or another replica keeps it. A channel's incident updates are not
 //! bundled: each says what happened.
 

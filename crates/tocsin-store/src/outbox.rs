@@ -18,7 +18,8 @@
 //! - A user's contact method gets at most one message per bundling window
 //!   ([`OutboxStore::take_bundle`]): a claimed page for a contact method that got a message
 //!   less than a window ago goes back to `pending`, due when the window ends, and then goes
-//!   out in one message with every other page of that contact method due by then.
+//!   out in one message with every other page of that contact method due by then. A message
+//!   that failed does not count: settling it frees the contact method.
 //! - A page that fails for good settles with the user's other contact methods to try
 //!   ([`OutboxStore::settle_notifications`]): the first one this page has not tried yet is
 //!   queued in the same transaction, and the timeline says so (`notification.rerouted`).
@@ -580,7 +581,8 @@ pub async fn settle<C: Connection>(
 }
 
 /// Settles rows alike and reroutes failed pages (see
-/// [`OutboxStore::settle_notifications`]). The caller commits.
+/// [`OutboxStore::settle_notifications`]); a failed message frees its contact method's
+/// bundling window. The caller commits.
 pub async fn settle_all<C: Connection>(
     conn: &mut C,
     settlement: &Settlement<'_>,
@@ -602,6 +604,24 @@ pub async fn settle_all<C: Connection>(
         settled += 1;
         if matches!(settlement.delivery, Delivery::Failed { .. }) {
             reroute(conn, row, settlement.next, settlement.now).await?;
+        }
+    }
+    // A message that did not arrive does not count: its contact method is free again.
+    if let (Some(Recipient::User { user, contact }), false) = (
+        settlement.rows.first().map(|row| &row.recipient),
+        matches!(settlement.delivery, Delivery::Sent),
+    ) {
+        if settled > 0 {
+            conn.execute(
+                "UPDATE outbox_contacts SET free_at = $1
+                 WHERE recipient = $2 AND contact = $3 AND free_at > $1",
+                &[
+                    Arg::Integer(micros(settlement.now)),
+                    Arg::Text(user),
+                    Arg::Text(contact),
+                ],
+            )
+            .await?;
         }
     }
     Ok(settled)
