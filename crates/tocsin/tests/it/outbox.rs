@@ -384,7 +384,7 @@ async fn stalling_receiver() -> (String, Deliveries) {
                     .unwrap_or_default()
                     .to_owned();
                 if !stalled.swap(true, Ordering::SeqCst) {
-                    record.lock().expect("lock").push((key, false));
+                    record.lock().expect("lock").push((key.clone(), false));
                     std::future::pending::<()>().await;
                 }
                 record.lock().expect("lock").push((key, true));
