@@ -270,6 +270,8 @@ async fn the_outage_replay_escalates_to_the_secondary_who_acknowledges_from_the_
         "{mail}"
     );
 
+    settled(&app, "user:ana").await;
+
     // Ana does not answer. Four minutes later nothing else has gone out.
     clock.advance(SignedDuration::from_mins(4));
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -281,6 +283,7 @@ async fn the_outage_replay_escalates_to_the_secondary_who_acknowledges_from_the_
     assert_eq!(mail["rcpt_tos"], json!(["ben@example.test"]));
     let body = mail["body"].as_str().expect("body").to_owned();
     let acknowledge = link(&body, "Acknowledge");
+    settled(&app, "user:ben").await;
 
     // Ben opens the link (a GET changes nothing), then presses the button.
     clock.advance(SignedDuration::from_secs(90));
@@ -337,7 +340,7 @@ async fn the_outage_replay_escalates_to_the_secondary_who_acknowledges_from_the_
     assert_eq!(
         kinds,
         [
-            "incident.triggered: system".to_owned(),
+            "incident.triggered: integration:events-v2".to_owned(),
             "escalation.notified: level 1 [\"ana\"]".to_owned(),
             "notification.attempted: user:ana sent".to_owned(),
             "escalation.notified: level 2 [\"ben\"]".to_owned(),
@@ -361,6 +364,28 @@ async fn the_outage_replay_escalates_to_the_secondary_who_acknowledges_from_the_
         let _ = stdin.shutdown().await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), sink.wait()).await;
+}
+
+/// Waits until the incident's timeline has the attempt of a page to `recipient` (the
+/// dispatcher settles it after the SMTP server accepted the mail).
+async fn settled(app: &crate::support::TestApp, recipient: &str) {
+    let deadline = Instant::now() + DELIVERY;
+    loop {
+        let (_, timeline) = app.get("/api/v1/incidents/1/timeline").await;
+        let done = timeline["items"].as_array().is_some_and(|items| {
+            items.iter().any(|entry| {
+                entry["kind"] == "notification.attempted" && entry["data"]["recipient"] == recipient
+            })
+        });
+        if done {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no attempt for {recipient} within {DELIVERY:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// What the receiver of the kill test saw: (idempotency key, answered 200).
