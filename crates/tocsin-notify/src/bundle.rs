@@ -96,10 +96,7 @@ pub(crate) async fn fold(
     public_url: &str,
 ) -> Result<Message, tocsin_engine::EngineError> {
     let mut seen: HashSet<IncidentNumber> = HashSet::from([first.incident]);
-    let user = match &first.recipient {
-        Recipient::User { user, .. } => user.clone(),
-        Recipient::Channel { .. } => first.recipient.to_string(),
-    };
+    let user = crate::link_user(&first.recipient);
     let signer = dispatcher.engine.links();
     let now = dispatcher.engine.now();
     let expires = now.checked_add(LINK_LIFETIME).unwrap_or(now);
@@ -109,14 +106,7 @@ pub(crate) async fn fold(
             continue;
         }
         let incident = dispatcher.engine.incident(row.incident).await?;
-        let service_name = dispatcher
-            .engine
-            .catalog()
-            .service(&incident.service)
-            .map_or_else(
-                || incident.service.to_string(),
-                |service| service.name.clone(),
-            );
+        let service_name = dispatcher.service_name(&incident.service);
         let acknowledge = signer.as_deref().map(|signer| {
             format!(
                 "{public_url}/links/{}",

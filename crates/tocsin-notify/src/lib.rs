@@ -464,20 +464,9 @@ impl Dispatcher {
             .first()
             .map(|alert| alert.source.clone())
             .unwrap_or_default();
-        let service_name = self
-            .engine
-            .catalog()
-            .service(&incident.service)
-            .map_or_else(
-                || incident.service.to_string(),
-                |service| service.name.clone(),
-            );
+        let service_name = self.service_name(&incident.service);
         let signer = self.engine.links();
-        // A channel's links act as `link:channel:<id>` on the timeline.
-        let user = match &row.recipient {
-            Recipient::User { user, .. } => user.clone(),
-            Recipient::Channel { .. } => row.recipient.to_string(),
-        };
+        let user = link_user(&row.recipient);
         let links = signer.as_deref().map(|signer| (signer, user.as_str()));
         let message = render(
             &incident,
@@ -509,6 +498,14 @@ impl Dispatcher {
         Ok(message::into_update(message, &update, incident.state))
     }
 
+    /// The service's name from the config (its id when the config no longer has it).
+    fn service_name(&self, service: &tocsin_core::ServiceId) -> String {
+        self.engine
+            .catalog()
+            .service(service)
+            .map_or_else(|| service.to_string(), |entry| entry.name.clone())
+    }
+
     /// The wait before retrying a notification whose `attempts`-th attempt failed.
     fn backoff(&self, attempts: i64) -> Duration {
         let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
@@ -523,5 +520,14 @@ impl Dispatcher {
         let jitter =
             u64::try_from(uuid::Uuid::new_v4().as_u128() % u128::from(quarter)).unwrap_or_default();
         base + Duration::from_millis(jitter)
+    }
+}
+
+/// Who a page's signed links act as: the paged user, or `channel:<id>` (a channel's links
+/// are `link:channel:<id>` on the timeline).
+fn link_user(recipient: &Recipient) -> String {
+    match recipient {
+        Recipient::User { user, .. } => user.clone(),
+        Recipient::Channel { .. } => recipient.to_string(),
     }
 }

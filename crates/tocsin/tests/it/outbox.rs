@@ -20,7 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use crate::durability::{free_port, start_server};
 use crate::interop::{python_command, python_ready};
 use crate::paging::{link, next_line, sink_script, webhook_receiver, DELIVERY, HOOK_SECRET};
-use crate::support::{start_app_on, start_app_with_clock, temp_dir};
+use crate::support::{serve_on_loopback, start_app_on, start_app_with_clock, temp_dir};
 
 const ROUTING_KEY: &str = "0123456789abcdef0123456789abcdef";
 
@@ -51,11 +51,7 @@ async fn slack_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let address = serve_on_loopback(app).await;
     (format!("http://{address}/services/T1/B1/secret"), seen)
 }
 
@@ -417,11 +413,7 @@ async fn stalling_receiver() -> (String, Deliveries) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let address = serve_on_loopback(app).await;
     (format!("http://{address}/page"), seen)
 }
 

@@ -338,3 +338,13 @@ pub async fn spawn_app_from_file(path: &std::path::Path) -> TestApp {
     };
     start_app(loaded.config, Some(file)).await
 }
+
+/// Serves `app` on a port-0 loopback listener in the background; returns its address.
+pub async fn serve_on_loopback(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
