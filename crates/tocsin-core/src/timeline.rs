@@ -65,10 +65,11 @@ pub enum TimelineKind {
     NotificationAttempted,
     IncidentReassigned,
     IncidentAckTimeout,
+    NotificationRerouted,
 }
 
 impl TimelineKind {
-    pub const ALL: [TimelineKind; 16] = [
+    pub const ALL: [TimelineKind; 17] = [
         TimelineKind::IncidentTriggered,
         TimelineKind::AlertOpened,
         TimelineKind::AlertFolded,
@@ -85,6 +86,7 @@ impl TimelineKind {
         TimelineKind::NotificationAttempted,
         TimelineKind::IncidentReassigned,
         TimelineKind::IncidentAckTimeout,
+        TimelineKind::NotificationRerouted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +107,7 @@ impl TimelineKind {
             TimelineKind::NotificationAttempted => "notification.attempted",
             TimelineKind::IncidentReassigned => "incident.reassigned",
             TimelineKind::IncidentAckTimeout => "incident.ack_timeout",
+            TimelineKind::NotificationRerouted => "notification.rerouted",
         }
     }
 
@@ -229,6 +232,19 @@ pub enum TimelineData {
         /// The service's acknowledgement timeout, in minutes.
         timeout_minutes: u64,
     },
+    /// A page to a user failed for good on one contact method (after its last retry, or
+    /// refused): the user's next contact method in the config's order that this page has not
+    /// tried yet is paged instead, or none is left.
+    NotificationRerouted {
+        /// `user:<id>`.
+        recipient: String,
+        /// The contact method that failed, and how it sends.
+        failed_contact: String,
+        failed_method: String,
+        /// The contact method paged instead (`None`: every one was tried).
+        next_contact: Option<String>,
+        next_method: Option<String>,
+    },
 }
 
 impl TimelineData {
@@ -250,6 +266,7 @@ impl TimelineData {
             TimelineData::NotificationAttempted { .. } => TimelineKind::NotificationAttempted,
             TimelineData::IncidentReassigned { .. } => TimelineKind::IncidentReassigned,
             TimelineData::IncidentAckTimeout { .. } => TimelineKind::IncidentAckTimeout,
+            TimelineData::NotificationRerouted { .. } => TimelineKind::NotificationRerouted,
         }
     }
 

@@ -5,9 +5,13 @@
 //! the source, signed acknowledge and resolve links), sends it by its method (console, webhook,
 //! email, ntfy, Slack-compatible incoming webhooks), and settles it: sent, retried later with
 //! exponential backoff and jitter, or failed after the last attempt. The store puts every
-//! attempt on the incident's timeline. [`Dispatcher::drain_once`] sends what is due now and
+//! attempt on the incident's timeline. A user's contact method gets at most one message per
+//! bundling window: what comes due for it meanwhile goes out together when the window ends,
+//! one message listing every incident ([`bundle`]). A page that fails for good is rerouted
+//! to the user's next contact method. [`Dispatcher::drain_once`] sends what is due now and
 //! returns, for tests; [`Dispatcher::run_until`] does so every poll until stopped.
 
+pub mod bundle;
 pub mod channels;
 pub mod message;
 pub mod slack;
@@ -21,7 +25,9 @@ use tocsin_config::{ChannelKind, Config, ContactKind};
 use tocsin_core::Timestamp;
 use tocsin_engine::Engine;
 use tocsin_store::due::ClaimerId;
-use tocsin_store::outbox::{Delivery, NotificationClaim, NotificationRow, Recipient};
+use tocsin_store::outbox::{
+    ContactMethod, Delivery, NotificationClaim, NotificationRow, Recipient, Settlement,
+};
 use tocsin_store::{AlertFilter, PageRequest, StoreError};
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +43,9 @@ pub struct Destinations {
     pub users: HashMap<String, HashMap<String, Destination>>,
     /// Channel id to destination (channels of the kinds in [`CHANNEL_KINDS`]).
     pub channels: HashMap<String, Destination>,
+    /// User id to their contact methods in the config's order: where a page that failed for
+    /// good on one goes next.
+    pub contact_order: HashMap<String, Vec<ContactMethod>>,
 }
 
 /// The `[[channels]]` kinds Tocsin posts to; channels of other kinds get nothing.
@@ -94,6 +103,21 @@ impl Destinations {
                 (user.id.clone(), contacts)
             })
             .collect();
+        let contact_order = config
+            .users
+            .iter()
+            .map(|user| {
+                let methods = user
+                    .contact
+                    .iter()
+                    .map(|method| ContactMethod {
+                        contact: method.id.clone(),
+                        method: method.kind.name().to_owned(),
+                    })
+                    .collect();
+                (user.id.clone(), methods)
+            })
+            .collect();
         let channels = config
             .channels
             .iter()
@@ -103,7 +127,29 @@ impl Destinations {
             public_url: config.server.public_url.trim_end_matches('/').to_owned(),
             users,
             channels,
+            contact_order,
         }
+    }
+
+    /// The user's contact methods to try after `failed`: the config's order after it,
+    /// wrapping around, without it.
+    fn next_contacts(&self, recipient: &Recipient) -> Vec<ContactMethod> {
+        let Recipient::User { user, contact } = recipient else {
+            return Vec::new();
+        };
+        let Some(methods) = self.contact_order.get(user) else {
+            return Vec::new();
+        };
+        let at = methods
+            .iter()
+            .position(|method| method.contact == *contact)
+            .map_or(0, |index| index + 1);
+        methods[at..]
+            .iter()
+            .chain(&methods[..at])
+            .filter(|method| method.contact != *contact)
+            .cloned()
+            .collect()
     }
 
     fn find(&self, recipient: &Recipient) -> Option<&Destination> {
@@ -130,6 +176,9 @@ pub struct DispatcherSettings {
     /// and a random part of up to a quarter of it is added (so retries of a storm spread).
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// A user's contact method gets at most one message per this long; pages due meanwhile
+    /// wait for its end and go as one message.
+    pub bundle_window: Duration,
 }
 
 impl Default for DispatcherSettings {
@@ -141,6 +190,7 @@ impl Default for DispatcherSettings {
             max_attempts: 8,
             backoff_base: Duration::from_secs(10),
             backoff_max: Duration::from_secs(30 * 60),
+            bundle_window: Duration::from_secs(30),
         }
     }
 }
@@ -155,6 +205,8 @@ pub struct DrainReport {
     pub failed: usize,
     /// Settled by someone else first (this dispatcher's claim had ended).
     pub lost: usize,
+    /// Put back until their contact method's bundling window ends.
+    pub deferred: usize,
 }
 
 /// How often [`Dispatcher::run_until`] reloads the link keys.
@@ -220,9 +272,7 @@ impl Dispatcher {
                 })
                 .await?;
             let claimed = rows.len();
-            for row in rows {
-                self.deliver(row, &mut report).await?;
-            }
+            bundle::deliver_claimed(self, rows, &mut report).await?;
             if claimed < batch {
                 break;
             }
@@ -253,6 +303,7 @@ impl Dispatcher {
                     retrying = report.retrying,
                     failed = report.failed,
                     lost = report.lost,
+                    deferred = report.deferred,
                     "dispatched notifications"
                 ),
                 Err(error) => tracing::warn!(
@@ -268,60 +319,97 @@ impl Dispatcher {
         }
     }
 
+    /// Sends `rows` (claimed, for one recipient; the first is the message's incident, the
+    /// others are listed in it) as one message and settles them: all sent, or each retried
+    /// (together, so they stay bundled) unless it had its last attempt.
     async fn deliver(
         &self,
-        row: NotificationRow,
+        rows: Vec<NotificationRow>,
         report: &mut DrainReport,
     ) -> Result<(), StoreError> {
+        let Some(row) = rows.first() else {
+            return Ok(());
+        };
         let started = Instant::now();
-        let outcome = self.attempt(&row).await;
+        let outcome = self.attempt(&rows).await;
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let now = self.engine.now();
-        let delivery = match outcome {
+        let bundled = rows.len();
+        let (retry, last): (Vec<_>, Vec<_>) = match &outcome {
+            Err(SendError::Transient(_)) => rows
+                .iter()
+                .cloned()
+                .partition(|row| row.attempts < self.settings.max_attempts),
+            _ => (Vec::new(), rows.clone()),
+        };
+        let mut settlements = Vec::new();
+        match outcome {
             Ok(()) => {
-                report.sent += 1;
-                Delivery::Sent
-            }
-            Err(SendError::Transient(error)) if row.attempts < self.settings.max_attempts => {
-                report.retrying += 1;
-                Delivery::Retry {
-                    at: now
-                        .checked_add(self.backoff(row.attempts))
-                        .unwrap_or(Timestamp::MAX),
-                    error,
-                }
+                report.sent += rows.len();
+                tracing::info!(
+                    incident = %row.incident, recipient = %row.recipient, method = row.method,
+                    attempt = row.attempts, bundled, latency_ms, "notification sent"
+                );
+                settlements.push((rows, Delivery::Sent));
             }
             Err(SendError::Transient(error) | SendError::Permanent(error)) => {
-                report.failed += 1;
-                Delivery::Failed { error }
+                if !retry.is_empty() {
+                    let attempts = retry.iter().map(|row| row.attempts).max().unwrap_or(1);
+                    let at = now
+                        .checked_add(self.backoff(attempts))
+                        .unwrap_or(Timestamp::MAX);
+                    report.retrying += retry.len();
+                    tracing::warn!(
+                        incident = %row.incident, recipient = %row.recipient, method = row.method,
+                        attempt = row.attempts, bundled, error, retry_at = %at,
+                        "notification failed; will retry"
+                    );
+                    settlements.push((
+                        retry,
+                        Delivery::Retry {
+                            at,
+                            error: error.clone(),
+                        },
+                    ));
+                }
+                if !last.is_empty() {
+                    report.failed += last.len();
+                    tracing::error!(
+                        incident = %row.incident, recipient = %row.recipient, method = row.method,
+                        attempt = row.attempts, bundled, error, "notification failed; giving up"
+                    );
+                    settlements.push((last, Delivery::Failed { error }));
+                }
             }
-        };
-        match &delivery {
-            Delivery::Sent => tracing::info!(
-                incident = %row.incident, recipient = %row.recipient, method = row.method,
-                attempt = row.attempts, latency_ms, "notification sent"
-            ),
-            Delivery::Retry { at, error } => tracing::warn!(
-                incident = %row.incident, recipient = %row.recipient, method = row.method,
-                attempt = row.attempts, error, retry_at = %at, "notification failed; will retry"
-            ),
-            Delivery::Failed { error } => tracing::error!(
-                incident = %row.incident, recipient = %row.recipient, method = row.method,
-                attempt = row.attempts, error, "notification failed; giving up"
-            ),
         }
-        let settled = self
-            .engine
-            .store()
-            .settle_notification(&row, &delivery, latency_ms, now)
-            .await?;
-        if settled.is_none() {
-            report.lost += 1;
+        for (rows, delivery) in settlements {
+            let next = match &delivery {
+                Delivery::Failed { .. } => {
+                    self.destinations.load().next_contacts(&rows[0].recipient)
+                }
+                _ => Vec::new(),
+            };
+            let settled = self
+                .engine
+                .store()
+                .settle_notifications(&Settlement {
+                    rows: &rows,
+                    delivery: &delivery,
+                    latency_ms,
+                    now,
+                    next: &next,
+                })
+                .await?;
+            report.lost += rows.len().saturating_sub(settled);
         }
         Ok(())
     }
 
-    async fn attempt(&self, row: &NotificationRow) -> Result<(), SendError> {
+    /// One attempt to send `rows` as one message: the first one's page, listing the others.
+    async fn attempt(&self, rows: &[NotificationRow]) -> Result<(), SendError> {
+        let Some(row) = rows.first() else {
+            return Ok(());
+        };
         let destinations = self.destinations.load();
         let Some(destination) = destinations.find(&row.recipient) else {
             return Err(SendError::Permanent(format!(
@@ -329,15 +417,21 @@ impl Dispatcher {
                 row.recipient, row.method
             )));
         };
-        let message = self
+        let unreadable = |error: tocsin_engine::EngineError| {
+            SendError::Transient(format!(
+                "cannot read the incident: {}",
+                tocsin_engine::error_chain(&error)
+            ))
+        };
+        let mut message = self
             .render(row, &destinations.public_url)
             .await
-            .map_err(|error| {
-                SendError::Transient(format!(
-                    "cannot read the incident: {}",
-                    tocsin_engine::error_chain(&error)
-                ))
-            })?;
+            .map_err(unreadable)?;
+        if rows.len() > 1 {
+            message = bundle::fold(self, message, row, &rows[1..], &destinations.public_url)
+                .await
+                .map_err(unreadable)?;
+        }
         match tokio::time::timeout(
             channels::SEND_TIMEOUT + Duration::from_secs(1),
             self.senders
@@ -372,20 +466,9 @@ impl Dispatcher {
             .first()
             .map(|alert| alert.source.clone())
             .unwrap_or_default();
-        let service_name = self
-            .engine
-            .catalog()
-            .service(&incident.service)
-            .map_or_else(
-                || incident.service.to_string(),
-                |service| service.name.clone(),
-            );
+        let service_name = self.service_name(&incident.service);
         let signer = self.engine.links();
-        // A channel's links act as `link:channel:<id>` on the timeline.
-        let user = match &row.recipient {
-            Recipient::User { user, .. } => user.clone(),
-            Recipient::Channel { .. } => row.recipient.to_string(),
-        };
+        let user = link_user(&row.recipient);
         let links = signer.as_deref().map(|signer| (signer, user.as_str()));
         let message = render(
             &incident,
@@ -417,6 +500,14 @@ impl Dispatcher {
         Ok(message::into_update(message, &update, incident.state))
     }
 
+    /// The service's name from the config (its id when the config no longer has it).
+    fn service_name(&self, service: &tocsin_core::ServiceId) -> String {
+        self.engine
+            .catalog()
+            .service(service)
+            .map_or_else(|| service.to_string(), |entry| entry.name.clone())
+    }
+
     /// The wait before retrying a notification whose `attempts`-th attempt failed.
     fn backoff(&self, attempts: i64) -> Duration {
         let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
@@ -431,5 +522,14 @@ impl Dispatcher {
         let jitter =
             u64::try_from(uuid::Uuid::new_v4().as_u128() % u128::from(quarter)).unwrap_or_default();
         base + Duration::from_millis(jitter)
+    }
+}
+
+/// Who a page's signed links act as: the paged user, or `channel:<id>` (a channel's links
+/// are `link:channel:<id>` on the timeline).
+fn link_user(recipient: &Recipient) -> String {
+    match recipient {
+        Recipient::User { user, .. } => user.clone(),
+        Recipient::Channel { .. } => recipient.to_string(),
     }
 }

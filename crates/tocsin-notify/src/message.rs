@@ -42,6 +42,8 @@ pub struct Also {
     pub subject: String,
     /// The incident in the API.
     pub link: String,
+    /// A signed link that acknowledges it (absent when links are not available).
+    pub acknowledge: Option<String>,
 }
 
 /// What a page is about, besides the incident row.

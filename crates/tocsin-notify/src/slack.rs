@@ -54,7 +54,14 @@ pub fn payload(message: &Message) -> Value {
         let lines: Vec<String> = message
             .also
             .iter()
-            .map(|other| format!("• <{}|{}>", other.link, escape(&other.subject)))
+            .map(|other| match &other.acknowledge {
+                Some(ack) => format!(
+                    "• <{}|{}> · <{ack}|Acknowledge>",
+                    other.link,
+                    escape(&other.subject)
+                ),
+                None => format!("• <{}|{}>", other.link, escape(&other.subject)),
+            })
             .collect();
         blocks.push(json!({
             "type": "section",
@@ -183,6 +190,7 @@ mod tests {
             number: 13,
             subject: "[P2] DB: slow (#13)".to_owned(),
             link: "http://t/api/v1/incidents/13".to_owned(),
+            acknowledge: None,
         }];
         let body = payload(&message);
         let blocks = body["blocks"].as_array().expect("blocks");

@@ -21,16 +21,19 @@ use tocsin_engine::{
 use tocsin_notify::{
     Destination, Destinations, Dispatcher, DispatcherSettings, DrainReport, Senders,
 };
-use tocsin_store::outbox::NotificationState;
+use tocsin_store::outbox::{ContactMethod, NotificationState};
 use tocsin_store::{Inbound, PageRequest, Store};
 use tocsin_store_sqlite::SqliteStore;
 
 const SECRET: &str = "receiver-secret";
 
-/// A receiver answering with the status in `status`; records (idempotency key, signature ok,
-/// status answered).
-async fn receiver(status: Arc<AtomicU16>) -> (String, Arc<Mutex<Vec<(String, bool, u16)>>>) {
-    let seen: Arc<Mutex<Vec<(String, bool, u16)>>> = Arc::default();
+/// What a receiver saw of each request: (idempotency key, signature ok, status answered,
+/// the JSON body).
+type Seen = Arc<Mutex<Vec<(String, bool, u16, serde_json::Value)>>>;
+
+/// A receiver answering with the status in `status`; records what it saw.
+async fn receiver(status: Arc<AtomicU16>) -> (String, Seen) {
+    let seen: Seen = Arc::default();
     let record = Arc::clone(&seen);
     let app = axum::Router::new().route(
         "/hook",
@@ -51,6 +54,7 @@ async fn receiver(status: Arc<AtomicU16>) -> (String, Arc<Mutex<Vec<(String, boo
                     header("idempotency-key"),
                     header("tocsin-signature") == expected,
                     answer,
+                    serde_json::from_slice(&body).unwrap_or_default(),
                 ));
                 StatusCode::from_u16(answer).expect("status")
             }
@@ -85,6 +89,17 @@ async fn setup(url: &str) -> Setup {
 
 /// Ana, paged at once on contact method `hook` sent by `method` to `destination`.
 async fn setup_with(method: &str, destination: Destination) -> Setup {
+    setup_full(
+        &[("hook", method, destination)],
+        DispatcherSettings::default(),
+    )
+    .await
+}
+
+/// Ana with these contact methods (id, method, destination), in this order, paged at once
+/// on the first.
+async fn setup_full(contacts: &[(&str, &str, Destination)], settings: DispatcherSettings) -> Setup {
+    let (first_contact, method, _) = &contacts[0];
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
     let clock = Arc::new(ManualClock::new(
@@ -106,8 +121,8 @@ async fn setup_with(method: &str, destination: Destination) -> Setup {
                 bot: false,
                 notify: vec![NotifyStep {
                     after_minutes: 0,
-                    contact: "hook".to_owned(),
-                    method: method.to_owned(),
+                    contact: (*first_contact).to_owned(),
+                    method: (*method).to_owned(),
                 }],
             },
         )]),
@@ -147,7 +162,20 @@ async fn setup_with(method: &str, destination: Destination) -> Setup {
         public_url: "http://tocsin.test".to_owned(),
         users: HashMap::from([(
             "ana".to_owned(),
-            HashMap::from([("hook".to_owned(), destination)]),
+            contacts
+                .iter()
+                .map(|(id, _, destination)| ((*id).to_owned(), destination.clone()))
+                .collect(),
+        )]),
+        contact_order: HashMap::from([(
+            "ana".to_owned(),
+            contacts
+                .iter()
+                .map(|(id, method, _)| ContactMethod {
+                    contact: (*id).to_owned(),
+                    method: (*method).to_owned(),
+                })
+                .collect(),
         )]),
         ..Destinations::default()
     };
@@ -155,7 +183,7 @@ async fn setup_with(method: &str, destination: Destination) -> Setup {
         Arc::clone(&engine),
         destinations,
         Senders::new(None),
-        DispatcherSettings::default(),
+        settings,
     );
     Setup {
         engine,
@@ -254,11 +282,13 @@ async fn a_receiver_that_is_down_gets_the_page_once_it_is_back() {
         "every attempt carries the same idempotency key"
     );
     assert!(
-        seen.iter().all(|(_, signed, _)| *signed),
+        seen.iter().all(|(_, signed, ..)| *signed),
         "every attempt is signed"
     );
     assert_eq!(
-        seen.iter().filter(|(.., status)| *status == 200).count(),
+        seen.iter()
+            .filter(|(_, _, status, _)| *status == 200)
+            .count(),
         1,
         "delivered once"
     );
@@ -441,4 +471,230 @@ async fn slack_refusals_fail_at_once_and_rate_limits_are_retried() {
     let report = setup.dispatcher.drain_once().await.expect("drain");
     assert_eq!(report.sent, 1, "{report:?}");
     assert_eq!(seen.lock().expect("lock").len(), 3);
+}
+
+/// The incident numbers a webhook body is about: its own and those it lists.
+fn incidents_in(body: &serde_json::Value) -> Vec<i64> {
+    let mut numbers = vec![body["incident"]["number"].as_i64().expect("number")];
+    if let Some(also) = body["also"].as_array() {
+        numbers.extend(
+            also.iter()
+                .map(|other| other["number"].as_i64().expect("number")),
+        );
+    }
+    numbers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_for_one_person_is_one_message_now_and_one_bundle_after_the_window() {
+    let status = Arc::new(AtomicU16::new(200));
+    let (url, seen) = receiver(Arc::clone(&status)).await;
+    let setup = setup(&url).await;
+    let start = setup.clock.now();
+
+    // 50 incidents open within a second; the dispatcher drains after each, as it polls.
+    for n in 0..50 {
+        open_incident(&setup, &format!("disk-{n}")).await;
+        setup.dispatcher.drain_once().await.expect("drain");
+        setup.clock.advance(SignedDuration::from_millis(20));
+    }
+    assert_eq!(seen.lock().expect("lock").len(), 1, "one message at once");
+    // Nothing more until the window ends.
+    setup.clock.advance(SignedDuration::from_millis(28_900));
+    setup.dispatcher.drain_once().await.expect("drain");
+    assert_eq!(
+        seen.lock().expect("lock").len(),
+        1,
+        "nothing within the window"
+    );
+    setup.clock.advance(SignedDuration::from_millis(100));
+    let report = setup.dispatcher.drain_once().await.expect("drain");
+    assert_eq!(report.sent, 49, "{report:?}");
+    assert_eq!(
+        setup.clock.now().duration_since(start),
+        SignedDuration::from_secs(30)
+    );
+    setup.clock.advance(SignedDuration::from_secs(3600));
+    assert_eq!(
+        setup.dispatcher.drain_once().await.expect("drain"),
+        DrainReport::default(),
+        "nothing is left"
+    );
+
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 2, "one message at once, one bundle");
+    assert_eq!(incidents_in(&seen[0].3), [1]);
+    let bundle = &seen[1].3;
+    let mut numbers = incidents_in(bundle);
+    assert_eq!(numbers.len(), 49, "the bundle lists the other 49");
+    numbers.sort_unstable();
+    assert_eq!(
+        numbers,
+        (2..=50).collect::<Vec<_>>(),
+        "none twice, none missing"
+    );
+    assert_eq!(bundle["incident"]["number"], 2, "the oldest page leads");
+    let first_also = &bundle["also"][0];
+    assert_eq!(first_also["priority"], "P1");
+    assert_eq!(first_also["title"], "database down");
+    let ack = first_also["links"]["acknowledge"]
+        .as_str()
+        .expect("an acknowledge link");
+    let token = ack
+        .strip_prefix("http://tocsin.test/links/")
+        .expect("a link of the server");
+    let claims = setup.engine.verify_link(token).await.expect("a valid link");
+    assert_eq!(
+        claims.incident,
+        IncidentNumber(first_also["number"].as_i64().expect("number"))
+    );
+    assert_eq!(claims.user, "ana");
+    assert!(seen
+        .iter()
+        .all(|(_, signed, status, _)| *signed && *status == 200));
+
+    // Every incident's page is sent, by one of the two messages, and on its timeline once.
+    for number in 1..=50 {
+        let rows = setup
+            .store
+            .notifications(IncidentNumber(number), 10)
+            .await
+            .expect("rows");
+        assert_eq!(rows.len(), 1, "incident {number}");
+        assert_eq!(rows[0].state, NotificationState::Sent, "incident {number}");
+        assert_eq!(
+            rows[0].attempts, 1,
+            "incident {number}: a deferral is no attempt"
+        );
+        assert_eq!(attempts(&setup, number).await, [("sent".to_owned(), 1)]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_last_retry_the_next_contact_method_is_paged() {
+    let failing = Arc::new(AtomicU16::new(500));
+    let (broken, broken_seen) = receiver(Arc::clone(&failing)).await;
+    let working = Arc::new(AtomicU16::new(200));
+    let (url, seen) = receiver(Arc::clone(&working)).await;
+    let hook = |url: &str| Destination::Webhook {
+        url: url.to_owned(),
+        secret: Some(SECRET.to_owned()),
+    };
+    let setup = setup_full(
+        &[
+            ("hook", "webhook", hook(&broken)),
+            ("backup", "webhook", hook(&url)),
+        ],
+        DispatcherSettings {
+            max_attempts: 3,
+            ..DispatcherSettings::default()
+        },
+    )
+    .await;
+    open_incident(&setup, "db-down").await;
+    for _ in 0..4 {
+        setup.dispatcher.drain_once().await.expect("drain");
+        setup.clock.advance(SignedDuration::from_secs(60));
+    }
+    assert_eq!(broken_seen.lock().expect("lock").len(), 3, "three attempts");
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 1, "the next contact method got the page");
+    assert_eq!(incidents_in(&seen[0].3), [1]);
+    assert_eq!(seen[0].2, 200);
+
+    let rows = setup
+        .store
+        .notifications(IncidentNumber(1), 10)
+        .await
+        .expect("rows");
+    let states: Vec<_> = rows
+        .iter()
+        .map(|row| (row.recipient.to_string(), row.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("user:ana".to_owned(), NotificationState::Failed),
+            ("user:ana".to_owned(), NotificationState::Sent),
+        ]
+    );
+    let timeline = setup
+        .engine
+        .timeline(IncidentNumber(1), PageRequest::default())
+        .await
+        .expect("timeline")
+        .items;
+    let rerouted: Vec<_> = timeline
+        .iter()
+        .filter_map(|entry| match &entry.data {
+            TimelineData::NotificationRerouted {
+                failed_contact,
+                next_contact,
+                ..
+            } => Some((failed_contact.clone(), next_contact.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rerouted, [("hook".to_owned(), Some("backup".to_owned()))]);
+    assert_eq!(
+        attempts(&setup, 1).await,
+        [
+            ("retrying".to_owned(), 1),
+            ("retrying".to_owned(), 2),
+            ("failed".to_owned(), 3),
+            ("sent".to_owned(), 1),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_for_ten_minutes_gets_everything_afterwards_none_twice() {
+    let status = Arc::new(AtomicU16::new(503));
+    let (url, seen) = receiver(Arc::clone(&status)).await;
+    let setup = setup(&url).await;
+    // Every 10 s for 50 minutes: an incident opens every 2 minutes while the receiver is
+    // down; it is back at minute 10.
+    for step in 0..300 {
+        if step % 12 == 0 && step < 60 {
+            open_incident(&setup, &format!("disk-{step}")).await;
+        }
+        if step == 60 {
+            status.store(200, Ordering::SeqCst);
+        }
+        setup.dispatcher.drain_once().await.expect("drain");
+        setup.clock.advance(SignedDuration::from_secs(10));
+    }
+    let seen = seen.lock().expect("lock").clone();
+    let failed = seen
+        .iter()
+        .filter(|(_, _, status, _)| *status != 200)
+        .count();
+    assert!(failed >= 5, "{failed} attempts while down");
+    let delivered: Vec<_> = seen
+        .iter()
+        .filter(|(_, _, status, _)| *status == 200)
+        .collect();
+    let mut incidents: Vec<i64> = delivered
+        .iter()
+        .flat_map(|(_, _, _, body)| incidents_in(body))
+        .collect();
+    incidents.sort_unstable();
+    assert_eq!(incidents, [1, 2, 3, 4, 5], "everything, none twice");
+    let keys: std::collections::HashSet<_> = delivered.iter().map(|(key, ..)| key).collect();
+    assert_eq!(keys.len(), delivered.len(), "no message delivered twice");
+    for number in 1..=5 {
+        let rows = setup
+            .store
+            .notifications(IncidentNumber(number), 10)
+            .await
+            .expect("rows");
+        assert_eq!(rows.len(), 1, "incident {number}");
+        assert_eq!(rows[0].state, NotificationState::Sent, "incident {number}");
+        let attempts = attempts(&setup, number).await;
+        assert_eq!(
+            attempts.last().map(|(result, _)| result.as_str()),
+            Some("sent"),
+            "incident {number}: {attempts:?}"
+        );
+    }
 }

@@ -107,6 +107,13 @@ fn migrator() -> Migrator {
             )),
             false,
         ),
+        Migration::new(
+            14,
+            Cow::Borrowed("outbox contacts"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0014_outbox_contacts.sql")),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),

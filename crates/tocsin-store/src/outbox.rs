@@ -15,6 +15,14 @@
 //!   for a retry later, or `failed` after the last retry. Each settlement appends a
 //!   `notification.attempted` entry (who, how, result, latency) to the incident's timeline in
 //!   the same transaction.
+//! - A user's contact method gets at most one message per bundling window
+//!   ([`OutboxStore::take_bundle`]): a claimed page for a contact method that got a message
+//!   less than a window ago goes back to `pending`, due when the window ends, and then goes
+//!   out in one message with every other page of that contact method due by then. A message
+//!   that failed does not count: settling it frees the contact method.
+//! - A page that fails for good settles with the user's other contact methods to try
+//!   ([`OutboxStore::settle_notifications`]): the first one this page has not tried yet is
+//!   queued in the same transaction, and the timeline says so (`notification.rerouted`).
 //! - Acknowledging or resolving the incident cancels every page of it still `pending` (queued
 //!   or waiting for a retry); a row being sent at that moment finishes its attempt. A
 //!   channel's incident updates (`crate::updates`) are not cancelled: they say what happened.
@@ -197,6 +205,59 @@ pub enum Delivery {
     },
 }
 
+/// One of a user's contact methods: its id and how it sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactMethod {
+    pub contact: String,
+    pub method: String,
+}
+
+/// Claimed rows to settle alike (the pages of one message).
+#[derive(Debug, Clone)]
+pub struct Settlement<'a> {
+    pub rows: &'a [NotificationRow],
+    pub delivery: &'a Delivery,
+    pub latency_ms: i64,
+    pub now: Timestamp,
+    /// When the delivery failed for good: the user's other contact methods, in the order to
+    /// try them (the config's order after the failed one, wrapping). The first one a failed
+    /// page has not tried yet for its incident is queued; empty for none.
+    pub next: &'a [ContactMethod],
+}
+
+/// A page of an incident's escalation, or a reassignment, rerouted to another contact
+/// method keeps its kind; others (a channel's update, a test) are not rerouted.
+pub const REROUTED_KIND: &str = "page";
+
+/// The largest bundle [`OutboxStore::take_bundle`] makes.
+pub const MAX_BUNDLE: usize = 500;
+
+/// What to bundle: claimed pages for one user's one contact method.
+#[derive(Debug, Clone)]
+pub struct BundleClaim<'a> {
+    pub claimer: &'a ClaimerId,
+    /// Claimed by `claimer`, all for the same user and contact method.
+    pub rows: &'a [NotificationRow],
+    pub now: Timestamp,
+    /// The contact method's next message may go this long after this one at the earliest.
+    pub window: std::time::Duration,
+    /// Rows added to the bundle are claimed until then.
+    pub claim_until: Timestamp,
+    /// At most this many rows in the bundle (never more than [`MAX_BUNDLE`]).
+    pub limit: usize,
+}
+
+/// What [`OutboxStore::take_bundle`] decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bundle {
+    /// Send these in one message: the claimed rows and the contact method's other pages due
+    /// by `now`, claimed as well (oldest due first). The contact method's window starts now.
+    Send(Vec<NotificationRow>),
+    /// The contact method got a message less than a window ago: the rows are `pending`
+    /// again, due at `until` (their claim's attempt not counted).
+    Deferred { until: Timestamp },
+}
+
 /// What [`OutboxStore::run_escalation_step`] writes when the step still stands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EscalationStepWrite {
@@ -283,6 +344,17 @@ pub trait OutboxStore: Send + Sync {
         latency_ms: i64,
         now: Timestamp,
     ) -> Result<Option<TimelineEntry>, StoreError>;
+
+    /// Settles claimed rows alike (one message carried them) and appends each attempt to its
+    /// incident's timeline; a page that failed for good is rerouted to the next contact
+    /// method of `settlement.next` it has not tried, while its incident is still triggered.
+    /// Returns how many rows were still held by their claim (the others are left as they
+    /// are).
+    async fn settle_notifications(&self, settlement: &Settlement<'_>) -> Result<usize, StoreError>;
+
+    /// Bundles claimed pages for one user's contact method: at most one message per
+    /// contact method per `window` (see [`Bundle`]).
+    async fn take_bundle(&self, claim: &BundleClaim<'_>) -> Result<Bundle, StoreError>;
 
     /// Cancels every `pending` page (notification for a user) of the incident; returns how
     /// many.
@@ -544,6 +616,230 @@ pub async fn settle<C: Connection>(
     };
     let entries = sql::append_timeline(conn, std::slice::from_ref(&record)).await?;
     Ok(entries.into_iter().next())
+}
+
+/// Settles rows alike and reroutes failed pages (see
+/// [`OutboxStore::settle_notifications`]); a failed message frees its contact method's
+/// bundling window. The caller commits.
+pub async fn settle_all<C: Connection>(
+    conn: &mut C,
+    settlement: &Settlement<'_>,
+) -> Result<usize, StoreError> {
+    let mut settled = 0;
+    for row in settlement.rows {
+        if settle(
+            conn,
+            row,
+            settlement.delivery,
+            settlement.latency_ms,
+            settlement.now,
+        )
+        .await?
+        .is_none()
+        {
+            continue;
+        }
+        settled += 1;
+        if matches!(settlement.delivery, Delivery::Failed { .. }) {
+            reroute(conn, row, settlement.next, settlement.now).await?;
+        }
+    }
+    // A message that did not arrive does not count: its contact method is free again.
+    if let (Some(Recipient::User { user, contact }), false) = (
+        settlement.rows.first().map(|row| &row.recipient),
+        matches!(settlement.delivery, Delivery::Sent),
+    ) {
+        if settled > 0 {
+            conn.execute(
+                "UPDATE outbox_contacts SET free_at = $1
+                 WHERE recipient = $2 AND contact = $3 AND free_at > $1",
+                &[
+                    Arg::Integer(micros(settlement.now)),
+                    Arg::Text(user),
+                    Arg::Text(contact),
+                ],
+            )
+            .await?;
+        }
+    }
+    Ok(settled)
+}
+
+/// Queues the failed page `row` on the first contact method of `next` that its page (same
+/// incident, user, pass and level) has not tried, and says so on the timeline.
+async fn reroute<C: Connection>(
+    conn: &mut C,
+    row: &NotificationRow,
+    next: &[ContactMethod],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let Recipient::User { user, contact } = &row.recipient else {
+        return Ok(());
+    };
+    if row.kind != REROUTED_KIND {
+        return Ok(());
+    }
+    // Locked, as acknowledging locks it: a page rerouted after an acknowledgement sees it.
+    let incident = sql::incident(conn, row.incident, true).await?;
+    if incident.state != IncidentState::Triggered {
+        return Ok(());
+    }
+    let page =
+        |payload: &serde_json::Value| (payload.get("pass").cloned(), payload.get("level").cloned());
+    let tried_rows = conn
+        .fetch_all(
+            "SELECT contact, payload FROM outbox
+             WHERE incident_number = $1 AND recipient_kind = 'user' AND recipient = $2
+                 AND kind = $3 AND state <> 'cancelled'
+             ORDER BY id LIMIT 1000",
+            &[
+                Arg::Integer(row.incident.0),
+                Arg::Text(user),
+                Arg::Text(&row.kind),
+            ],
+        )
+        .await?;
+    let mut tried = std::collections::HashSet::new();
+    for tried_row in &tried_rows {
+        let payload = decode::json("payload", &tried_row.text("payload")?)?;
+        if page(&payload) == page(&row.payload) {
+            tried.insert(tried_row.text("contact")?);
+        }
+    }
+    let chosen = next
+        .iter()
+        .find(|method| method.contact != *contact && !tried.contains(&method.contact));
+    if let Some(method) = chosen {
+        let mut payload = row.payload.clone();
+        if let Some(object) = payload.as_object_mut() {
+            object.insert("rerouted_from".to_owned(), serde_json::json!(contact));
+        }
+        let notification = NewNotification {
+            incident: row.incident,
+            recipient: Recipient::User {
+                user: user.clone(),
+                contact: method.contact.clone(),
+            },
+            method: method.method.clone(),
+            kind: row.kind.clone(),
+            payload,
+            idempotency_key: format!("reroute-{}-{}", row.id, method.contact),
+            not_before: now,
+        };
+        enqueue(conn, std::slice::from_ref(&notification), now).await?;
+    }
+    let record = TimelineRecord {
+        incident: IncidentRef::Existing(row.incident),
+        at: now,
+        actor: Actor::system(),
+        data: TimelineData::NotificationRerouted {
+            recipient: row.recipient.to_string(),
+            failed_contact: contact.clone(),
+            failed_method: row.method.clone(),
+            next_contact: chosen.map(|method| method.contact.clone()),
+            next_method: chosen.map(|method| method.method.clone()),
+        },
+    };
+    sql::append_timeline(conn, std::slice::from_ref(&record)).await?;
+    Ok(())
+}
+
+/// Bundles claimed pages (see [`OutboxStore::take_bundle`]). The caller commits.
+pub async fn take_bundle<C: Connection>(
+    conn: &mut C,
+    claim: &BundleClaim<'_>,
+) -> Result<Bundle, StoreError> {
+    let Some(Recipient::User { user, contact }) = claim.rows.first().map(|row| &row.recipient)
+    else {
+        return Ok(Bundle::Send(claim.rows.to_vec()));
+    };
+    if claim
+        .rows
+        .iter()
+        .any(|row| row.recipient != claim.rows[0].recipient)
+    {
+        return Err(StoreError::Invalid(
+            "a bundle is for one user's one contact method".to_owned(),
+        ));
+    }
+    let now = micros(claim.now);
+    let window = i64::try_from(claim.window.as_micros()).unwrap_or(i64::MAX);
+    // Takes the contact method's window when it is free, in one statement: of two
+    // dispatchers at once, one takes it.
+    let taken = conn
+        .fetch_optional(
+            "INSERT INTO outbox_contacts (recipient, contact, free_at) VALUES ($1, $2, $3)
+             ON CONFLICT (recipient, contact) DO UPDATE SET free_at = excluded.free_at
+                 WHERE outbox_contacts.free_at <= $4
+             RETURNING free_at",
+            &[
+                Arg::Text(user),
+                Arg::Text(contact),
+                Arg::Integer(now.saturating_add(window)),
+                Arg::Integer(now),
+            ],
+        )
+        .await?;
+    if taken.is_none() {
+        let free_at = conn
+            .fetch_one(
+                "SELECT free_at FROM outbox_contacts WHERE recipient = $1 AND contact = $2",
+                &[Arg::Text(user), Arg::Text(contact)],
+            )
+            .await?
+            .integer("free_at")?;
+        for row in claim.rows {
+            conn.execute(
+                "UPDATE outbox SET state = 'pending', attempts = attempts - 1,
+                     next_attempt_at = $1, claimed_by = NULL, claim_until = NULL
+                 WHERE id = $2 AND state = 'sending' AND claimed_by = $3 AND attempts = $4",
+                &[
+                    Arg::Integer(free_at),
+                    Arg::Integer(row.id),
+                    Arg::Text(claim.claimer.as_str()),
+                    Arg::Integer(row.attempts),
+                ],
+            )
+            .await?;
+        }
+        return Ok(Bundle::Deferred {
+            until: decode::timestamp("free_at", free_at)?,
+        });
+    }
+    let mut rows = claim.rows.to_vec();
+    let room = claim.limit.min(MAX_BUNDLE).saturating_sub(rows.len());
+    if room > 0 {
+        let skip_locked = conn.dialect().skip_locked;
+        let more = conn
+            .fetch_all(
+                &format!(
+                    "UPDATE outbox SET state = 'sending', attempts = attempts + 1,
+                         claimed_by = $1, claim_until = $2
+                     WHERE id IN (
+                         SELECT id FROM outbox
+                         WHERE state = 'pending' AND recipient_kind = 'user'
+                             AND recipient = $3 AND contact = $4 AND next_attempt_at <= $5
+                         ORDER BY next_attempt_at, id LIMIT $6{skip_locked})
+                     RETURNING {NOTIFICATION_COLUMNS}"
+                ),
+                &[
+                    Arg::Text(claim.claimer.as_str()),
+                    Arg::Integer(micros(claim.claim_until)),
+                    Arg::Text(user),
+                    Arg::Text(contact),
+                    Arg::Integer(now),
+                    Arg::Integer(i64::try_from(room).unwrap_or(i64::MAX)),
+                ],
+            )
+            .await?;
+        let mut more = more
+            .iter()
+            .map(read_notification)
+            .collect::<Result<Vec<_>, _>>()?;
+        more.sort_by_key(|row| (row.next_attempt_at, row.id));
+        rows.extend(more);
+    }
+    Ok(Bundle::Send(rows))
 }
 
 /// Cancels the incident's pending pages (rows for users; a channel's incident updates are

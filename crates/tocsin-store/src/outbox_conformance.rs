@@ -17,8 +17,9 @@ use tocsin_core::{
 use crate::conformance::event;
 use crate::due::{ClaimRequest, ClaimerId, DueKey, DueKind, FIRST_ESCALATION_STEP};
 use crate::outbox::{
-    Delivery, EscalationStepOutcome, EscalationStepWrite, EscalationTurn, NewNotification,
-    NotificationClaim, NotificationState, Recipient, TurnCandidate,
+    Bundle, BundleClaim, ContactMethod, Delivery, EscalationStepOutcome, EscalationStepWrite,
+    EscalationTurn, NewNotification, NotificationClaim, NotificationRow, NotificationState,
+    Recipient, Settlement, TurnCandidate,
 };
 use crate::{PageRequest, Store};
 
@@ -46,6 +47,8 @@ macro_rules! outbox_suite {
             server_keys_are_created_once_and_rotate,
             a_round_robin_level_takes_turns_across_incidents_and_stores,
             an_acknowledgement_timeout_is_set_by_acknowledging_and_restarts_the_escalation,
+            a_contact_method_gets_one_message_per_window_and_the_rest_bundled,
+            a_page_that_fails_for_good_is_rerouted_to_the_next_untried_contact_method,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -1014,5 +1017,288 @@ pub async fn an_acknowledgement_timeout_is_set_by_acknowledging_and_restarts_the
         .await
         .expect("read")
         .is_none());
+    drop(pair);
+}
+
+fn bundle_claim<'a>(
+    claimer: &'a ClaimerId,
+    rows: &'a [NotificationRow],
+    now: Timestamp,
+) -> BundleClaim<'a> {
+    BundleClaim {
+        claimer,
+        rows,
+        now,
+        window: std::time::Duration::from_secs(30),
+        claim_until: now + std::time::Duration::from_secs(60),
+        limit: 100,
+    }
+}
+
+pub async fn a_contact_method_gets_one_message_per_window_and_the_rest_bundled(pair: OutboxPair) {
+    let number = open_incident(pair.first.as_ref()).await;
+    pair.first
+        .ingest(&[event("api", EventAction::Trigger, "cpu", 0)], &auto)
+        .await
+        .expect("ingest");
+    let other = IncidentNumber(2);
+    pair.first
+        .enqueue_notifications(
+            &[
+                page(number, "ana", "mail", "page-1-ana-mail"),
+                page(other, "ana", "mail", "page-2-ana-mail"),
+                page(number, "ana", "phone", "page-1-ana-phone"),
+            ],
+            at(0),
+        )
+        .await
+        .expect("enqueue");
+
+    // One claimed page takes the window and brings the contact method's other due page.
+    let one = claimer("dispatcher-one");
+    let claimed = pair
+        .first
+        .claim_notifications(&claim(&one, at(1), 1))
+        .await
+        .expect("claim");
+    assert_eq!(claimed[0].idempotency_key, "page-1-ana-mail");
+    let Bundle::Send(rows) = pair
+        .first
+        .take_bundle(&bundle_claim(&one, &claimed, at(1)))
+        .await
+        .expect("bundle")
+    else {
+        panic!("the contact method is free");
+    };
+    let keys: Vec<_> = rows
+        .iter()
+        .map(|row| row.idempotency_key.as_str())
+        .collect();
+    assert_eq!(keys, ["page-1-ana-mail", "page-2-ana-mail"]);
+    assert!(rows
+        .iter()
+        .all(|row| row.state == NotificationState::Sending));
+    let settled = pair
+        .first
+        .settle_notifications(&Settlement {
+            rows: &rows,
+            delivery: &Delivery::Sent,
+            latency_ms: 3,
+            now: at(2),
+            next: &[],
+        })
+        .await
+        .expect("settle");
+    assert_eq!(settled, 2);
+    for incident in [number, other] {
+        let timeline = pair
+            .first
+            .timeline(incident, PageRequest::default())
+            .await
+            .expect("timeline");
+        assert_eq!(
+            timeline
+                .items
+                .iter()
+                .filter(|entry| entry.data.kind() == TimelineKind::NotificationAttempted)
+                .count(),
+            1,
+            "each bundled incident has its attempt"
+        );
+    }
+
+    // Another page for the same contact method, claimed by the other store within the
+    // window, waits for the window's end; another contact method does not.
+    pair.second
+        .enqueue_notifications(
+            &[NewNotification {
+                not_before: at(10),
+                ..page(other, "ana", "mail", "reminder-2-ana-mail")
+            }],
+            at(10),
+        )
+        .await
+        .expect("enqueue");
+    let two = claimer("dispatcher-two");
+    let claimed = pair
+        .second
+        .claim_notifications(&claim(&two, at(10), 10))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 2, "{claimed:?}");
+    let (mail, phone): (Vec<_>, Vec<_>) = claimed.into_iter().partition(|row| {
+        row.recipient
+            == Recipient::User {
+                user: "ana".to_owned(),
+                contact: "mail".to_owned(),
+            }
+    });
+    assert_eq!(
+        pair.second
+            .take_bundle(&bundle_claim(&two, &mail, at(10)))
+            .await
+            .expect("bundle"),
+        Bundle::Deferred { until: at(31) }
+    );
+    assert!(matches!(
+        pair.second
+            .take_bundle(&bundle_claim(&two, &phone, at(10)))
+            .await
+            .expect("bundle"),
+        Bundle::Send(rows) if rows.len() == 1
+    ));
+    let deferred = pair
+        .first
+        .notifications(other, 10)
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|row| row.idempotency_key == "reminder-2-ana-mail")
+        .expect("the reminder");
+    assert_eq!(deferred.state, NotificationState::Pending);
+    assert_eq!(deferred.attempts, 0, "a deferral is not an attempt");
+    assert_eq!(deferred.next_attempt_at, at(31));
+    assert!(pair
+        .first
+        .claim_notifications(&claim(&one, at(30), 10))
+        .await
+        .expect("claim")
+        .is_empty());
+    let claimed = pair
+        .first
+        .claim_notifications(&claim(&one, at(31), 10))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert!(matches!(
+        pair.first
+            .take_bundle(&bundle_claim(&one, &claimed, at(31)))
+            .await
+            .expect("bundle"),
+        Bundle::Send(rows) if rows.len() == 1
+    ));
+    drop(pair);
+}
+
+pub async fn a_page_that_fails_for_good_is_rerouted_to_the_next_untried_contact_method(
+    pair: OutboxPair,
+) {
+    let store = pair.first.as_ref();
+    let number = open_incident(store).await;
+    let mut mail = page(number, "ana", "mail", "page-1-ana-mail");
+    mail.payload = json!({"pass": 0, "level": 1});
+    store
+        .enqueue_notifications(&[mail], at(0))
+        .await
+        .expect("enqueue");
+    let methods = |contacts: &[&str]| -> Vec<ContactMethod> {
+        contacts
+            .iter()
+            .map(|contact| ContactMethod {
+                contact: (*contact).to_owned(),
+                method: "webhook".to_owned(),
+            })
+            .collect()
+    };
+    let one = claimer("dispatcher-one");
+    let fail = |rows: Vec<NotificationRow>, next: Vec<ContactMethod>, now: Timestamp| async move {
+        store
+            .settle_notifications(&Settlement {
+                rows: &rows,
+                delivery: &Delivery::Failed {
+                    error: "http 500: down".to_owned(),
+                },
+                latency_ms: 1,
+                now,
+                next: &next,
+            })
+            .await
+            .expect("settle")
+    };
+    let claimed = store
+        .claim_notifications(&claim(&one, at(1), 10))
+        .await
+        .expect("claim");
+    assert_eq!(fail(claimed, methods(&["phone", "pager"]), at(2)).await, 1);
+    let rows = store.notifications(number, 10).await.expect("list");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].state, NotificationState::Failed);
+    let next = &rows[1];
+    assert_eq!(
+        next.recipient,
+        Recipient::User {
+            user: "ana".to_owned(),
+            contact: "phone".to_owned()
+        }
+    );
+    assert_eq!(next.state, NotificationState::Pending);
+    assert_eq!(next.method, "webhook");
+    assert_eq!(next.next_attempt_at, at(2));
+    assert_eq!(next.payload["level"], 1);
+
+    // Phone fails too: pager is next (mail, tried, is skipped when the order wraps).
+    let claimed = store
+        .claim_notifications(&claim(&one, at(3), 10))
+        .await
+        .expect("claim");
+    assert_eq!(fail(claimed, methods(&["pager", "mail"]), at(4)).await, 1);
+    // Pager fails: mail and phone were tried, nothing is left.
+    let claimed = store
+        .claim_notifications(&claim(&one, at(5), 10))
+        .await
+        .expect("claim");
+    assert_eq!(claimed[0].recipient.to_string(), "user:ana");
+    assert_eq!(fail(claimed, methods(&["mail", "phone"]), at(6)).await, 1);
+    let rows = store.notifications(number, 10).await.expect("list");
+    assert_eq!(rows.len(), 3, "nothing left to try");
+    let timeline = store
+        .timeline(number, PageRequest::default())
+        .await
+        .expect("timeline");
+    let rerouted: Vec<_> = timeline
+        .items
+        .iter()
+        .filter_map(|entry| match &entry.data {
+            TimelineData::NotificationRerouted {
+                recipient,
+                failed_contact,
+                next_contact,
+                ..
+            } => Some((
+                recipient.clone(),
+                failed_contact.clone(),
+                next_contact.clone(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let ana = "user:ana".to_owned();
+    assert_eq!(
+        rerouted,
+        [
+            (ana.clone(), "mail".to_owned(), Some("phone".to_owned())),
+            (ana.clone(), "phone".to_owned(), Some("pager".to_owned())),
+            (ana, "pager".to_owned(), None),
+        ]
+    );
+
+    // Once acknowledged, a page that fails is not rerouted.
+    let mut late = page(number, "ben", "mail", "page-1-ben-mail");
+    late.payload = json!({"pass": 0, "level": 2});
+    store
+        .enqueue_notifications(&[late], at(7))
+        .await
+        .expect("enqueue");
+    let claimed = store
+        .claim_notifications(&claim(&one, at(7), 10))
+        .await
+        .expect("claim");
+    store
+        .command(number, &Command::Acknowledge, &Actor::token("ana"), at(8))
+        .await
+        .expect("acknowledge");
+    assert_eq!(fail(claimed, methods(&["phone"]), at(9)).await, 1);
+    let rows = store.notifications(number, 10).await.expect("list");
+    assert_eq!(rows.len(), 4, "not rerouted after the acknowledgement");
     drop(pair);
 }

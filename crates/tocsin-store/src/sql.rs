@@ -926,6 +926,28 @@ macro_rules! impl_store_with_shared_sql {
                 ))
             }
 
+            async fn settle_notifications(
+                &self,
+                settlement: &$crate::outbox::Settlement<'_>,
+            ) -> Result<usize, $crate::StoreError> {
+                if settlement.rows.is_empty() {
+                    return Ok(0);
+                }
+                write!(self, "settling notifications", |conn| $crate::outbox::settle_all(
+                    conn, settlement
+                ))
+            }
+
+            #[tracing::instrument(skip_all, fields(claimer = %claim.claimer, rows = claim.rows.len()), err)]
+            async fn take_bundle(
+                &self,
+                claim: &$crate::outbox::BundleClaim<'_>,
+            ) -> Result<$crate::outbox::Bundle, $crate::StoreError> {
+                write!(self, "bundling notifications", |conn| $crate::outbox::take_bundle(
+                    conn, claim
+                ))
+            }
+
             async fn cancel_notifications(
                 &self,
                 incident: tocsin_core::IncidentNumber,

@@ -96,6 +96,15 @@ struct Attempted {
     error: Option<String>,
 }
 
+#[derive(Serialize, Deserialize)]
+struct Rerouted {
+    recipient: String,
+    failed_contact: String,
+    failed_method: String,
+    next_contact: Option<String>,
+    next_method: Option<String>,
+}
+
 /// The `data` column of an entry.
 pub(crate) fn encode(data: &TimelineData) -> String {
     let key = |key: &DedupKey| key.as_str().to_owned();
@@ -199,6 +208,19 @@ pub(crate) fn encode(data: &TimelineData) -> String {
             attempt: *attempt,
             latency_ms: *latency_ms,
             error: error.clone(),
+        }),
+        TimelineData::NotificationRerouted {
+            recipient,
+            failed_contact,
+            failed_method,
+            next_contact,
+            next_method,
+        } => serde_json::to_string(&Rerouted {
+            recipient: recipient.clone(),
+            failed_contact: failed_contact.clone(),
+            failed_method: failed_method.clone(),
+            next_contact: next_contact.clone(),
+            next_method: next_method.clone(),
         }),
     };
     // Plain structs of strings and integers always serialize.
@@ -321,6 +343,16 @@ pub(crate) fn decode(kind: TimelineKind, text: &str) -> Result<TimelineData, Sto
                 attempt: attempted.attempt,
                 latency_ms: attempted.latency_ms,
                 error: attempted.error,
+            }
+        }
+        TimelineKind::NotificationRerouted => {
+            let rerouted: Rerouted = parse(kind, text)?;
+            TimelineData::NotificationRerouted {
+                recipient: rerouted.recipient,
+                failed_contact: rerouted.failed_contact,
+                failed_method: rerouted.failed_method,
+                next_contact: rerouted.next_contact,
+                next_method: rerouted.next_method,
             }
         }
     })

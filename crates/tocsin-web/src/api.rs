@@ -451,6 +451,18 @@ pub enum TimelineData {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// A page failed for good on one contact method; the user's next untried contact method
+    /// (in the config's order) is paged instead, or none is left (`next_contact` absent).
+    #[serde(rename = "notification.rerouted")]
+    NotificationRerouted {
+        recipient: String,
+        failed_contact: String,
+        failed_method: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_contact: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_method: Option<String>,
+    },
 }
 
 impl From<tocsin_core::TimelineData> for TimelineData {
@@ -553,6 +565,19 @@ impl From<tocsin_core::TimelineData> for TimelineData {
                 attempt,
                 latency_ms,
                 error,
+            },
+            Data::NotificationRerouted {
+                recipient,
+                failed_contact,
+                failed_method,
+                next_contact,
+                next_method,
+            } => TimelineData::NotificationRerouted {
+                recipient,
+                failed_contact,
+                failed_method,
+                next_contact,
+                next_method,
             },
         }
     }

@@ -153,6 +153,15 @@ impl std::fmt::Debug for App {
 
 impl App {
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`App::build`] with the clock the engine, the due work and the dispatcher read (a
+    /// test's manual clock: escalation timeouts pass without waiting for them).
+    pub async fn build_with_clock(
+        settings: &Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<App> {
         let tls = match &settings.config.server.tls {
             Some(tls) => Some(Arc::new(tls::server_config(
                 &tls.certificate,
@@ -166,7 +175,7 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let rules = Arc::new(RuleSet::new(
             rules_from_config(&settings.config),
-            SystemClock.now(),
+            clock.now(),
         ));
         // The rules count what the ingest writer commits.
         let (ingestor, writer) = Ingestor::start_with(
@@ -183,7 +192,7 @@ impl App {
             store,
             Arc::clone(&catalog),
             ingestor,
-            Arc::new(SystemClock),
+            clock,
             Arc::clone(&metrics),
         ));
         engine

@@ -122,6 +122,20 @@ pub(crate) fn what(data: &TimelineData) -> String {
         TimelineData::IncidentAckTimeout { timeout_minutes } => format!(
             "acknowledged but unresolved for {timeout_minutes} min: triggered again, escalation restarts at level 1"
         ),
+        TimelineData::NotificationRerouted {
+            recipient,
+            failed_contact,
+            failed_method,
+            next_contact,
+            next_method,
+        } => match (next_contact, next_method) {
+            (Some(contact), Some(method)) => format!(
+                "{recipient}: failed via {failed_contact} ({failed_method}); trying {contact} ({method})"
+            ),
+            _ => format!(
+                "{recipient}: failed via {failed_contact} ({failed_method}); no other contact method left to try"
+            ),
+        },
         TimelineData::NotificationAttempted {
             recipient,
             method,

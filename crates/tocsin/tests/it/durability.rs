@@ -13,7 +13,7 @@ use tocsin_store_sqlite::SqliteStore;
 
 use crate::support::{temp_dir, test_config, API_KEY};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -21,7 +21,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start_server(config: &Path, data: &Path, port: u16) -> tokio::process::Child {
+pub(crate) async fn start_server(config: &Path, data: &Path, port: u16) -> tokio::process::Child {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tocsin"))
         .args(["serve", "--config"])
         .arg(config)

@@ -18,6 +18,7 @@ mod monitor_pause;
 mod monitor_results;
 mod monitors;
 mod oncall;
+mod outbox;
 mod paging;
 mod postgres;
 mod rules;

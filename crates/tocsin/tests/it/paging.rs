@@ -20,20 +20,20 @@ use crate::interop::{python_command, python_ready};
 use crate::support::start_app_on;
 
 const ROUTING_KEY: &str = "0123456789abcdef0123456789abcdef";
-const HOOK_SECRET: &str = "hook-secret";
+pub(crate) const HOOK_SECRET: &str = "hook-secret";
 /// How long a page may take to arrive (the due-work runner and the dispatcher poll).
-const DELIVERY: Duration = Duration::from_secs(20);
+pub(crate) const DELIVERY: Duration = Duration::from_secs(20);
 
-fn sink_script() -> PathBuf {
+pub(crate) fn sink_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/smtp_sink.py")
 }
 
 /// What the webhook receiver saw: the idempotency key, whether the signature was right, the
 /// body.
-type Received = Arc<Mutex<Vec<(String, bool, Value)>>>;
+pub(crate) type Received = Arc<Mutex<Vec<(String, bool, Value)>>>;
 
 /// A webhook receiver on loopback that checks `Tocsin-Signature` against the shared secret.
-async fn webhook_receiver() -> (String, Received) {
+pub(crate) async fn webhook_receiver() -> (String, Received) {
     let received: Received = Arc::default();
     let seen = Arc::clone(&received);
     let app = axum::Router::new().route(
@@ -122,7 +122,7 @@ integration_keys = ["{ROUTING_KEY}"]
 }
 
 /// The first line `lines` yields within [`DELIVERY`], as JSON.
-async fn next_line(
+pub(crate) async fn next_line(
     lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     what: &str,
 ) -> Value {
@@ -134,7 +134,7 @@ async fn next_line(
     serde_json::from_str(&line).expect("a JSON line")
 }
 
-fn link(body: &str, label: &str) -> String {
+pub(crate) fn link(body: &str, label: &str) -> String {
     body.lines()
         .find_map(|line| line.strip_prefix(&format!("{label}: ")))
         .unwrap_or_else(|| panic!("no {label} link in:\n{body}"))

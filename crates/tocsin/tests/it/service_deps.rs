@@ -202,7 +202,9 @@ integration_keys = ["{C_KEY}"]
         )
         .await;
     assert_eq!(code, 200, "{body}");
-    wait_for(Duration::from_secs(20), || async {
+    // The same person got the root's page less than 30 s ago: this one waits for the end of
+    // that contact method's bundling window.
+    wait_for(Duration::from_secs(45), || async {
         pages
             .lock()
             .expect("lock")

@@ -131,6 +131,16 @@ pub async fn start_app_on(
     file: Option<tocsin::ConfigFile>,
     listener: std::net::TcpListener,
 ) -> TestApp {
+    start_app_with_clock(config, file, listener, Arc::new(tocsin_engine::SystemClock)).await
+}
+
+/// [`start_app_on`] with the engine reading `clock` (a manual clock for escalation timing).
+pub async fn start_app_with_clock(
+    config: tocsin_config::Config,
+    file: Option<tocsin::ConfigFile>,
+    listener: std::net::TcpListener,
+    clock: Arc<dyn tocsin_engine::Clock>,
+) -> TestApp {
     let data_dir = temp_dir();
     let settings = tocsin::Settings {
         config,
@@ -138,7 +148,9 @@ pub async fn start_app_on(
         database: None,
     };
     let base = format!("http://{}", listener.local_addr().expect("address"));
-    let mut app = tocsin::App::build(&settings).await.expect("build app");
+    let mut app = tocsin::App::build_with_clock(&settings, clock)
+        .await
+        .expect("build app");
     if let Some(file) = file {
         app = app.reload_from(file, &settings.config);
     }
@@ -325,4 +337,14 @@ pub async fn spawn_app_from_file(path: &std::path::Path) -> TestApp {
         sha256: loaded.sha256,
     };
     start_app(loaded.config, Some(file)).await
+}
+
+/// Serves `app` on a port-0 loopback listener in the background; returns its address.
+pub async fn serve_on_loopback(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
 }
