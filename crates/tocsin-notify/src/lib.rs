@@ -296,15 +296,15 @@ impl Dispatcher {
         };
         match &delivery {
             Delivery::Sent => tracing::info!(
-                incident = %row.incident, recipient = %row.recipient, method = row.method,
+                incident = row.incident.map(|number| number.0), recipient = %row.recipient, method = row.method,
                 attempt = row.attempts, latency_ms, "notification sent"
             ),
             Delivery::Retry { at, error } => tracing::warn!(
-                incident = %row.incident, recipient = %row.recipient, method = row.method,
+                incident = row.incident.map(|number| number.0), recipient = %row.recipient, method = row.method,
                 attempt = row.attempts, error, retry_at = %at, "notification failed; will retry"
             ),
             Delivery::Failed { error } => tracing::error!(
-                incident = %row.incident, recipient = %row.recipient, method = row.method,
+                incident = row.incident.map(|number| number.0), recipient = %row.recipient, method = row.method,
                 attempt = row.attempts, error, "notification failed; giving up"
             ),
         }
@@ -353,12 +353,16 @@ impl Dispatcher {
         row: &NotificationRow,
         public_url: &str,
     ) -> Result<Message, tocsin_engine::EngineError> {
-        let incident = self.engine.incident(row.incident).await?;
+        // A test page or a notice is about no incident.
+        let Some(number) = row.incident else {
+            return Ok(message::render_notice(row, public_url));
+        };
+        let incident = self.engine.incident(number).await?;
         let alerts = self
             .engine
             .alerts(
                 &AlertFilter {
-                    incident: Some(row.incident),
+                    incident: Some(number),
                     ..AlertFilter::default()
                 },
                 PageRequest::first(PageRequest::MAX_LIMIT),
