@@ -202,7 +202,8 @@ impl Engine {
     }
 
     /// The due-work runner of this engine, with the handlers of the work it does later (the
-    /// fold log sweep, escalation steps, gap notices and the watchdog's beat).
+    /// fold log sweep and escalation steps). The server adds the others (heartbeat deadlines,
+    /// monitor results, gap notices, the watchdog's beat).
     pub fn due_runner(self: &Arc<Self>, settings: DueRunnerSettings) -> DueRunner {
         DueRunner::new(
             Arc::clone(&self.store),
@@ -212,8 +213,6 @@ impl Engine {
         )
         .with_handler(Arc::new(FoldLogSweep::new(Arc::clone(self))))
         .with_handler(Arc::new(crate::EscalationHandler::new(Arc::clone(self))))
-        .with_handler(Arc::new(crate::GapNoticeScan::new(Arc::clone(self))))
-        .with_handler(Arc::new(crate::WatchdogBeat))
     }
 
     /// Whether the store answers.

@@ -327,7 +327,11 @@ impl App {
                 .with_handler(Arc::new(tocsin_checks::ResultsMaintenance::new(
                     engine.store(),
                     Arc::clone(&monitors),
-                )));
+                )))
+                .with_handler(Arc::new(tocsin_engine::GapNoticeScan::new(Arc::clone(
+                    &engine,
+                ))))
+                .with_handler(Arc::new(tocsin_engine::WatchdogBeat));
             move |stop| async move {
                 runner.run_until(stop).await;
                 Ok(())

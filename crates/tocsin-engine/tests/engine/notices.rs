@@ -218,6 +218,16 @@ async fn engine(clock: Arc<ManualClock>) -> (Arc<Engine>, Arc<dyn Store>, TestDi
     )
 }
 
+/// A due-work runner with the handlers the server adds for notices and the watchdog.
+fn runner_of(engine: &Arc<Engine>) -> tocsin_engine::DueRunner {
+    engine
+        .due_runner(settings())
+        .with_handler(Arc::new(tocsin_engine::GapNoticeScan::new(Arc::clone(
+            engine,
+        ))))
+        .with_handler(Arc::new(tocsin_engine::WatchdogBeat))
+}
+
 fn settings() -> DueRunnerSettings {
     DueRunnerSettings {
         batch: 8,
@@ -264,7 +274,7 @@ async fn a_gap_a_day_ahead_is_noticed_once_per_person_and_a_later_one_not_yet() 
     let start = at("2026-12-03T20:00:00Z");
     let clock = Arc::new(ManualClock::new(start));
     let (engine, store, _dir) = engine(Arc::clone(&clock)).await;
-    let runner = engine.due_runner(settings());
+    let runner = runner_of(&engine);
     runner.schedule_recurring().await.expect("schedule");
     runner.run_due_once().await.expect("scan");
     let rows = queued(store.as_ref(), clock.now()).await;
@@ -296,7 +306,7 @@ async fn a_gap_a_day_ahead_is_noticed_once_per_person_and_a_later_one_not_yet() 
     // new for primary, and secondary's gap is still 29 h ahead.
     clock.advance(SignedDuration::from_hours(1));
     runner.run_due_once().await.expect("scan");
-    let second = engine.due_runner(settings());
+    let second = runner_of(&engine);
     let scan = tocsin_engine::GapNoticeScan::new(Arc::clone(&engine));
     let again = scan.notices(clock.now()).await.expect("notices");
     assert_eq!(again.len(), 2, "the scan still sees primary's gap");
@@ -335,7 +345,7 @@ async fn an_override_that_closes_the_gap_before_the_scan_leaves_nobody_to_tell()
         )
         .await
         .expect("override");
-    let runner = engine.due_runner(settings());
+    let runner = runner_of(&engine);
     runner.schedule_recurring().await.expect("schedule");
     runner.run_due_once().await.expect("scan");
     assert!(queued(store.as_ref(), clock.now()).await.is_empty());
@@ -386,7 +396,7 @@ async fn the_pipeline_is_unhealthy_while_due_work_lags_the_outbox_is_stuck_or_th
     let (engine, store, _dir) = engine(Arc::clone(&clock)).await;
     // Nobody to tell of gaps: the only notification in the outbox is the one below.
     engine.catalog().replace_paging(PagingDirectory::default());
-    let runner = engine.due_runner(settings());
+    let runner = runner_of(&engine);
     runner.schedule_recurring().await.expect("schedule");
     runner.run_due_once().await.expect("run");
     assert!(engine.pipeline_health().await.is_healthy());
