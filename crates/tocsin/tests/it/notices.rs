@@ -122,6 +122,7 @@ bot = true
         !output.status.success(),
         "one contact method failed, so the command fails:\n{stdout}\n{stderr}"
     );
+    println!("{stdout}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "test page for ana", "{stdout}\n{stderr}");
     assert!(lines[1].starts_with("CONTACT"), "{stdout}");
