@@ -288,7 +288,7 @@ mod tests {
     fn entry(id: i64, data: TimelineData) -> TimelineEntry {
         TimelineEntry {
             id,
-            incident: Some(IncidentNumber(4)),
+            incident: IncidentNumber(4),
             at: Timestamp::from_second(1_800_000_000).expect("valid"),
             actor: Actor::system(),
             data,
