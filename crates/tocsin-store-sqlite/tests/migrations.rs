@@ -216,29 +216,13 @@ async fn migration_9_rebuilds_the_outbox_keeping_its_rows_ids_and_sequence() {
         dir.path(),
         "DELETE FROM _sqlx_migrations WHERE version = 9;
          DROP TABLE outbox;
-         CREATE TABLE outbox (
-             id INTEGER PRIMARY KEY AUTOINCREMENT,
-             incident_number INTEGER NOT NULL,
-             recipient_kind TEXT NOT NULL,
-             recipient TEXT NOT NULL,
-             contact TEXT NOT NULL,
-             method TEXT NOT NULL,
-             kind TEXT NOT NULL,
-             payload TEXT NOT NULL,
-             idempotency_key TEXT NOT NULL UNIQUE,
-             state TEXT NOT NULL,
-             attempts INTEGER NOT NULL DEFAULT 0,
-             next_attempt_at INTEGER NOT NULL,
-             claimed_by TEXT,
-             claim_until INTEGER,
-             last_error TEXT,
-             created_at INTEGER NOT NULL,
-             settled_at INTEGER
-         );
-         CREATE INDEX outbox_waiting ON outbox (next_attempt_at, id)
-             WHERE state IN ('pending', 'sending');
-         CREATE INDEX outbox_by_incident ON outbox (incident_number, state);
-         INSERT INTO outbox (id, incident_number, recipient_kind, recipient, contact, method,
+         DROP TABLE server_keys;",
+    )
+    .await;
+    change(dir.path(), include_str!("../migrations/0005_outbox.sql")).await;
+    change(
+        dir.path(),
+        "INSERT INTO outbox (id, incident_number, recipient_kind, recipient, contact, method,
              kind, payload, idempotency_key, state, attempts, next_attempt_at, created_at,
              settled_at)
              VALUES (1, 7, 'user', 'ana', 'mail', 'email', 'page', '{\"level\":1}', 'page-7-a',
