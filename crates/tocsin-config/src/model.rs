@@ -17,6 +17,7 @@ pub struct Config {
     pub server: Server,
     pub ingest: Ingest,
     pub smtp: Option<Smtp>,
+    pub watchdog: Option<Watchdog>,
     pub users: Vec<User>,
     pub teams: Vec<Team>,
     pub schedules: Vec<Schedule>,
@@ -185,6 +186,20 @@ impl SmtpSecurity {
             _ => SmtpSecurity::None,
         }
     }
+}
+
+/// `[watchdog]`: an external heartbeat URL that Tocsin pings while its own pipeline is
+/// healthy, so that a dead pager is itself noticed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watchdog {
+    /// Pinged with GET while healthy; `<url>/fail` gets a POST with the reason otherwise.
+    pub url: Secret,
+    /// How often. Default one minute.
+    pub every: Duration,
+}
+
+impl Watchdog {
+    pub const DEFAULT_EVERY: Duration = Duration::from_secs(60);
 }
 
 /// `[[users]]`

@@ -1809,3 +1809,50 @@ levels = [{{ targets = ["user:ana"], round_robin = "yes" }}]
     find(&errors, base + 8, 23, "ack_timeout_minutes");
     find(&errors, base + 12, 51, "round_robin");
 }
+
+// ---------------------------------------------------------------- [watchdog]
+
+#[test]
+fn the_watchdog_takes_its_url_from_the_environment_and_pings_every_minute_by_default() {
+    let env = |name: &str| {
+        (name == "WATCHDOG_URL").then(|| "https://hc-ping.example/0b7c4a2e".to_owned())
+    };
+    let config = parse(
+        "[watchdog]\nurl = \"${WATCHDOG_URL}\"\n",
+        "tocsin.toml",
+        &env,
+    )
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    let watchdog = config.watchdog.expect("a watchdog");
+    assert_eq!(watchdog.url.expose(), "https://hc-ping.example/0b7c4a2e");
+    assert_eq!(watchdog.every, Duration::from_secs(60));
+    assert!(
+        !format!("{watchdog:?}").contains("0b7c4a2e"),
+        "the URL is a secret"
+    );
+    let config = parse(
+        "[watchdog]\nurl = \"http://127.0.0.1:9/ping\"\nevery = \"30s\"\n",
+        "tocsin.toml",
+        &no_env,
+    )
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(
+        config.watchdog.expect("a watchdog").every,
+        Duration::from_secs(30)
+    );
+    assert!(parse("", "tocsin.toml", &no_env)
+        .expect("empty")
+        .watchdog
+        .is_none());
+}
+
+#[test]
+fn watchdog_mistakes_are_reported_where_they_are() {
+    let errors = errors_of("[watchdog]\nevery = \"2h\"\nsecret = 1\n");
+    find(&errors, 1, 1, "`url`");
+    find(&errors, 2, 9, "out of range");
+    find(&errors, 3, 1, "secret");
+    let errors = errors_of("[watchdog]\nurl = \"ftp://example.com/x\"\nevery = 60\n");
+    find(&errors, 2, 7, "invalid `url` in [watchdog]");
+    find(&errors, 3, 9, "duration");
+}

@@ -224,7 +224,8 @@ impl Engine {
     }
 
     /// The due-work runner of this engine, with the handlers of the work it does later (the
-    /// fold log sweep).
+    /// fold log sweep and escalation steps). The server adds the others (heartbeat deadlines,
+    /// monitor results, gap notices, the watchdog's beat).
     pub fn due_runner(self: &Arc<Self>, settings: DueRunnerSettings) -> DueRunner {
         DueRunner::new(
             Arc::clone(&self.store),

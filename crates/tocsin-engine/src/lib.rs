@@ -17,6 +17,7 @@ mod heartbeats;
 mod ingest;
 pub mod links;
 mod metrics;
+pub mod notices;
 pub mod oncall;
 pub mod paging;
 mod reload;
@@ -24,6 +25,7 @@ pub mod rules;
 pub mod tokens;
 pub mod updates;
 pub mod wake;
+pub mod watchdog;
 
 pub use catalog::{Catalog, GrafanaSettings, HeartbeatEntry, ServiceEntry};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -32,11 +34,13 @@ pub use engine::{Engine, LinkFollowError, ReassignError};
 pub use error::EngineError;
 pub use ingest::{IngestSettings, IngestTarget, Ingestor, SubmitError, GAUGE_RECOUNT_INTERVAL};
 pub use metrics::Metrics;
+pub use notices::{GapNoticeScan, TestPageError};
 pub use paging::{AckTimeoutHandler, EscalationHandler, PagingDirectory, ReassignRefusal};
 pub use reload::{ConfigReload, ReloadError, ReloadReport};
 pub use tokens::TOKEN_PREFIX;
 pub use updates::UpdateChannels;
 pub use wake::{Wake, Wakeup, Wakeups};
+pub use watchdog::{PipelineHealth, WatchdogBeat};
 
 /// The whole cause chain of an error on one line (`outer: cause: root cause`), for logs.
 pub fn error_chain(error: &dyn std::error::Error) -> String {

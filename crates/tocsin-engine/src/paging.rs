@@ -76,6 +76,18 @@ pub struct PagingDirectory {
     /// Who each schedule has on call at the step's instant with the stored overrides applied,
     /// when the step looked it up; a schedule missing here is read from its layers alone.
     pub on_call_now: HashMap<String, Option<String>>,
+    /// User id to every contact method of theirs, in config order (a test page tries each).
+    pub contacts: HashMap<String, Vec<ContactRef>>,
+    /// Service id to the id of the team that owns it (`team` of a service).
+    pub service_teams: HashMap<ServiceId, String>,
+}
+
+/// A contact method of a user: its id and how it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactRef {
+    pub id: String,
+    /// `email`, `webhook`, `ntfy`, `slack`, `console`.
+    pub method: String,
 }
 
 /// A schedule with its time zone resolved.
@@ -257,7 +269,7 @@ pub fn decide_step(
                 .checked_add(Duration::from_secs(u64::from(rule.after_minutes) * 60))
                 .unwrap_or(now);
             pages.push(NewNotification {
-                incident: number,
+                incident: Some(number),
                 recipient: Recipient::User {
                     user: user.clone(),
                     contact: rule.contact.clone(),

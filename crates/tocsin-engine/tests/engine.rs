@@ -18,6 +18,8 @@ use tocsin_store_sqlite::SqliteStore;
 
 #[path = "engine/due_work.rs"]
 mod due_work;
+#[path = "engine/notices.rs"]
+mod notices;
 #[path = "engine/oncall.rs"]
 mod oncall;
 #[path = "engine/paging.rs"]

@@ -35,6 +35,8 @@ pub(crate) async fn deliver_claimed(
     let mut by_contact: HashMap<(String, String), usize> = HashMap::new();
     for row in rows {
         match &row.recipient {
+            // A notice about no incident (a test page, a gap notice) goes on its own.
+            _ if row.incident.is_none() => groups.push(vec![row]),
             Recipient::User { user, contact } => {
                 let key = (user.clone(), contact.clone());
                 match by_contact.get(&key) {
@@ -50,7 +52,7 @@ pub(crate) async fn deliver_claimed(
     }
     let store = dispatcher.engine.store();
     for group in groups {
-        if matches!(group[0].recipient, Recipient::Channel { .. }) {
+        if matches!(group[0].recipient, Recipient::Channel { .. }) || group[0].incident.is_none() {
             dispatcher.deliver(group, report).await?;
             continue;
         }
@@ -95,17 +97,20 @@ pub(crate) async fn fold(
     others: &[NotificationRow],
     public_url: &str,
 ) -> Result<Message, tocsin_engine::EngineError> {
-    let mut seen: HashSet<IncidentNumber> = HashSet::from([first.incident]);
+    let mut seen: HashSet<Option<IncidentNumber>> = HashSet::from([first.incident]);
     let user = crate::link_user(&first.recipient);
     let signer = dispatcher.engine.links();
     let now = dispatcher.engine.now();
     let expires = now.checked_add(LINK_LIFETIME).unwrap_or(now);
     let mut listed = Vec::new();
     for row in others {
+        let Some(number) = row.incident else {
+            continue;
+        };
         if !seen.insert(row.incident) {
             continue;
         }
-        let incident = dispatcher.engine.incident(row.incident).await?;
+        let incident = dispatcher.engine.incident(number).await?;
         let service_name = dispatcher.service_name(&incident.service);
         let acknowledge = signer.as_deref().map(|signer| {
             format!(

@@ -347,7 +347,7 @@ impl Dispatcher {
             Ok(()) => {
                 report.sent += rows.len();
                 tracing::info!(
-                    incident = %row.incident, recipient = %row.recipient, method = row.method,
+                    incident = row.incident.map(|number| number.0), recipient = %row.recipient, method = row.method,
                     attempt = row.attempts, bundled, latency_ms, "notification sent"
                 );
                 settlements.push((rows, Delivery::Sent));
@@ -360,7 +360,7 @@ impl Dispatcher {
                         .unwrap_or(Timestamp::MAX);
                     report.retrying += retry.len();
                     tracing::warn!(
-                        incident = %row.incident, recipient = %row.recipient, method = row.method,
+                        incident = row.incident.map(|number| number.0), recipient = %row.recipient, method = row.method,
                         attempt = row.attempts, bundled, error, retry_at = %at,
                         "notification failed; will retry"
                     );
@@ -375,7 +375,7 @@ impl Dispatcher {
                 if !last.is_empty() {
                     report.failed += last.len();
                     tracing::error!(
-                        incident = %row.incident, recipient = %row.recipient, method = row.method,
+                        incident = row.incident.map(|number| number.0), recipient = %row.recipient, method = row.method,
                         attempt = row.attempts, bundled, error, "notification failed; giving up"
                     );
                     settlements.push((last, Delivery::Failed { error }));
@@ -449,12 +449,16 @@ impl Dispatcher {
         row: &NotificationRow,
         public_url: &str,
     ) -> Result<Message, tocsin_engine::EngineError> {
-        let incident = self.engine.incident(row.incident).await?;
+        // A test page or a notice is about no incident.
+        let Some(number) = row.incident else {
+            return Ok(message::render_notice(row, public_url));
+        };
+        let incident = self.engine.incident(number).await?;
         let alerts = self
             .engine
             .alerts(
                 &AlertFilter {
-                    incident: Some(row.incident),
+                    incident: Some(number),
                     ..AlertFilter::default()
                 },
                 PageRequest::first(PageRequest::MAX_LIMIT),

@@ -3,6 +3,7 @@
 use serde_json::json;
 use tocsin_core::{IncidentNumber, IncidentState, Priority, Timestamp};
 use tocsin_engine::links::{LinkAction, LinkSigner, LINK_LIFETIME};
+use tocsin_store::outbox::{NotificationRow, GAP_NOTICE_KIND, TEST_KIND};
 use tocsin_store::IncidentRow;
 
 /// The links a page carries.
@@ -18,6 +19,7 @@ pub struct Links {
 /// A rendered notification.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
+    /// The incident's number; 0 for a notification about no incident (a test page, a notice).
     pub incident: i64,
     pub priority: Priority,
     /// `[P1] Checkout API: Disk 99% on db1 (#12)`.
@@ -223,6 +225,81 @@ pub fn into_update(mut message: Message, update: &UpdateFacts, state: IncidentSt
     message
 }
 
+/// Renders a notification about no incident: a test page ([`TEST_KIND`], payload `name` and
+/// `contact`) or a notice ([`GAP_NOTICE_KIND`] and any other kind, payload `message` and
+/// `schedule`). It carries no acknowledge or resolve link; its link is the notification in
+/// the API (a test page) or the schedule's gaps (a gap notice). `public_url` is the server's
+/// base URL without a trailing slash.
+pub fn render_notice(row: &NotificationRow, public_url: &str) -> Message {
+    let text_of = |field: &str| {
+        row.payload
+            .get(field)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let recipient = row.recipient.to_string();
+    let (subject, body, link) = if row.kind == TEST_KIND {
+        let name = text_of("name");
+        let contact = text_of("contact");
+        (
+            format!("[Tocsin] Test page for {name} via {contact}"),
+            format!("Test page from Tocsin for {name} via {contact}; no incident."),
+            format!("{public_url}/api/v1/notifications/{}", row.id),
+        )
+    } else {
+        let message = text_of("message");
+        let schedule = text_of("schedule");
+        let subject = if row.kind == GAP_NOTICE_KIND {
+            format!(
+                "[Tocsin] Nobody on call soon for {}",
+                text_of("schedule_name")
+            )
+        } else {
+            format!("[Tocsin] {}", row.kind)
+        };
+        (
+            subject,
+            message,
+            format!("{public_url}/api/v1/schedules/{schedule}/gaps"),
+        )
+    };
+    let text = format!(
+        "{body}
+
+Details: {link}
+"
+    );
+    let json = json!({
+        "type": row.kind,
+        "idempotency_key": row.idempotency_key,
+        "recipient": recipient,
+        "subject": subject,
+        "text": body,
+        "notice": row.payload,
+        "links": {
+            "acknowledge": null,
+            "resolve": null,
+            "incident": null,
+            "details": link,
+        },
+    });
+    Message {
+        incident: 0,
+        priority: Priority::P3,
+        subject,
+        text,
+        facts: vec![body],
+        links: Links {
+            acknowledge: None,
+            resolve: None,
+            incident: link,
+        },
+        also: Vec::new(),
+        json,
+    }
+}
+
 /// `[P1] Checkout API: Disk 99% on db1 (#12)`.
 pub fn subject(priority: Priority, service: &str, title: &str, number: IncidentNumber) -> String {
     format!("[{priority}] {service}: {title} (#{})", number.0)
@@ -231,6 +308,61 @@ pub fn subject(priority: Priority, service: &str, title: &str, number: IncidentN
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tocsin_store::outbox::{NotificationState, Recipient};
+
+    fn notice_row(kind: &str, payload: serde_json::Value) -> NotificationRow {
+        NotificationRow {
+            id: 41,
+            incident: None,
+            recipient: Recipient::User {
+                user: "ana".to_owned(),
+                contact: "mail".to_owned(),
+            },
+            method: "email".to_owned(),
+            kind: kind.to_owned(),
+            payload,
+            idempotency_key: "test-ana-1".to_owned(),
+            state: NotificationState::Sending,
+            attempts: 1,
+            next_attempt_at: Timestamp::UNIX_EPOCH,
+            claimed_by: None,
+            claim_until: None,
+            last_error: None,
+            created_at: Timestamp::UNIX_EPOCH,
+            settled_at: None,
+        }
+    }
+
+    #[test]
+    fn a_test_page_says_who_and_how_and_that_there_is_no_incident() {
+        let row = notice_row(TEST_KIND, json!({"name": "Ana Lima", "contact": "mail"}));
+        let message = render_notice(&row, "http://t");
+        assert_eq!(message.subject, "[Tocsin] Test page for Ana Lima via mail");
+        assert!(message
+            .text
+            .starts_with("Test page from Tocsin for Ana Lima via mail; no incident."));
+        assert_eq!(message.links.incident, "http://t/api/v1/notifications/41");
+        assert_eq!(message.links.acknowledge, None);
+        assert_eq!(message.json["type"], "test");
+        assert_eq!(message.json["recipient"], "user:ana");
+        assert_eq!(message.incident, 0);
+    }
+
+    #[test]
+    fn a_gap_notice_carries_the_message_it_was_queued_with() {
+        let row = notice_row(
+            GAP_NOTICE_KIND,
+            json!({"schedule": "primary", "schedule_name": "Primary", "message": "Nobody is on call for Primary from ..."}),
+        );
+        let message = render_notice(&row, "http://t");
+        assert_eq!(message.subject, "[Tocsin] Nobody on call soon for Primary");
+        assert_eq!(message.facts, ["Nobody is on call for Primary from ..."]);
+        assert_eq!(
+            message.links.incident,
+            "http://t/api/v1/schedules/primary/gaps"
+        );
+        assert_eq!(message.json["type"], "gap_notice");
+    }
 
     #[test]
     fn the_subject_says_priority_service_title_and_number() {

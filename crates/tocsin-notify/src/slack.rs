@@ -26,10 +26,7 @@ pub fn payload(message: &Message) -> Value {
     if let Some(resolve) = &links.resolve {
         labelled.push(format!("<{resolve}|Resolve>"));
     }
-    labelled.push(format!(
-        "<{}|Incident #{}>",
-        links.incident, message.incident
-    ));
+    labelled.push(format!("<{}|{}>", links.incident, link_label(message)));
     text.push_str(" — ");
     text.push_str(&labelled.join(" · "));
 
@@ -96,7 +93,7 @@ pub fn payload(message: &Message) -> Value {
     buttons.push(json!({
         "type": "button",
         "action_id": "incident",
-        "text": { "type": "plain_text", "text": format!("Incident #{}", message.incident) },
+        "text": { "type": "plain_text", "text": link_label(message) },
         "url": links.incident,
     }));
     blocks.push(json!({
@@ -105,6 +102,15 @@ pub fn payload(message: &Message) -> Value {
         "elements": buttons,
     }));
     json!({ "text": text, "blocks": blocks })
+}
+
+/// `Incident #12`, or `Details` for a notification about no incident.
+fn link_label(message: &Message) -> String {
+    if message.incident > 0 {
+        format!("Incident #{}", message.incident)
+    } else {
+        "Details".to_owned()
+    }
 }
 
 /// Slack reads `&`, `<` and `>` in message text as markup: they are escaped.

@@ -100,6 +100,13 @@ fn migrator() -> Migrator {
             false,
         ),
         Migration::new(
+            9,
+            Cow::Borrowed("notices"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0009_notices.sql")),
+            false,
+        ),
+        Migration::new(
             10,
             Cow::Borrowed("monitor pauses"),
             MigrationType::Simple,

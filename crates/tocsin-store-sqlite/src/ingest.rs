@@ -260,7 +260,7 @@ fn insert_updates(
         };
         insert
             .execute(params![
-                update.incident.0,
+                update.incident.map(|number| number.0),
                 channel,
                 update.method,
                 update.kind,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use sqlx::{Connection, Executor, Row, SqliteConnection};
 use tocsin_core::{EventAction, IncidentNumber, IncidentState, ResolvePolicy, ServiceId};
 use tocsin_store::conformance::event;
-use tocsin_store::{AlertFilter, IncidentStore, PageRequest, Store, StoreError};
+use tocsin_store::{AlertFilter, IncidentStore, OutboxStore, PageRequest, Store, StoreError};
 use tocsin_store_sqlite::{SqliteStore, DATABASE_FILE};
 
 fn auto(_: &ServiceId) -> ResolvePolicy {
@@ -82,7 +82,7 @@ async fn boots_on_a_database_migrated_by_a_newer_version() {
         .fetch_all(&mut conn)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 14, 9999]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14, 9999]);
 }
 
 #[tokio::test]
@@ -205,4 +205,77 @@ async fn refuses_a_database_whose_migration_differs() {
     let message = refusal(dir.path()).await;
     assert!(message.contains("migration 1"), "{message}");
     assert!(message.contains("different build of tocsin"), "{message}");
+}
+
+#[tokio::test]
+async fn migration_9_rebuilds_the_outbox_keeping_its_rows_ids_and_sequence() {
+    // The outbox as migration 5 made it (incident_number NOT NULL), with two rows and a third
+    // deleted (its id is not to be handed out again).
+    let dir = migrated_data_dir().await;
+    change(
+        dir.path(),
+        "DELETE FROM _sqlx_migrations WHERE version = 9;
+         DROP TABLE outbox;
+         DROP TABLE server_keys;",
+    )
+    .await;
+    change(dir.path(), include_str!("../migrations/0005_outbox.sql")).await;
+    change(
+        dir.path(),
+        "INSERT INTO outbox (id, incident_number, recipient_kind, recipient, contact, method,
+             kind, payload, idempotency_key, state, attempts, next_attempt_at, created_at,
+             settled_at)
+             VALUES (1, 7, 'user', 'ana', 'mail', 'email', 'page', '{\"level\":1}', 'page-7-a',
+                     'sent', 1, 1800000000000000, 1800000000000000, 1800000001000000),
+                    (2, 7, 'channel', 'chat', '', 'slack', 'incident.opened', '{}', 'update-7',
+                     'pending', 0, 1800000000000000, 1800000000000000, NULL),
+                    (3, 8, 'user', 'ben', 'mail', 'email', 'page', '{}', 'page-8-b',
+                     'sent', 1, 1800000000000000, 1800000000000000, 1800000001000000);
+         DELETE FROM outbox WHERE id = 3;",
+    )
+    .await;
+
+    let store = SqliteStore::open(dir.path()).await.expect("migrates to 9");
+    let kept = store.notification(1).await.expect("row 1 kept");
+    assert_eq!(kept.incident, Some(IncidentNumber(7)));
+    assert_eq!(kept.idempotency_key, "page-7-a");
+    assert_eq!(kept.payload.to_string(), r#"{"level":1}"#);
+    let waiting = store.notification(2).await.expect("row 2 kept");
+    assert_eq!(waiting.recipient.to_string(), "channel:chat");
+    assert_eq!(
+        store.oldest_waiting_notification().await.expect("oldest"),
+        Some(waiting.next_attempt_at),
+        "the waiting index is back"
+    );
+    store.close().await;
+    // A row about no incident is taken now, and the id sequence goes on from the deleted row.
+    change(
+        dir.path(),
+        "INSERT INTO outbox (incident_number, recipient_kind, recipient, contact, method, kind,
+             payload, idempotency_key, state, attempts, next_attempt_at, created_at)
+             VALUES (NULL, 'user', 'ana', 'mail', 'email', 'test', '{}', 'test-1', 'pending', 0,
+                     1800000000000000, 1800000000000000);",
+    )
+    .await;
+    let store = SqliteStore::open(dir.path()).await.expect("open again");
+    let notice = store.notification(4).await.expect("id 4");
+    assert_eq!(notice.incident, None);
+    assert_eq!(notice.idempotency_key, "test-1");
+    store.close().await;
+    let mut conn = connection(dir.path()).await;
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox'
+         AND name LIKE 'outbox_%' ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("indexes");
+    assert_eq!(indexes, ["outbox_by_incident", "outbox_waiting"]);
+    let leftover: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'outbox_before_notices'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("tables");
+    assert_eq!(leftover, 0);
 }

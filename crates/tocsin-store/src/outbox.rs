@@ -27,6 +27,11 @@
 //!   or waiting for a retry); a row being sent at that moment finishes its attempt. A
 //!   channel's incident updates (`crate::updates`) are not cancelled: they say what happened.
 //!
+//! A notification may be about no incident ([`NewNotification::incident`] `None`): a test
+//! page ([`TEST_KIND`]) or a notice of a gap in a schedule ([`GAP_NOTICE_KIND`]). Its
+//! outcome is kept on the row only (there is no timeline to put it on), and it never
+//! collapses into another notification.
+//!
 //! Delivery is at least once: a dispatcher that dies after sending and before settling leaves
 //! the row to be sent again; the idempotency key, sent with every message, lets the receiver
 //! tell.
@@ -51,6 +56,12 @@ pub const COLLAPSE_WINDOW_MICROS: i64 = 60_000_000;
 
 /// The longest idempotency key, in characters.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
+/// The kind of a test page (`tocsin page test`): about no incident.
+pub const TEST_KIND: &str = "test";
+
+/// The kind of a notice that a schedule will have nobody on call: about no incident.
+pub const GAP_NOTICE_KIND: &str = "gap_notice";
 
 /// Who a notification is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -143,7 +154,8 @@ impl NotificationState {
 /// A notification to queue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewNotification {
-    pub incident: IncidentNumber,
+    /// The incident it is about; `None` for a test page or a notice.
+    pub incident: Option<IncidentNumber>,
     pub recipient: Recipient,
     /// How it is sent: `email`, `webhook`, `ntfy`, `slack`, `console`, ...
     pub method: String,
@@ -161,7 +173,8 @@ pub struct NewNotification {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotificationRow {
     pub id: i64,
-    pub incident: IncidentNumber,
+    /// The incident it is about; `None` for a test page or a notice.
+    pub incident: Option<IncidentNumber>,
     pub recipient: Recipient,
     pub method: String,
     pub kind: String,
@@ -327,6 +340,15 @@ pub trait OutboxStore: Send + Sync {
         now: Timestamp,
     ) -> Result<usize, StoreError>;
 
+    /// Queues notifications about no incident (each with `incident` `None`: a test page, a
+    /// notice) in one transaction and returns the rows added, in the order given; a repeated
+    /// idempotency key adds none. They never collapse into other notifications.
+    async fn enqueue_notices(
+        &self,
+        notices: &[NewNotification],
+        now: Timestamp,
+    ) -> Result<Vec<NotificationRow>, StoreError>;
+
     /// Moves due `pending` rows, and `sending` rows whose claim ended, to `sending` for the
     /// claimer (oldest due first), counting an attempt on each.
     async fn claim_notifications(
@@ -335,15 +357,16 @@ pub trait OutboxStore: Send + Sync {
     ) -> Result<Vec<NotificationRow>, StoreError>;
 
     /// Settles a claimed row and appends the attempt (`latency_ms`, by the system, at `now`)
-    /// to the incident's timeline. `None`: the caller no longer holds the claim (it ended and
-    /// another dispatcher took the row), and nothing was changed.
+    /// to the incident's timeline (a notification about no incident keeps it on its row
+    /// only). `None`: the caller no longer holds the claim (it ended and another dispatcher
+    /// took the row), and nothing was changed.
     async fn settle_notification(
         &self,
         row: &NotificationRow,
         delivery: &Delivery,
         latency_ms: i64,
         now: Timestamp,
-    ) -> Result<Option<TimelineEntry>, StoreError>;
+    ) -> Result<Option<SettledNotification>, StoreError>;
 
     /// Settles claimed rows alike (one message carried them) and appends each attempt to its
     /// incident's timeline; a page that failed for good is rerouted to the next contact
@@ -371,6 +394,13 @@ pub trait OutboxStore: Send + Sync {
         incident: IncidentNumber,
         limit: u32,
     ) -> Result<Vec<NotificationRow>, StoreError>;
+
+    /// One notification by id; `NotFound` when there is none.
+    async fn notification(&self, id: i64) -> Result<NotificationRow, StoreError>;
+
+    /// The due time of the notification that has waited longest to be sent (`pending` or
+    /// `sending`), if any: how far behind the outbox is.
+    async fn oldest_waiting_notification(&self) -> Result<Option<Timestamp>, StoreError>;
 
     /// Writes one escalation step in one transaction: when the incident is still triggered
     /// and its escalation item still names `step_payload`, queues the notifications, appends
@@ -407,6 +437,13 @@ pub trait OutboxStore: Send + Sync {
     ) -> Result<ServerKey, StoreError>;
 }
 
+/// What settling a notification wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettledNotification {
+    /// The attempt on the incident's timeline; `None` for a notification about no incident.
+    pub timeline: Option<TimelineEntry>,
+}
+
 /// A key the server signs with.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ServerKey {
@@ -437,7 +474,7 @@ fn micros(at: Timestamp) -> i64 {
 fn read_notification(row: &impl StoredRow) -> Result<NotificationRow, StoreError> {
     Ok(NotificationRow {
         id: row.integer("id")?,
-        incident: IncidentNumber(row.integer("incident_number")?),
+        incident: row.optional_integer("incident_number")?.map(IncidentNumber),
         recipient: Recipient::read(
             &row.text("recipient_kind")?,
             row.text("recipient")?,
@@ -501,7 +538,7 @@ pub async fn enqueue<C: Connection>(
                          AND next_attempt_at BETWEEN $11 AND $12)
                  ON CONFLICT (idempotency_key) DO NOTHING",
                 &[
-                    Arg::Integer(notification.incident.0),
+                    Arg::OptionalInteger(notification.incident.map(|number| number.0)),
                     Arg::Text(notification.recipient.kind()),
                     Arg::Text(notification.recipient.id()),
                     Arg::Text(notification.recipient.contact()),
@@ -518,6 +555,54 @@ pub async fn enqueue<C: Connection>(
             .await?;
     }
     Ok(usize::try_from(added).unwrap_or(usize::MAX))
+}
+
+/// Inserts notices (see [`OutboxStore::enqueue_notices`]). The caller commits.
+pub async fn enqueue_notices<C: Connection>(
+    conn: &mut C,
+    notices: &[NewNotification],
+    now: Timestamp,
+) -> Result<Vec<NotificationRow>, StoreError> {
+    for notice in notices {
+        if notice.incident.is_some() {
+            return Err(StoreError::Invalid(
+                "a notice is about no incident; queue a page with enqueue_notifications".to_owned(),
+            ));
+        }
+        check_notification(notice)?;
+        sql::check_text("payload", &notice.payload.to_string())?;
+    }
+    let mut added = Vec::with_capacity(notices.len());
+    for notice in notices {
+        let payload = notice.payload.to_string();
+        let row = conn
+            .fetch_optional(
+                &format!(
+                    "INSERT INTO outbox (incident_number, recipient_kind, recipient, contact,
+                         method, kind, payload, idempotency_key, state, attempts,
+                         next_attempt_at, created_at)
+                     VALUES (NULL, $1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $9)
+                     ON CONFLICT (idempotency_key) DO NOTHING
+                     RETURNING {NOTIFICATION_COLUMNS}"
+                ),
+                &[
+                    Arg::Text(notice.recipient.kind()),
+                    Arg::Text(notice.recipient.id()),
+                    Arg::Text(notice.recipient.contact()),
+                    Arg::Text(&notice.method),
+                    Arg::Text(&notice.kind),
+                    Arg::Text(&payload),
+                    Arg::Text(&notice.idempotency_key),
+                    Arg::Integer(micros(notice.not_before)),
+                    Arg::Integer(micros(now)),
+                ],
+            )
+            .await?;
+        if let Some(row) = row {
+            added.push(read_notification(&row)?);
+        }
+    }
+    Ok(added)
 }
 
 /// Claims due rows (see [`OutboxStore::claim_notifications`]). The caller commits.
@@ -562,7 +647,7 @@ pub async fn settle<C: Connection>(
     delivery: &Delivery,
     latency_ms: i64,
     now: Timestamp,
-) -> Result<Option<TimelineEntry>, StoreError> {
+) -> Result<Option<SettledNotification>, StoreError> {
     let claimer = row.claimed_by.as_deref().unwrap_or_default();
     let (state, next_attempt_at, error, settled_at, result) = match delivery {
         Delivery::Sent => ("sent", row.next_attempt_at, None, Some(now), "sent"),
@@ -600,8 +685,12 @@ pub async fn settle<C: Connection>(
     if changed == 0 {
         return Ok(None);
     }
+    // A notification about no incident keeps its outcome on its row alone.
+    let Some(incident) = row.incident else {
+        return Ok(Some(SettledNotification { timeline: None }));
+    };
     let record = TimelineRecord {
-        incident: IncidentRef::Existing(row.incident),
+        incident: IncidentRef::Existing(incident),
         at: now,
         actor: Actor::system(),
         data: TimelineData::NotificationAttempted {
@@ -615,7 +704,9 @@ pub async fn settle<C: Connection>(
         },
     };
     let entries = sql::append_timeline(conn, std::slice::from_ref(&record)).await?;
-    Ok(entries.into_iter().next())
+    Ok(Some(SettledNotification {
+        timeline: entries.into_iter().next(),
+    }))
 }
 
 /// Settles rows alike and reroutes failed pages (see
@@ -679,8 +770,12 @@ async fn reroute<C: Connection>(
     if row.kind != REROUTED_KIND {
         return Ok(());
     }
+    // Only pages of an incident are rerouted; notices about none are not.
+    let Some(number) = row.incident else {
+        return Ok(());
+    };
     // Locked, as acknowledging locks it: a page rerouted after an acknowledgement sees it.
-    let incident = sql::incident(conn, row.incident, true).await?;
+    let incident = sql::incident(conn, number, true).await?;
     if incident.state != IncidentState::Triggered {
         return Ok(());
     }
@@ -693,7 +788,7 @@ async fn reroute<C: Connection>(
                  AND kind = $3 AND state <> 'cancelled'
              ORDER BY id LIMIT 1000",
             &[
-                Arg::Integer(row.incident.0),
+                Arg::Integer(number.0),
                 Arg::Text(user),
                 Arg::Text(&row.kind),
             ],
@@ -729,7 +824,7 @@ async fn reroute<C: Connection>(
         enqueue(conn, std::slice::from_ref(&notification), now).await?;
     }
     let record = TimelineRecord {
-        incident: IncidentRef::Existing(row.incident),
+        incident: IncidentRef::Existing(number),
         at: now,
         actor: Actor::system(),
         data: TimelineData::NotificationRerouted {
@@ -818,6 +913,7 @@ pub async fn take_bundle<C: Connection>(
                      WHERE id IN (
                          SELECT id FROM outbox
                          WHERE state = 'pending' AND recipient_kind = 'user'
+                             AND incident_number IS NOT NULL
                              AND recipient = $3 AND contact = $4 AND next_attempt_at <= $5
                          ORDER BY next_attempt_at, id LIMIT $6{skip_locked})
                      RETURNING {NOTIFICATION_COLUMNS}"
@@ -874,6 +970,32 @@ pub async fn list<C: Connection>(
         )
         .await?;
     rows.iter().map(read_notification).collect()
+}
+
+/// One notification by id (see [`OutboxStore::notification`]).
+pub async fn get<C: Connection>(conn: &mut C, id: i64) -> Result<NotificationRow, StoreError> {
+    let row = conn
+        .fetch_optional(
+            &format!("SELECT {NOTIFICATION_COLUMNS} FROM outbox WHERE id = $1"),
+            &[Arg::Integer(id)],
+        )
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("notification {id}")))?;
+    read_notification(&row)
+}
+
+/// The earliest due time of a waiting notification (see
+/// [`OutboxStore::oldest_waiting_notification`]); reads the `outbox_waiting` index.
+pub async fn oldest_waiting<C: Connection>(conn: &mut C) -> Result<Option<Timestamp>, StoreError> {
+    let row = conn
+        .fetch_optional(
+            "SELECT next_attempt_at FROM outbox WHERE state IN ('pending', 'sending')
+             ORDER BY next_attempt_at, id LIMIT 1",
+            &[],
+        )
+        .await?;
+    row.map(|row| decode::timestamp("next_attempt_at", row.integer("next_attempt_at")?))
+        .transpose()
 }
 
 /// Writes an escalation step (see [`OutboxStore::run_escalation_step`]). The caller commits.

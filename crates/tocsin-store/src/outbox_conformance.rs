@@ -19,9 +19,9 @@ use crate::due::{ClaimRequest, ClaimerId, DueKey, DueKind, FIRST_ESCALATION_STEP
 use crate::outbox::{
     Bundle, BundleClaim, ContactMethod, Delivery, EscalationStepOutcome, EscalationStepWrite,
     EscalationTurn, NewNotification, NotificationClaim, NotificationRow, NotificationState,
-    Recipient, Settlement, TurnCandidate,
+    Recipient, Settlement, TurnCandidate, GAP_NOTICE_KIND, TEST_KIND,
 };
-use crate::{PageRequest, Store};
+use crate::{PageRequest, Store, StoreError};
 
 /// Two stores on one database, and what removes that database.
 pub struct OutboxPair {
@@ -49,6 +49,7 @@ macro_rules! outbox_suite {
             an_acknowledgement_timeout_is_set_by_acknowledging_and_restarts_the_escalation,
             a_contact_method_gets_one_message_per_window_and_the_rest_bundled,
             a_page_that_fails_for_good_is_rerouted_to_the_next_untried_contact_method,
+            a_notification_about_no_incident_is_settled_on_its_row_only,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -90,7 +91,7 @@ async fn open_incident(store: &dyn Store) -> IncidentNumber {
 
 fn page(incident: IncidentNumber, user: &str, contact: &str, key: &str) -> NewNotification {
     NewNotification {
-        incident,
+        incident: Some(incident),
         recipient: Recipient::User {
             user: user.to_owned(),
             contact: contact.to_owned(),
@@ -195,7 +196,9 @@ pub async fn notifications_are_claimed_once_and_settled_on_the_timeline(pair: Ou
         )
         .await
         .expect("settle")
-        .expect("held the claim");
+        .expect("held the claim")
+        .timeline
+        .expect("on the timeline");
     match &entry.data {
         TimelineData::NotificationAttempted {
             recipient,
@@ -1300,5 +1303,120 @@ pub async fn a_page_that_fails_for_good_is_rerouted_to_the_next_untried_contact_
     assert_eq!(fail(claimed, methods(&["phone"]), at(9)).await, 1);
     let rows = store.notifications(number, 10).await.expect("list");
     assert_eq!(rows.len(), 4, "not rerouted after the acknowledgement");
+    drop(pair);
+}
+
+pub async fn a_notification_about_no_incident_is_settled_on_its_row_only(pair: OutboxPair) {
+    let store = pair.first.as_ref();
+    let notice = |kind: &str, key: &str, not_before: Timestamp| NewNotification {
+        incident: None,
+        recipient: Recipient::User {
+            user: "ana".to_owned(),
+            contact: "mail".to_owned(),
+        },
+        method: "email".to_owned(),
+        kind: kind.to_owned(),
+        payload: json!({"name": "Ana"}),
+        idempotency_key: key.to_owned(),
+        not_before,
+    };
+    assert_eq!(
+        store.oldest_waiting_notification().await.expect("oldest"),
+        None
+    );
+    // Two notices to one person and contact method within a minute are both kept; the same
+    // key twice (a rescan, another replica) is one row.
+    let added = store
+        .enqueue_notices(
+            &[
+                notice(TEST_KIND, "test-1", at(5)),
+                notice(GAP_NOTICE_KIND, "gap-1", at(3)),
+                notice(GAP_NOTICE_KIND, "gap-1", at(3)),
+            ],
+            at(0),
+        )
+        .await
+        .expect("enqueue");
+    let keys: Vec<_> = added
+        .iter()
+        .map(|row| row.idempotency_key.as_str())
+        .collect();
+    assert_eq!(keys, ["test-1", "gap-1"]);
+    assert!(added
+        .iter()
+        .all(|row| row.state == NotificationState::Pending));
+    let again = pair
+        .second
+        .enqueue_notices(&[notice(GAP_NOTICE_KIND, "gap-1", at(3))], at(1))
+        .await
+        .expect("enqueue again");
+    assert!(again.is_empty(), "a repeated key adds nothing");
+    // A page is not a notice: refused whole, nothing stored.
+    let mut page_like = notice(TEST_KIND, "test-2", at(5));
+    page_like.incident = Some(IncidentNumber(1));
+    assert!(matches!(
+        store
+            .enqueue_notices(&[notice(TEST_KIND, "test-3", at(5)), page_like], at(1))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(
+        store.oldest_waiting_notification().await.expect("oldest"),
+        Some(at(3))
+    );
+    let one = claimer("dispatcher-one");
+    let claimed = store
+        .claim_notifications(&claim(&one, at(10), 10))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|row| row.incident.is_none()));
+    let test = claimed
+        .iter()
+        .find(|row| row.kind == TEST_KIND)
+        .expect("the test page");
+    let settled = store
+        .settle_notification(test, &Delivery::Sent, 4, at(11))
+        .await
+        .expect("settle")
+        .expect("held the claim");
+    assert_eq!(settled.timeline, None, "no incident, no timeline");
+    let gap = claimed
+        .iter()
+        .find(|row| row.kind == GAP_NOTICE_KIND)
+        .expect("the notice");
+    store
+        .settle_notification(
+            gap,
+            &Delivery::Failed {
+                error: "550 no such user".to_owned(),
+            },
+            2,
+            at(12),
+        )
+        .await
+        .expect("settle")
+        .expect("held the claim");
+    let read = pair
+        .second
+        .notification(test.id)
+        .await
+        .expect("read the test page");
+    assert_eq!(read.state, NotificationState::Sent);
+    assert_eq!(read.incident, None);
+    assert_eq!(read.settled_at, Some(at(11)));
+    assert_eq!(read.payload, json!({"name": "Ana"}));
+    let failed = store.notification(gap.id).await.expect("read the notice");
+    assert_eq!(failed.state, NotificationState::Failed);
+    assert_eq!(failed.last_error.as_deref(), Some("550 no such user"));
+    assert!(matches!(
+        store.notification(gap.id + 1000).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        store.oldest_waiting_notification().await.expect("oldest"),
+        None,
+        "nothing waits any more"
+    );
     drop(pair);
 }

@@ -497,7 +497,7 @@ async fn apply_command<C: Connection>(conn: &mut C, plan: &CommandPlan) -> Resul
                 let notifications: Vec<_> = pages
                     .iter()
                     .map(|page| crate::outbox::NewNotification {
-                        incident: plan.incident,
+                        incident: Some(plan.incident),
                         recipient: crate::outbox::Recipient::User {
                             user: page.user.clone(),
                             contact: page.contact.clone(),
@@ -904,6 +904,16 @@ macro_rules! impl_store_with_shared_sql {
                 ))
             }
 
+            async fn enqueue_notices(
+                &self,
+                notices: &[$crate::outbox::NewNotification],
+                now: tocsin_core::Timestamp,
+            ) -> Result<Vec<$crate::outbox::NotificationRow>, $crate::StoreError> {
+                write!(self, "queueing notices", |conn| $crate::outbox::enqueue_notices(
+                    conn, notices, now
+                ))
+            }
+
             #[tracing::instrument(skip_all, fields(claimer = %claim.claimer, limit = claim.limit), err)]
             async fn claim_notifications(
                 &self,
@@ -920,7 +930,7 @@ macro_rules! impl_store_with_shared_sql {
                 delivery: &$crate::outbox::Delivery,
                 latency_ms: i64,
                 now: tocsin_core::Timestamp,
-            ) -> Result<Option<$crate::TimelineEntry>, $crate::StoreError> {
+            ) -> Result<Option<$crate::outbox::SettledNotification>, $crate::StoreError> {
                 write!(self, "settling a notification", |conn| $crate::outbox::settle(
                     conn, row, delivery, latency_ms, now
                 ))
@@ -964,6 +974,19 @@ macro_rules! impl_store_with_shared_sql {
                 limit: u32,
             ) -> Result<Vec<$crate::outbox::NotificationRow>, $crate::StoreError> {
                 read!(self, |conn| $crate::outbox::list(conn, incident, limit))
+            }
+
+            async fn notification(
+                &self,
+                id: i64,
+            ) -> Result<$crate::outbox::NotificationRow, $crate::StoreError> {
+                read!(self, |conn| $crate::outbox::get(conn, id))
+            }
+
+            async fn oldest_waiting_notification(
+                &self,
+            ) -> Result<Option<tocsin_core::Timestamp>, $crate::StoreError> {
+                read!(self, |conn| $crate::outbox::oldest_waiting(conn))
             }
 
             #[tracing::instrument(skip_all, fields(incident = %step.incident), err)]

@@ -210,7 +210,7 @@ fn updates(
     channels
         .iter()
         .map(|channel| NewNotification {
-            incident: number,
+            incident: Some(number),
             recipient: Recipient::Channel {
                 channel: channel.id.clone(),
             },
@@ -254,7 +254,7 @@ pub async fn enqueue<C: Connection>(
                  VALUES ($1, 'channel', $2, '', $3, $4, $5, $6, 'pending', 0, $7, $8)
                  ON CONFLICT (idempotency_key) DO NOTHING",
                 &[
-                    Arg::Integer(notification.incident.0),
+                    Arg::OptionalInteger(notification.incident.map(|number| number.0)),
                     Arg::Text(channel),
                     Arg::Text(&notification.method),
                     Arg::Text(&notification.kind),

@@ -90,7 +90,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::monitors::pause_monitor))
         .routes(routes!(crate::monitors::resume_monitor))
         .routes(routes!(crate::monitors::monitor_results))
-        .merge(crate::oncall::routes());
+        .merge(crate::oncall::routes())
+        .merge(crate::notices::routes());
     let document = router.get_openapi().clone();
     let json = document
         .to_pretty_json()

@@ -12,6 +12,7 @@ mod ingest;
 mod limit;
 mod links;
 pub mod monitors;
+pub mod notices;
 pub mod oncall;
 pub mod parse;
 mod ping;

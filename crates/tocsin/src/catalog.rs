@@ -5,7 +5,7 @@ use tocsin_core::heartbeat::{Expectation, HeartbeatSchedule};
 use tocsin_core::{ResolvePolicy, ServiceId};
 use tocsin_engine::oncall::{ScheduleCatalog, ScheduleEntry, UserEntry};
 use tocsin_engine::paging::{
-    NotifyStep, PagedUser, PagingDirectory, ScheduleEntry as PagingSchedule,
+    ContactRef, NotifyStep, PagedUser, PagingDirectory, ScheduleEntry as PagingSchedule,
 };
 use tocsin_engine::{Catalog, GrafanaSettings, HeartbeatEntry, ServiceEntry, UpdateChannels};
 use tocsin_store::updates::UpdateChannel;
@@ -223,6 +223,26 @@ pub fn paging_from_config(config: &Config) -> PagingDirectory {
             })
             .collect(),
         on_call_now: HashMap::new(),
+        contacts: config
+            .users
+            .iter()
+            .map(|user| {
+                let contacts = user
+                    .contact
+                    .iter()
+                    .map(|method| ContactRef {
+                        id: method.id.clone(),
+                        method: method.kind.name().to_owned(),
+                    })
+                    .collect();
+                (user.id.clone(), contacts)
+            })
+            .collect(),
+        service_teams: config
+            .services
+            .iter()
+            .filter_map(|service| Some((ServiceId::new(service.id.clone()), service.team.clone()?)))
+            .collect(),
     }
 }
 

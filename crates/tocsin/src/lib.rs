@@ -8,6 +8,7 @@ mod server;
 pub mod supervisor;
 mod telemetry;
 mod tls;
+pub mod watchdog;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -138,6 +139,8 @@ pub struct App {
     tls: Option<Arc<rustls::ServerConfig>>,
     limits: ConnectionLimits,
     reloader: Option<Arc<dyn ConfigReload>>,
+    /// Pings the `[watchdog]` URL while the pipeline is healthy.
+    watchdog: Option<watchdog::Watchdog>,
 }
 
 impl std::fmt::Debug for App {
@@ -205,6 +208,10 @@ impl App {
             tocsin_notify::Senders::new(settings.config.smtp.clone()),
             tocsin_notify::DispatcherSettings::default(),
         ));
+        let watchdog = match &settings.config.watchdog {
+            Some(config) => Some(watchdog::Watchdog::new(Arc::clone(&engine), config)?),
+            None => None,
+        };
         Ok(App {
             engine,
             dispatcher,
@@ -217,6 +224,7 @@ impl App {
             tls,
             limits,
             reloader: None,
+            watchdog,
         })
     }
 
@@ -268,6 +276,7 @@ impl App {
             tls,
             limits,
             reloader,
+            watchdog,
         } = self;
         listener
             .set_nonblocking(true)
@@ -327,7 +336,11 @@ impl App {
                 .with_handler(Arc::new(tocsin_checks::ResultsMaintenance::new(
                     engine.store(),
                     Arc::clone(&monitors),
-                )));
+                )))
+                .with_handler(Arc::new(tocsin_engine::GapNoticeScan::new(Arc::clone(
+                    &engine,
+                ))))
+                .with_handler(Arc::new(tocsin_engine::WatchdogBeat));
             move |stop| async move {
                 runner.run_until(stop).await;
                 Ok(())
@@ -369,6 +382,14 @@ impl App {
                 Ok(())
             }
         });
+        if let Some(watchdog) = watchdog {
+            supervisor.spawn("watchdog", Stage::Background, Importance::Optional, {
+                move |stop| async move {
+                    watchdog.run_until(stop).await;
+                    Ok(())
+                }
+            });
+        }
         #[cfg(unix)]
         if let Some(reloader) = reloader {
             supervisor.spawn(

@@ -78,6 +78,7 @@ struct StartupOnly {
     max_connections: Option<usize>,
     queue_capacity: usize,
     max_batch: usize,
+    watchdog: Option<tocsin_config::Watchdog>,
 }
 
 impl StartupOnly {
@@ -98,6 +99,7 @@ impl StartupOnly {
             max_connections: config.server.max_connections,
             queue_capacity: config.ingest.queue_capacity,
             max_batch: config.ingest.max_batch,
+            watchdog: config.watchdog.clone(),
         }
     }
 
@@ -130,6 +132,7 @@ impl StartupOnly {
             self.queue_capacity != other.queue_capacity,
         );
         differs("ingest.max_batch", self.max_batch != other.max_batch);
+        differs("watchdog", self.watchdog != other.watchdog);
         names
     }
 }

@@ -25,6 +25,7 @@ const SECTIONS: &[&str] = &[
     "server",
     "ingest",
     "smtp",
+    "watchdog",
     "users",
     "teams",
     "schedules",
@@ -167,6 +168,7 @@ impl<'s> Parser<'s, '_> {
         let server = self.server(root);
         let ingest = self.ingest(root);
         let smtp = self.smtp(root);
+        let watchdog = self.watchdog(root);
         let users = self.users(root);
         let teams = self.teams(root);
         let schedules = self.schedules(root);
@@ -181,6 +183,7 @@ impl<'s> Parser<'s, '_> {
             server,
             ingest,
             smtp,
+            watchdog,
             users,
             teams,
             schedules,

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Parser;
-use crate::model::{Component, Ingest, LogFormat, Server, Smtp, SmtpSecurity, StatusPage, Tls};
+use crate::model::{
+    Component, Ingest, LogFormat, Server, Smtp, SmtpSecurity, StatusPage, Tls, Watchdog,
+};
 use crate::reader::{Str, Table};
 use crate::values::{check_email, check_hostname, check_http_url};
 
@@ -22,6 +24,7 @@ const SERVER_FIELDS: &[&str] = &[
 const TLS_FIELDS: &[&str] = &["certificate", "private_key"];
 const INGEST_FIELDS: &[&str] = &["queue_capacity", "max_batch"];
 const SMTP_FIELDS: &[&str] = &["host", "port", "from", "username", "password", "security"];
+const WATCHDOG_FIELDS: &[&str] = &["url", "every"];
 const STATUS_PAGE_FIELDS: &[&str] = &["title", "public_url", "history_days"];
 const COMPONENT_FIELDS: &[&str] = &["id", "name", "group", "description"];
 
@@ -289,6 +292,22 @@ impl Parser<'_, '_> {
             password,
             security,
         })
+    }
+
+    pub(super) fn watchdog(&mut self, root: &Table<'_, '_>) -> Option<Watchdog> {
+        let table = self.cx.table(root, "watchdog", "[watchdog]".to_owned())?;
+        self.cx.check_fields(&table, WATCHDOG_FIELDS);
+        let url = self.required_url(&table, "url");
+        let every = self
+            .cx
+            .duration(
+                &table,
+                "every",
+                Duration::from_secs(1),
+                Duration::from_secs(3600),
+            )
+            .unwrap_or(Watchdog::DEFAULT_EVERY);
+        Some(Watchdog { url: url?, every })
     }
 
     pub(super) fn status_page(&mut self, root: &Table<'_, '_>) -> Option<StatusPage> {

@@ -553,7 +553,8 @@ async fn level_one_is_sent_at_once_without_waiting_for_a_poll() {
     let number = tokio::time::timeout(Duration::from_secs(10), sent_rows.recv())
         .await
         .expect("paged well before either poll")
-        .expect("a page");
+        .expect("a page")
+        .expect("a page of an incident");
     let incident = engine.incident(number).await.expect("incident");
     let rows = store.notifications(number, 50).await.expect("rows");
     assert_eq!(paged(&rows), ["ana"]);

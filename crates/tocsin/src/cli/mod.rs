@@ -5,6 +5,7 @@ mod heartbeats;
 mod links;
 mod monitors;
 mod oncall;
+mod page;
 mod render;
 mod serve;
 mod token;
@@ -54,6 +55,9 @@ enum Command {
     /// Create, list and delete overrides of on-call schedules.
     #[command(subcommand)]
     Override(oncall::OverrideCommand),
+    /// Send test pages through a running server and see what each contact method did.
+    #[command(subcommand)]
+    Page(page::PageCommand),
     /// List heartbeat monitors with their state, and their pings, on a running server.
     #[command(subcommand, alias = "heartbeat")]
     Heartbeats(heartbeats::HeartbeatCommand),
@@ -99,6 +103,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(command) => token::run(command).await,
         Command::Oncall(args) => oncall::oncall(args).await,
         Command::Override(command) => oncall::overrides(command).await,
+        Command::Page(command) => page::run(command).await,
         Command::Links(command) => links::run(command).await,
     }
 }

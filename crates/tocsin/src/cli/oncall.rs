@@ -118,7 +118,7 @@ fn instant(flag: &str, value: &str) -> anyhow::Result<Timestamp> {
 
 /// A path segment: schedule and user ids are letters, digits, `.`, `_` and `-`; anything else
 /// is escaped so it reaches the server as written.
-fn segment(value: &str) -> String {
+pub(crate) fn segment(value: &str) -> String {
     value
         .bytes()
         .map(|byte| {

@@ -297,6 +297,8 @@ async fn openapi_document_matches_the_routes() {
         "/api/v1/schedules/{id}/overrides",
         "/api/v1/schedules/{id}/overrides/{override_id}",
         "/api/v1/users/{id}/shifts",
+        "/api/v1/users/{id}/test-page",
+        "/api/v1/notifications/{id}",
         "/api/v1/heartbeats",
         "/api/v1/heartbeats/{id}",
         "/api/v1/heartbeats/{id}/pings",

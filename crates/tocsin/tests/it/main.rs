@@ -17,6 +17,7 @@ mod lists;
 mod monitor_pause;
 mod monitor_results;
 mod monitors;
+mod notices;
 mod oncall;
 mod outbox;
 mod paging;
