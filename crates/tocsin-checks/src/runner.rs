@@ -473,17 +473,7 @@ impl Inner {
         if self.monitors.is_paused(&monitor.id) {
             return self.skip_paused(&monitor, &item).await;
         }
-        let started = self.now();
-        self.engine.metrics().observe_due_lag(
-            MONITOR_CHECK.as_str(),
-            started.duration_since(item.due_at).as_secs_f64(),
-        );
-        let host = host_of(&monitor);
-        let politeness = self.host_slot(&host);
-        let work = async {
-            let _host_slot = politeness.acquire_owned().await;
-            self.check_and_settle(&monitor, &item).await
-        };
+        let work = self.check_and_settle(&monitor, &item);
         tokio::pin!(work);
         let every = (self.settings.lease / 3).max(Duration::from_millis(10));
         let mut renewals = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -551,25 +541,41 @@ impl Inner {
         }
     }
 
-    /// Checks (retrying a failure once), decides, alerts, and schedules the next check with the
-    /// new state.
+    /// Runs the probe, holding one of the host's politeness slots only while it runs. The
+    /// first try of a turn reports how late it started after `due_at` (including any wait for
+    /// the host's slot).
+    async fn probe(
+        &self,
+        monitor: &Monitor,
+        host: &Semaphore,
+        due_at: Option<Timestamp>,
+    ) -> CheckResult {
+        let _host_slot = host.acquire().await;
+        let started = self.now();
+        if let Some(due_at) = due_at {
+            self.engine.metrics().observe_due_lag(
+                MONITOR_CHECK.as_str(),
+                started.duration_since(due_at).as_secs_f64(),
+            );
+        }
+        self.prober.check(monitor, started).await
+    }
+
+    /// Checks (retrying a failure once), decides, alerts, and stores the result with the next
+    /// check's schedule and the new state in one transaction.
     async fn check_and_settle(
         &self,
         monitor: &Monitor,
         item: &ClaimedDueItem,
     ) -> Result<ItemOutcome, String> {
         let mut state = stored::decode(&item.payload);
-        let mut result = self.prober.check(monitor, self.now()).await;
+        let host = self.host_slot(&host_of(monitor));
+        let mut result = self.probe(monitor, &host, Some(item.due_at)).await;
         if result.status == CheckStatus::Down {
             tokio::time::sleep(self.settings.retry_delay).await;
-            result = self.prober.check(monitor, self.now()).await;
+            result = self.probe(monitor, &host, None).await;
         }
         let now = self.now();
-        let row = crate::results::result_row(&monitor.id, &result, now);
-        if let Err(error) = self.store.record_result(&row).await {
-            // The state (and the alert) go on without it; the result is missing from history.
-            tracing::warn!(monitor = %monitor.id, error = %tocsin_engine::error_chain(&error), "cannot store a check result");
-        }
         let probe = monitor.probe().expect("only probed monitors are scheduled");
         let decision = state.observe(&result, now, Thresholds::from(probe));
         if decision.before != decision.after {
@@ -589,24 +595,12 @@ impl Inner {
             .get(&monitor.id)
             .map_or_else(|| interval_of(monitor), |current| interval_of(&current));
         let next = next_due(item.due_at, interval, now);
-        if !self
-            .store
-            .renew(item, after(now, self.settings.lease))
-            .await
-            .map_err(|error| tocsin_engine::error_chain(&error))?
-        {
-            return Ok(ItemOutcome::Lost);
-        }
         let key = due_key(&monitor.id).map_err(|error| error.to_string())?;
         let scheduled = new_item(&key, &state, next).map_err(|error| error.to_string())?;
-        self.store
-            .schedule(&scheduled, WhenScheduled::Replace, now)
-            .await
-            .map_err(|error| tocsin_engine::error_chain(&error))?;
-        // The schedule above supersedes the claimed one: completing frees the lease and keeps it.
+        let row = crate::results::result_row(&monitor.id, &result, now);
         match self
             .store
-            .complete(item)
+            .settle_check(item, &scheduled, &row)
             .await
             .map_err(|error| tocsin_engine::error_chain(&error))?
         {

@@ -108,6 +108,13 @@ fn migrator() -> Migrator {
             )),
             false,
         ),
+        Migration::new(
+            12,
+            Cow::Borrowed("rule counts"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0012_rule_counts.sql")),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -328,4 +335,5 @@ impl PostgresStore {
 tocsin_store::impl_store_with_shared_sql!(PostgresStore);
 tocsin_store::impl_override_store_with_shared_sql!(PostgresStore);
 tocsin_store::impl_heartbeat_store!(PostgresStore);
+tocsin_store::impl_rule_count_store!(PostgresStore);
 tocsin_store::impl_monitor_pause_store!(PostgresStore);

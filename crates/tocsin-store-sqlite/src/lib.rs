@@ -100,6 +100,13 @@ fn migrator() -> Migrator {
             )),
             false,
         ),
+        Migration::new(
+            12,
+            Cow::Borrowed("rule counts"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0012_rule_counts.sql")),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -357,4 +364,5 @@ impl SqliteStore {
 tocsin_store::impl_store_with_shared_sql!(SqliteStore);
 tocsin_store::impl_override_store_with_shared_sql!(SqliteStore);
 tocsin_store::impl_heartbeat_store!(SqliteStore);
+tocsin_store::impl_rule_count_store!(SqliteStore);
 tocsin_store::impl_monitor_pause_store!(SqliteStore);

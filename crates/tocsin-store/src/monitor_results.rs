@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use tocsin_core::Timestamp;
 
 use crate::decode::StoredRow;
+use crate::due::{ClaimedDueItem, NewDueItem, Settled};
 use crate::sql::{check_text, Arg, Connection};
 use crate::StoreError;
 
@@ -163,6 +164,18 @@ pub trait MonitorResultStore: Send + Sync {
     /// Stores results in one transaction (at most [`MAX_RESULT_ROWS`]); a result of a monitor
     /// at a time already stored is ignored.
     async fn record_results(&self, results: &[CheckResultRow]) -> Result<(), StoreError>;
+
+    /// Settles a monitor's check in one transaction: when the caller still holds the claim of
+    /// `item` (no other claimer took it over), stores `result` and schedules the item's next
+    /// run as `next` (its due time and payload, which replace whatever a schedule made while it
+    /// ran) with its lease freed and its attempts reset; otherwise writes nothing and returns
+    /// [`Settled::LeaseLost`].
+    async fn settle_check(
+        &self,
+        item: &ClaimedDueItem,
+        next: &NewDueItem,
+        result: &CheckResultRow,
+    ) -> Result<Settled, StoreError>;
 
     /// A monitor's results at or after `from` and before `to`, oldest first, at most `limit`
     /// (and [`MAX_RESULT_ROWS`]).
@@ -361,6 +374,39 @@ pub async fn record_results<C: Connection>(
         .await?;
     }
     Ok(())
+}
+
+pub async fn settle_check<C: Connection>(
+    conn: &mut C,
+    item: &ClaimedDueItem,
+    next: &NewDueItem,
+    result: &CheckResultRow,
+) -> Result<Settled, StoreError> {
+    if next.kind != item.kind || next.key != item.key {
+        return Err(StoreError::Invalid(format!(
+            "a check of {} {} cannot schedule {} {}",
+            item.kind, item.key, next.kind, next.key
+        )));
+    }
+    let moved = conn
+        .execute(
+            "UPDATE due_work SET due_at = $1, payload = $2, attempts = 0, last_error = NULL,
+                 parked_at = NULL, claimed_by = NULL, lease_until = NULL, revision = revision + 1
+             WHERE id = $3 AND claims = $4 AND claimed_by = $5",
+            &[
+                Arg::Integer(next.due_at.as_microsecond()),
+                Arg::Text(next.payload_text()),
+                Arg::Integer(item.id),
+                Arg::Integer(item.lease.claim),
+                Arg::Text(item.lease.claimer.as_str()),
+            ],
+        )
+        .await?;
+    if moved == 0 {
+        return Ok(Settled::LeaseLost);
+    }
+    record_results(conn, std::slice::from_ref(result)).await?;
+    Ok(Settled::Applied)
 }
 
 pub async fn results<C: Connection>(

@@ -938,6 +938,17 @@ macro_rules! impl_store_with_shared_sql {
                 })
             }
 
+            async fn settle_check(
+                &self,
+                item: &$crate::due::ClaimedDueItem,
+                next: &$crate::due::NewDueItem,
+                result: &$crate::monitor_results::CheckResultRow,
+            ) -> Result<$crate::due::Settled, $crate::StoreError> {
+                write!(self, "settling a check", |conn| {
+                    $crate::monitor_results::settle_check(conn, item, next, result)
+                })
+            }
+
             async fn results(
                 &self,
                 monitor: &str,
