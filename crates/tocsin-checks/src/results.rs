@@ -22,6 +22,8 @@ pub const RESULTS_EVERY: Duration = Duration::from_secs(600);
 pub const RAW_RETENTION: Duration = Duration::from_secs(14 * 86_400);
 /// Rollups are kept this long.
 pub const ROLLUP_RETENTION: Duration = Duration::from_secs(400 * 86_400);
+/// Monitors rolled up per write transaction.
+const ROLLUP_CHUNK: usize = 200;
 /// Rows deleted per statement.
 const DELETE_BATCH: usize = 5_000;
 
@@ -110,9 +112,16 @@ impl ResultsMaintenance {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let periods = Self::periods(passes, now);
-        for monitor in self.monitors.all() {
+        let ids: Vec<String> = self
+            .monitors
+            .all()
+            .iter()
+            .map(|monitor| monitor.id.clone())
+            .collect();
+        // Many monitors per write transaction, so checks settle in between.
+        for chunk in ids.chunks(ROLLUP_CHUNK) {
             for &(period, at) in &periods {
-                self.store.roll_up(&monitor.id, period, at).await?;
+                self.store.roll_up_many(chunk, period, at).await?;
             }
         }
         {
@@ -214,10 +223,11 @@ mod tests {
                 (RollupPeriod::Hour, at("2026-12-02T15:59:59.999999Z")),
             ]
         );
-        // An hour after the day was last rolled up: the current day again.
+        // An hour after the day was last rolled up: the current day again (and the hour
+        // that ended meanwhile), not the day before.
         let hourly = ResultsMaintenance::periods(passes, at("2026-12-02T16:42:00Z"));
         assert!(hourly.contains(&(RollupPeriod::Day, at("2026-12-02T16:42:00Z"))));
-        assert_eq!(hourly.len(), 2, "{hourly:?}");
+        assert_eq!(hourly.len(), 3, "{hourly:?}");
         // After midnight: the day that ended and the hour that ended with it.
         let midnight = ResultsMaintenance::periods(
             Passes {

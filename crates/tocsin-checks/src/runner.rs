@@ -27,6 +27,7 @@ use tocsin_store::due::{
     ClaimRequest, ClaimedDueItem, ClaimerId, DueKey, DueKind, NewDueItem, Settled, WhenScheduled,
 };
 use tocsin_store::monitor_pauses::{MonitorPause, MAX_PAUSE_ROWS};
+use tocsin_store::monitor_results::{CheckSettlement, MAX_SETTLE_BATCH};
 use tocsin_store::{AlertFilter, Inbound, PageRequest, Store, StoreError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -239,6 +240,65 @@ struct Inner {
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// The monitors (and their intervals) scheduled by the last sync.
     scheduled: tokio::sync::Mutex<HashMap<String, Duration>>,
+    settlements: GroupCommit,
+}
+
+type Answer = tokio::sync::oneshot::Sender<Result<Settled, String>>;
+
+/// Settles finished checks together: a check queues its settlement and waits for the commit
+/// lock; whoever holds it writes everything queued in one transaction and answers each. While
+/// one transaction commits, the checks finishing meanwhile queue up for the next, so the
+/// transactions grow with the rate of checks instead of their number.
+#[derive(Default)]
+struct GroupCommit {
+    queue: Mutex<Vec<(CheckSettlement, Answer)>>,
+    commit: tokio::sync::Mutex<()>,
+}
+
+impl GroupCommit {
+    async fn settle(
+        &self,
+        store: &dyn Store,
+        settlement: CheckSettlement,
+    ) -> Result<Settled, String> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.lock_queue().push((settlement, answer));
+        {
+            let _commit = self.commit.lock().await;
+            // Empty when an earlier holder of the lock already took this one.
+            let batch = {
+                let mut queue = self.lock_queue();
+                let take = queue.len().min(MAX_SETTLE_BATCH);
+                queue.drain(..take).collect::<Vec<_>>()
+            };
+            if !batch.is_empty() {
+                let (settlements, answers): (Vec<CheckSettlement>, Vec<Answer>) =
+                    batch.into_iter().unzip();
+                match store.settle_checks(&settlements).await {
+                    Ok(settled) => {
+                        for (answer, settled) in answers.into_iter().zip(settled) {
+                            let _ = answer.send(Ok(settled));
+                        }
+                    }
+                    Err(error) => {
+                        let error = tocsin_engine::error_chain(&error);
+                        for answer in answers {
+                            let _ = answer.send(Err(error.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        answered
+            .await
+            .unwrap_or_else(|_| Err("the settlement of the check was dropped".to_owned()))
+    }
+
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, Vec<(CheckSettlement, Answer)>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// What one [`MonitorRunner::run_due_once`] did.
@@ -284,6 +344,7 @@ impl MonitorRunner {
                 settings,
                 hosts: Mutex::new(HashMap::new()),
                 scheduled: tokio::sync::Mutex::new(HashMap::new()),
+                settlements: GroupCommit::default(),
             }),
         }
     }
@@ -599,10 +660,16 @@ impl Inner {
         let scheduled = new_item(&key, &state, next).map_err(|error| error.to_string())?;
         let row = crate::results::result_row(&monitor.id, &result, now);
         match self
-            .store
-            .settle_check(item, &scheduled, &row)
-            .await
-            .map_err(|error| tocsin_engine::error_chain(&error))?
+            .settlements
+            .settle(
+                self.store.as_ref(),
+                CheckSettlement {
+                    item: item.clone(),
+                    next: scheduled,
+                    result: row,
+                },
+            )
+            .await?
         {
             Settled::Applied | Settled::Superseded => Ok(ItemOutcome::Checked),
             Settled::LeaseLost => Ok(ItemOutcome::Lost),

@@ -217,7 +217,7 @@ pub async fn rule_count<C: Connection>(
     check_text("rule", rule)?;
     let row = conn
         .fetch_one(
-            "SELECT COALESCE(SUM(count), 0) AS total FROM rule_counts
+            "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) AS total FROM rule_counts
              WHERE rule = $1 AND scale = $2 AND slot >= $3 AND slot < $4",
             &[
                 Arg::Text(rule),
