@@ -172,10 +172,13 @@ impl ActiveRule {
     }
 }
 
-/// Counts added in memory and not yet written, by (rule key, scale, slot).
+/// A count's slot: (rule key, scale, slot).
+type SlotKey = (Arc<str>, CountScale, i64);
+
+/// Counts added in memory and not yet written, by slot.
 #[derive(Debug, Default)]
 struct Pending {
-    counts: HashMap<(Arc<str>, CountScale, i64), i64>,
+    counts: HashMap<SlotKey, i64>,
     seen: HashMap<Arc<str>, Timestamp>,
 }
 
@@ -279,7 +282,7 @@ impl RuleSet {
     /// slots written.
     pub async fn flush(&self, store: &dyn Store, now: Timestamp) -> Result<usize, StoreError> {
         let taken = std::mem::take(&mut *self.pending());
-        let counts: Vec<((Arc<str>, CountScale, i64), i64)> = taken.counts.into_iter().collect();
+        let counts: Vec<(SlotKey, i64)> = taken.counts.into_iter().collect();
         let seen: Vec<(Arc<str>, Timestamp)> = taken.seen.into_iter().collect();
         let part = |len: usize, chunk: usize| {
             (chunk * MAX_RULE_COUNT_ROWS).min(len)..((chunk + 1) * MAX_RULE_COUNT_ROWS).min(len)
@@ -333,7 +336,7 @@ fn bound(pending: &mut Pending) {
     if pending.counts.len() <= MAX_PENDING_COUNTS {
         return;
     }
-    let mut slots: Vec<(Arc<str>, CountScale, i64)> = pending.counts.keys().cloned().collect();
+    let mut slots: Vec<SlotKey> = pending.counts.keys().cloned().collect();
     slots.sort_by_key(|(_, _, slot)| *slot);
     let excess = pending.counts.len() - MAX_PENDING_COUNTS * 9 / 10;
     for key in slots.into_iter().take(excess) {

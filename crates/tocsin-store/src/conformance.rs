@@ -1422,7 +1422,6 @@ pub async fn checks_settle_together_and_a_lost_claim_changes_nothing(store: Arc<
         ClaimRequest, ClaimerId, DueKey, DueKind, NewDueItem, Settled, WhenScheduled,
     };
     use crate::monitor_results::{CheckResultRow, CheckSettlement, ResultStatus, RollupPeriod};
-    use crate::{DueWorkStore, MonitorResultStore};
     const CHECK: DueKind = DueKind::from_static("conformance.check");
     let at = |second: i64| Timestamp::from_second(1_800_000_000 + second).expect("time");
     let item = |name: &str, due: i64, payload: serde_json::Value| {
@@ -1545,7 +1544,6 @@ pub async fn checks_settle_together_and_a_lost_claim_changes_nothing(store: Arc<
 /// not kept.
 pub async fn rule_counts_add_up_across_writes(store: Arc<dyn Store>) {
     use crate::rule_counts::{CountScale, RuleCountDelta, RuleSeen};
-    use crate::RuleCountStore;
     let at = |second: i64| Timestamp::from_second(1_800_000_000 + second).expect("time");
     let delta = |rule: &str, scale, slot, count| RuleCountDelta {
         rule: rule.to_owned(),

@@ -2,14 +2,10 @@
 //! paused monitor is not checked, its open alert stays open, the pause outlives a reload and a
 //! restart, and a resume lets its checks (and the recovery) go on.
 
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use axum::routing::get;
-use tocsin_core::{IncidentState, ServiceId, Timestamp};
-use tocsin_store::{IncidentFilter, IncidentRow, PageRequest};
+use tocsin_core::{IncidentState, Timestamp};
 use tocsin_store_postgres::testing::TestDatabase;
 
 use crate::support::{

@@ -1,14 +1,11 @@
 //! Monitors end to end: a real HTTP server on loopback that the test breaks and repairs, watched
 //! by the running application, opens and resolves an incident by itself.
 
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use axum::routing::get;
-use tocsin_core::{IncidentState, ServiceId};
-use tocsin_store::{AlertFilter, IncidentFilter, IncidentRow, PageRequest};
+use tocsin_core::IncidentState;
+use tocsin_store::{AlertFilter, PageRequest};
 
 use crate::support::{checkout_health_incident, spawn_app_with, spawn_status_target, wait_for};
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use tocsin_core::{IncidentState, ServiceId, TimelineData};
-use tocsin_store::{IncidentFilter, IncidentRow, PageRequest};
+use tocsin_core::{IncidentState, TimelineData};
+use tocsin_store::{IncidentRow, PageRequest};
 
 use crate::support::{service_incidents, spawn_app_with, wait_for, TestApp};
 
