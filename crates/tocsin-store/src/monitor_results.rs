@@ -413,19 +413,7 @@ pub async fn record_results<C: Connection>(
         );
         let mut args = Vec::with_capacity(chunk.len() * 6);
         for (n, (result, error)) in chunk.iter().enumerate() {
-            let base = n * 6;
-            if n > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${})",
-                base + 1,
-                base + 2,
-                base + 3,
-                base + 4,
-                base + 5,
-                base + 6
-            ));
+            push_values_row(&mut sql, n, 6);
             args.extend([
                 Arg::Integer(keys[result.monitor.as_str()]),
                 Arg::Integer(result.at.as_millisecond()),
@@ -439,6 +427,18 @@ pub async fn record_results<C: Connection>(
         conn.execute(&sql, &args).await?;
     }
     Ok(())
+}
+
+/// Appends the `n`-th row (from 0) of `width` parameters to a `VALUES` list: `($1, $2)`, then
+/// `, ($3, $4)`, ...
+fn push_values_row(sql: &mut String, n: usize, width: usize) {
+    if n > 0 {
+        sql.push_str(", ");
+    }
+    let placeholders: Vec<String> = (1..=width).map(|k| format!("${}", n * width + k)).collect();
+    sql.push('(');
+    sql.push_str(&placeholders.join(", "));
+    sql.push(')');
 }
 
 pub async fn settle_checks<C: Connection>(
@@ -471,18 +471,7 @@ pub async fn settle_checks<C: Connection>(
         );
         let mut args = Vec::with_capacity(chunk.len() * 5);
         for (n, check) in chunk.iter().enumerate() {
-            let base = n * 5;
-            if n > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${})",
-                base + 1,
-                base + 2,
-                base + 3,
-                base + 4,
-                base + 5
-            ));
+            push_values_row(&mut sql, n, 5);
             args.extend([
                 Arg::Integer(check.item.id),
                 Arg::Integer(check.next.due_at.as_microsecond()),

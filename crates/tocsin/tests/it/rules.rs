@@ -187,6 +187,18 @@ async fn wait_for_storm(app: &crate::support::TestApp) -> serde_json::Value {
     }
 }
 
+/// Waits for the rule's incident and checks that it counted four events.
+async fn wait_for_four_errors(app: &crate::support::TestApp) {
+    let incident = wait_for_storm(app).await;
+    assert!(
+        incident["title"]
+            .as_str()
+            .unwrap()
+            .contains("4 matching events in 10m"),
+        "{incident}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_rule_counts_the_events_of_before_a_restart() {
     let dir = crate::support::temp_dir();
@@ -205,14 +217,7 @@ async fn a_rate_rule_counts_the_events_of_before_a_restart() {
 
     let app = crate::support::start_app_at(&path, &data, None).await;
     send_errors(&app, "after", 1).await;
-    let incident = wait_for_storm(&app).await;
-    assert!(
-        incident["title"]
-            .as_str()
-            .unwrap()
-            .contains("4 matching events in 10m"),
-        "{incident}"
-    );
+    wait_for_four_errors(&app).await;
     app.stop().await;
 }
 
@@ -232,14 +237,7 @@ async fn two_replicas_on_one_postgres_fire_a_rate_rule_once() {
     // Neither replica alone sees more than 3.
     send_errors(&one, "one", 2).await;
     send_errors(&two, "two", 2).await;
-    let incident = wait_for_storm(&one).await;
-    assert!(
-        incident["title"]
-            .as_str()
-            .unwrap()
-            .contains("4 matching events in 10m"),
-        "{incident}"
-    );
+    wait_for_four_errors(&one).await;
     // Both replicas keep evaluating; the rule's alert was triggered once.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let incidents = storm_incidents(&two).await;
