@@ -27,6 +27,7 @@ use tocsin_store::due::{
     ClaimRequest, ClaimedDueItem, ClaimerId, DueKey, DueKind, NewDueItem, Settled, WhenScheduled,
 };
 use tocsin_store::monitor_pauses::{MonitorPause, MAX_PAUSE_ROWS};
+use tocsin_store::monitor_results::{CheckSettlement, MAX_SETTLE_BATCH};
 use tocsin_store::{AlertFilter, Inbound, PageRequest, Store, StoreError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -239,6 +240,65 @@ struct Inner {
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// The monitors (and their intervals) scheduled by the last sync.
     scheduled: tokio::sync::Mutex<HashMap<String, Duration>>,
+    settlements: GroupCommit,
+}
+
+type Answer = tokio::sync::oneshot::Sender<Result<Settled, String>>;
+
+/// Settles finished checks together: a check queues its settlement and waits for the commit
+/// lock; whoever holds it writes everything queued in one transaction and answers each. While
+/// one transaction commits, the checks finishing meanwhile queue up for the next, so the
+/// transactions grow with the rate of checks instead of their number.
+#[derive(Default)]
+struct GroupCommit {
+    queue: Mutex<Vec<(CheckSettlement, Answer)>>,
+    commit: tokio::sync::Mutex<()>,
+}
+
+impl GroupCommit {
+    async fn settle(
+        &self,
+        store: &dyn Store,
+        settlement: CheckSettlement,
+    ) -> Result<Settled, String> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.lock_queue().push((settlement, answer));
+        {
+            let _commit = self.commit.lock().await;
+            // Empty when an earlier holder of the lock already took this one.
+            let batch = {
+                let mut queue = self.lock_queue();
+                let take = queue.len().min(MAX_SETTLE_BATCH);
+                queue.drain(..take).collect::<Vec<_>>()
+            };
+            if !batch.is_empty() {
+                let (settlements, answers): (Vec<CheckSettlement>, Vec<Answer>) =
+                    batch.into_iter().unzip();
+                match store.settle_checks(&settlements).await {
+                    Ok(settled) => {
+                        for (answer, settled) in answers.into_iter().zip(settled) {
+                            let _ = answer.send(Ok(settled));
+                        }
+                    }
+                    Err(error) => {
+                        let error = tocsin_engine::error_chain(&error);
+                        for answer in answers {
+                            let _ = answer.send(Err(error.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        answered
+            .await
+            .unwrap_or_else(|_| Err("the settlement of the check was dropped".to_owned()))
+    }
+
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, Vec<(CheckSettlement, Answer)>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// What one [`MonitorRunner::run_due_once`] did.
@@ -284,6 +344,7 @@ impl MonitorRunner {
                 settings,
                 hosts: Mutex::new(HashMap::new()),
                 scheduled: tokio::sync::Mutex::new(HashMap::new()),
+                settlements: GroupCommit::default(),
             }),
         }
     }
@@ -473,17 +534,7 @@ impl Inner {
         if self.monitors.is_paused(&monitor.id) {
             return self.skip_paused(&monitor, &item).await;
         }
-        let started = self.now();
-        self.engine.metrics().observe_due_lag(
-            MONITOR_CHECK.as_str(),
-            started.duration_since(item.due_at).as_secs_f64(),
-        );
-        let host = host_of(&monitor);
-        let politeness = self.host_slot(&host);
-        let work = async {
-            let _host_slot = politeness.acquire_owned().await;
-            self.check_and_settle(&monitor, &item).await
-        };
+        let work = self.check_and_settle(&monitor, &item);
         tokio::pin!(work);
         let every = (self.settings.lease / 3).max(Duration::from_millis(10));
         let mut renewals = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -551,25 +602,41 @@ impl Inner {
         }
     }
 
-    /// Checks (retrying a failure once), decides, alerts, and schedules the next check with the
-    /// new state.
+    /// Runs the probe, holding one of the host's politeness slots only while it runs. The
+    /// first try of a turn reports how late it started after `due_at` (including any wait for
+    /// the host's slot).
+    async fn probe(
+        &self,
+        monitor: &Monitor,
+        host: &Semaphore,
+        due_at: Option<Timestamp>,
+    ) -> CheckResult {
+        let _host_slot = host.acquire().await;
+        let started = self.now();
+        if let Some(due_at) = due_at {
+            self.engine.metrics().observe_due_lag(
+                MONITOR_CHECK.as_str(),
+                started.duration_since(due_at).as_secs_f64(),
+            );
+        }
+        self.prober.check(monitor, started).await
+    }
+
+    /// Checks (retrying a failure once), decides, alerts, and stores the result with the next
+    /// check's schedule and the new state in one transaction.
     async fn check_and_settle(
         &self,
         monitor: &Monitor,
         item: &ClaimedDueItem,
     ) -> Result<ItemOutcome, String> {
         let mut state = stored::decode(&item.payload);
-        let mut result = self.prober.check(monitor, self.now()).await;
+        let host = self.host_slot(&host_of(monitor));
+        let mut result = self.probe(monitor, &host, Some(item.due_at)).await;
         if result.status == CheckStatus::Down {
             tokio::time::sleep(self.settings.retry_delay).await;
-            result = self.prober.check(monitor, self.now()).await;
+            result = self.probe(monitor, &host, None).await;
         }
         let now = self.now();
-        let row = crate::results::result_row(&monitor.id, &result, now);
-        if let Err(error) = self.store.record_result(&row).await {
-            // The state (and the alert) go on without it; the result is missing from history.
-            tracing::warn!(monitor = %monitor.id, error = %tocsin_engine::error_chain(&error), "cannot store a check result");
-        }
         let probe = monitor.probe().expect("only probed monitors are scheduled");
         let decision = state.observe(&result, now, Thresholds::from(probe));
         if decision.before != decision.after {
@@ -589,26 +656,20 @@ impl Inner {
             .get(&monitor.id)
             .map_or_else(|| interval_of(monitor), |current| interval_of(&current));
         let next = next_due(item.due_at, interval, now);
-        if !self
-            .store
-            .renew(item, after(now, self.settings.lease))
-            .await
-            .map_err(|error| tocsin_engine::error_chain(&error))?
-        {
-            return Ok(ItemOutcome::Lost);
-        }
         let key = due_key(&monitor.id).map_err(|error| error.to_string())?;
         let scheduled = new_item(&key, &state, next).map_err(|error| error.to_string())?;
-        self.store
-            .schedule(&scheduled, WhenScheduled::Replace, now)
-            .await
-            .map_err(|error| tocsin_engine::error_chain(&error))?;
-        // The schedule above supersedes the claimed one: completing frees the lease and keeps it.
+        let row = crate::results::result_row(&monitor.id, &result, now);
         match self
-            .store
-            .complete(item)
-            .await
-            .map_err(|error| tocsin_engine::error_chain(&error))?
+            .settlements
+            .settle(
+                self.store.as_ref(),
+                CheckSettlement {
+                    item: item.clone(),
+                    next: scheduled,
+                    result: row,
+                },
+            )
+            .await?
         {
             Settled::Applied | Settled::Superseded => Ok(ItemOutcome::Checked),
             Settled::LeaseLost => Ok(ItemOutcome::Lost),

@@ -3,25 +3,40 @@
 //! event for a window). Both open an alert through the ingest pipeline while their condition
 //! holds, with the dedup key `rule:<id>`, and resolve it when it no longer does.
 //!
-//! The [`RuleSet`] sees every event this process commits ([`RuleObserver`] wraps the ingest
-//! target, so it counts only what is durable) and is evaluated every [`RULE_TICK`] by
-//! [`RuleRunner`]. Memory is bounded: a rule keeps [`WINDOW_BUCKETS`] counters for its
-//! window and at most [`MAX_BASELINE_WINDOWS`] for its baseline, whatever the event rate.
+//! Counting is split in two, so that ingest stays cheap and a rule counts the same after a
+//! restart and across replicas on one database:
 //!
-//! Counts live in memory: they start from zero when the process starts (an absence rule
-//! counts its window from then), and with several replicas each counts the events it
-//! ingested itself.
+//! - The [`RuleSet`] sees every event this process commits ([`RuleObserver`] wraps the ingest
+//!   target, so it counts only what is durable) and adds up the matches in memory, per slot of
+//!   the rule's window ([`WINDOW_BUCKETS`] per window, and whole windows for a baseline).
+//!   [`RuleRunner`] writes what was added to the store every [`RULE_TICK`], in one transaction
+//!   for all rules (`tocsin_store::rule_counts`); a process that stops writes what it holds
+//!   first. A crash loses at most the last tick's counts.
+//! - [`RuleEvaluator`] is due work (`rules.evaluate`, every [`RULE_TICK`]): one process at a
+//!   time evaluates every rule from the stored counts of all processes, submits the alert
+//!   changes, and records what each rule's alert reports, so two replicas fire a rule once.
+//!
+//! A rule is stored under its id and a fingerprint of its definition: a changed rule starts
+//! counting afresh, an unchanged one keeps its counts through reloads and restarts. An
+//! absence rule counts its window from when the rule was first watched.
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
 use serde_json::json;
 use tocsin_core::{DedupKey, Event, EventAction, Integration, ServiceId, Severity, Timestamp};
-use tocsin_store::{Counts, Inbound, IngestReport, ResolvePolicyOf, StoreError};
+use tocsin_store::due::{ClaimedDueItem, DueKey, DueKind, NewDueItem};
+use tocsin_store::rule_counts::{
+    CountScale, RuleCountDelta, RuleSeen, RuleWatch, MAX_RULE_COUNT_ROWS,
+};
+use tocsin_store::{Counts, Inbound, IngestReport, ResolvePolicyOf, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
+use crate::due::{DueError, DueHandler, DueOutcome};
 use crate::{Clock, IngestTarget, Ingestor};
 
 /// How often rules are evaluated.
@@ -107,102 +122,40 @@ pub struct RuleAlert {
     pub event: Event,
 }
 
-/// Every rule with its counters. Cheap to share.
-#[derive(Debug, Default)]
-pub struct RuleSet {
-    rules: Mutex<Vec<RuleState>>,
+/// A rule in force: its definition and the key its counts are stored under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveRule {
+    pub definition: RuleDefinition,
+    /// `<id>@<fingerprint of the definition>`.
+    pub key: Arc<str>,
 }
 
-#[derive(Debug)]
-struct RuleState {
-    definition: RuleDefinition,
-    /// Start of the window's first bucket, in buckets since the epoch.
-    counts: Buckets,
-    /// Counts of whole windows before the current one (tumbling), newest last.
-    history: VecDeque<u64>,
-    /// The tumbling window `history` was last closed at (in windows since the epoch).
-    history_window: i64,
-    /// Matching events in the tumbling window in progress.
-    history_open: u64,
-    last_seen: Option<Timestamp>,
-    /// When the rule started being evaluated (absence counts its window from then).
-    watched_since: Timestamp,
-    /// What the pipeline last recorded; `None` until the first evaluation is recorded (which
-    /// may resolve an alert left open by an earlier process).
-    reported: Option<bool>,
-}
-
-/// A ring of counters of equal width covering one window.
-#[derive(Debug)]
-struct Buckets {
-    width_micros: i64,
-    /// Index (in widths since the epoch) of the newest counter.
-    newest: i64,
-    counters: VecDeque<u64>,
-}
-
-impl Buckets {
-    fn new(window: Duration, now: Timestamp) -> Buckets {
-        let window = i64::try_from(window.as_micros()).unwrap_or(i64::MAX).max(1);
-        let width_micros = (window / WINDOW_BUCKETS as i64).max(1);
-        Buckets {
-            width_micros,
-            newest: now.as_microsecond().div_euclid(width_micros),
-            counters: VecDeque::from(vec![0; WINDOW_BUCKETS]),
+impl ActiveRule {
+    fn new(definition: RuleDefinition) -> ActiveRule {
+        // FNV-1a of the definition's debug form: the same in every process of one version.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in format!("{definition:?}").bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
-    }
-
-    /// Moves the ring forward to `now` (never back).
-    fn advance(&mut self, now: Timestamp) {
-        let index = now.as_microsecond().div_euclid(self.width_micros);
-        let steps = index - self.newest;
-        if steps <= 0 {
-            return;
-        }
-        if steps >= WINDOW_BUCKETS as i64 {
-            self.counters.iter_mut().for_each(|count| *count = 0);
-        } else {
-            for _ in 0..steps {
-                self.counters.pop_front();
-                self.counters.push_back(0);
-            }
-        }
-        self.newest = index;
-    }
-
-    fn add(&mut self, at: Timestamp) {
-        let index = at.as_microsecond().div_euclid(self.width_micros);
-        if index > self.newest {
-            self.advance(at);
-        }
-        let age = self.newest - index;
-        if (0..WINDOW_BUCKETS as i64).contains(&age) {
-            let slot = WINDOW_BUCKETS - 1 - age as usize;
-            self.counters[slot] = self.counters[slot].saturating_add(1);
-        }
-    }
-
-    fn total(&self) -> u64 {
-        self.counters.iter().sum()
-    }
-}
-
-impl RuleState {
-    fn new(definition: RuleDefinition, now: Timestamp) -> RuleState {
-        let window = window_micros(&definition);
-        RuleState {
-            counts: Buckets::new(definition.window, now),
-            history: VecDeque::new(),
-            history_window: now.as_microsecond().div_euclid(window),
-            history_open: 0,
-            last_seen: None,
-            watched_since: now,
-            reported: None,
+        let key = format!("{}@{hash:016x}", definition.id);
+        ActiveRule {
             definition,
+            key: Arc::from(key),
         }
     }
 
-    fn baseline_windows(&self) -> usize {
+    fn window_micros(&self) -> i64 {
+        window_micros(&self.definition)
+    }
+
+    /// The width of a sliding window's slot.
+    fn bucket_micros(&self) -> i64 {
+        (self.window_micros() / WINDOW_BUCKETS as i64).max(1)
+    }
+
+    /// Whole windows the baseline averages over (0 without a baseline).
+    fn baseline_windows(&self) -> i64 {
         match self.definition.condition {
             RuleCondition::Rate {
                 baseline: Some(baseline),
@@ -210,144 +163,36 @@ impl RuleState {
             } => {
                 let windows =
                     baseline.window.as_micros() / self.definition.window.as_micros().max(1);
-                usize::try_from(windows)
-                    .unwrap_or(MAX_BASELINE_WINDOWS)
-                    .clamp(1, MAX_BASELINE_WINDOWS)
+                i64::try_from(windows)
+                    .unwrap_or(MAX_BASELINE_WINDOWS as i64)
+                    .clamp(1, MAX_BASELINE_WINDOWS as i64)
             }
             _ => 0,
         }
     }
+}
 
-    /// Closes the tumbling windows that ended by `now` into the history.
-    fn roll_history(&mut self, now: Timestamp) {
-        let keep = self.baseline_windows();
-        if keep == 0 {
-            return;
-        }
-        let current = now
-            .as_microsecond()
-            .div_euclid(window_micros(&self.definition));
-        let closed = current - self.history_window;
-        if closed <= 0 {
-            return;
-        }
-        self.history.push_back(self.history_open);
-        self.history_open = 0;
-        // Windows without any event in between.
-        let empty = usize::try_from(closed - 1).unwrap_or(usize::MAX).min(keep);
-        self.history.extend(std::iter::repeat_n(0, empty));
-        while self.history.len() > keep {
-            self.history.pop_front();
-        }
-        self.history_window = current;
-    }
+/// A count's slot: (rule key, scale, slot).
+type SlotKey = (Arc<str>, CountScale, i64);
 
-    fn observe(&mut self, event: &Event) {
-        let at = event.received_at;
-        self.roll_history(at);
-        self.counts.add(at);
-        self.history_open = self.history_open.saturating_add(1);
-        self.last_seen = Some(self.last_seen.map_or(at, |seen| seen.max(at)));
-    }
+/// Counts added in memory and not yet written, by slot.
+#[derive(Debug, Default)]
+struct Pending {
+    counts: HashMap<SlotKey, i64>,
+    seen: HashMap<Arc<str>, Timestamp>,
+}
 
-    /// Whether the condition holds at `now`, and the event that would say so.
-    fn evaluate(&mut self, now: Timestamp) -> (bool, Event) {
-        let definition = self.definition.clone();
-        let window = tocsin_core::heartbeat::format_duration(definition.window);
-        match definition.condition {
-            RuleCondition::Rate { above, baseline } => {
-                self.counts.advance(now);
-                let count = self.counts.total();
-                self.roll_history(now);
-                let average = (!self.history.is_empty())
-                    .then(|| self.history.iter().sum::<u64>() as f64 / self.history.len() as f64);
-                let over_baseline = match (baseline, average) {
-                    (Some(baseline), Some(average)) => {
-                        count as f64 > f64::from(baseline.factor) * average
-                    }
-                    // A baseline not measured yet (the first window after start-up): a busy
-                    // service is not a spike.
-                    (Some(_), None) => false,
-                    (None, _) => true,
-                };
-                let firing = count > above && over_baseline;
-                let mut details = json!({
-                    "rule": definition.id,
-                    "kind": "rate",
-                    "count": count,
-                    "window": window,
-                    "above": above,
-                });
-                if let Some(baseline) = baseline {
-                    details["baseline_factor"] = json!(baseline.factor);
-                    details["baseline_average"] = json!(average);
-                }
-                let summary = if firing {
-                    format!(
-                        "Rule {}: {count} matching events in {window} (more than {above})",
-                        definition.id
-                    )
-                } else {
-                    format!("Rule {}: event rate back to normal", definition.id)
-                };
-                (firing, self.event(firing, summary, details, now))
-            }
-            RuleCondition::Absence => {
-                let since = self.last_seen.unwrap_or(self.watched_since);
-                let quiet = now.duration_since(since)
-                    >= jiff::SignedDuration::try_from(definition.window)
-                        .unwrap_or(jiff::SignedDuration::MAX);
-                let details = json!({
-                    "rule": definition.id,
-                    "kind": "absence",
-                    "window": window,
-                    "last_seen": self.last_seen.map(|at| at.to_string()),
-                    "watched_since": self.watched_since.to_string(),
-                });
-                let summary = if quiet {
-                    match self.last_seen {
-                        Some(seen) => format!(
-                            "Rule {}: no matching event for {window} (last one at {seen})",
-                            definition.id
-                        ),
-                        None => format!(
-                            "Rule {}: no matching event for {window} (none since {})",
-                            definition.id, self.watched_since
-                        ),
-                    }
-                } else {
-                    format!("Rule {}: matching events arrive again", definition.id)
-                };
-                (quiet, self.event(quiet, summary, details, now))
-            }
-        }
-    }
+/// Pending counts kept at most, whatever the rate (a slot is a sixtieth of a window, so this
+/// is reached only when the store cannot be written for a long time); beyond it the oldest
+/// slots' counts are dropped, with a warning.
+pub const MAX_PENDING_COUNTS: usize = 50_000;
 
-    fn event(
-        &self,
-        firing: bool,
-        summary: String,
-        details: serde_json::Value,
-        now: Timestamp,
-    ) -> Event {
-        Event {
-            service: self.definition.service.clone(),
-            integration: Integration::Rule,
-            action: if firing {
-                EventAction::Trigger
-            } else {
-                EventAction::Resolve
-            },
-            dedup_key: DedupKey::parse(&self.definition.dedup_key())
-                .unwrap_or_else(|_| DedupKey::parse("rule").expect("a short key")),
-            severity: Severity::Error,
-            summary,
-            source: format!("rule {}", self.definition.id),
-            occurred_at: Some(now),
-            received_at: now,
-            details,
-        }
-    }
+/// The rules in force and the counts this process added since it last wrote them. Cheap to
+/// share.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    rules: ArcSwap<Vec<ActiveRule>>,
+    pending: Mutex<Pending>,
 }
 
 fn window_micros(definition: &RuleDefinition) -> i64 {
@@ -357,89 +202,150 @@ fn window_micros(definition: &RuleDefinition) -> i64 {
 }
 
 impl RuleSet {
-    pub fn new(definitions: Vec<RuleDefinition>, now: Timestamp) -> RuleSet {
+    pub fn new(definitions: Vec<RuleDefinition>) -> RuleSet {
         let set = RuleSet::default();
-        set.replace(definitions, now);
+        set.replace(definitions);
         set
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<RuleState>> {
-        self.rules
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Swaps in the rules of a new config: a rule whose definition is unchanged keeps its
-    /// counters and reported state; a new or changed one starts afresh.
-    pub fn replace(&self, definitions: Vec<RuleDefinition>, now: Timestamp) {
-        let mut rules = self.lock();
-        let mut old: Vec<RuleState> = std::mem::take(&mut *rules);
-        for definition in definitions {
-            match old.iter().position(|state| state.definition == definition) {
-                Some(index) => rules.push(old.swap_remove(index)),
-                None => rules.push(RuleState::new(definition, now)),
-            }
-        }
+    /// stored counts and reported state (its key is the same); a new or changed one starts
+    /// afresh.
+    pub fn replace(&self, definitions: Vec<RuleDefinition>) {
+        self.rules.store(Arc::new(
+            definitions.into_iter().map(ActiveRule::new).collect(),
+        ));
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Arc<Vec<ActiveRule>> {
+        self.rules.load_full()
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.rules.load().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.rules.load().is_empty()
     }
 
     /// Counts the committed alert events the rules match.
     pub fn observe<'a>(&self, events: impl IntoIterator<Item = &'a Event>) {
-        let mut rules = self.lock();
+        let rules = self.rules.load();
         if rules.is_empty() {
             return;
         }
+        let mut pending = None;
         for event in events {
             if event.integration == Integration::Rule {
                 continue;
             }
-            for rule in rules.iter_mut() {
-                if rule.definition.service == event.service
-                    && rule.definition.matches.matches(event)
+            for rule in rules.iter() {
+                if rule.definition.service != event.service
+                    || !rule.definition.matches.matches(event)
                 {
-                    rule.observe(event);
+                    continue;
                 }
+                let pending = pending.get_or_insert_with(|| self.pending());
+                let at = event.received_at;
+                let micros = at.as_microsecond();
+                let bucket = micros.div_euclid(rule.bucket_micros());
+                *pending
+                    .counts
+                    .entry((Arc::clone(&rule.key), CountScale::Bucket, bucket))
+                    .or_insert(0) += 1;
+                if rule.baseline_windows() > 0 {
+                    let window = micros.div_euclid(rule.window_micros());
+                    *pending
+                        .counts
+                        .entry((Arc::clone(&rule.key), CountScale::Window, window))
+                        .or_insert(0) += 1;
+                }
+                let seen = pending.seen.entry(Arc::clone(&rule.key)).or_insert(at);
+                *seen = (*seen).max(at);
             }
+        }
+        if let Some(mut pending) = pending {
+            bound(&mut pending);
         }
     }
 
-    /// Evaluates every rule at `now` and returns the alert changes to record: a trigger for a
-    /// rule whose condition began to hold, a resolve for one whose condition ended (and, on
-    /// the first evaluation, the state of every rule). Call [`RuleSet::confirm`] once the
-    /// pipeline has committed one; until then it is returned again.
-    pub fn tick(&self, now: Timestamp) -> Vec<RuleAlert> {
-        let mut rules = self.lock();
-        let mut changes = Vec::new();
-        for rule in rules.iter_mut() {
-            let (firing, event) = rule.evaluate(now);
-            if rule.reported != Some(firing) {
-                changes.push(RuleAlert {
-                    rule: rule.definition.id.clone(),
-                    firing,
-                    event,
-                });
+    /// Writes the counts added since the last write to the store (in transactions of up to
+    /// [`MAX_RULE_COUNT_ROWS`]); on an error they are kept for the next write. Returns the
+    /// slots written.
+    pub async fn flush(&self, store: &dyn Store, now: Timestamp) -> Result<usize, StoreError> {
+        let taken = std::mem::take(&mut *self.pending());
+        let counts: Vec<(SlotKey, i64)> = taken.counts.into_iter().collect();
+        let seen: Vec<(Arc<str>, Timestamp)> = taken.seen.into_iter().collect();
+        let part = |len: usize, chunk: usize| {
+            (chunk * MAX_RULE_COUNT_ROWS).min(len)..((chunk + 1) * MAX_RULE_COUNT_ROWS).min(len)
+        };
+        let chunks = counts.len().max(seen.len()).div_ceil(MAX_RULE_COUNT_ROWS);
+        let mut written = 0;
+        for chunk in 0..chunks {
+            let these_counts = &counts[part(counts.len(), chunk)];
+            let these_seen = &seen[part(seen.len(), chunk)];
+            let deltas: Vec<RuleCountDelta> = these_counts
+                .iter()
+                .map(|((rule, scale, slot), count)| RuleCountDelta {
+                    rule: rule.to_string(),
+                    scale: *scale,
+                    slot: *slot,
+                    count: *count,
+                })
+                .collect();
+            let seen_rows: Vec<RuleSeen> = these_seen
+                .iter()
+                .map(|(rule, at)| RuleSeen {
+                    rule: rule.to_string(),
+                    at: *at,
+                })
+                .collect();
+            if let Err(error) = store.add_rule_counts(&deltas, &seen_rows, now).await {
+                // The failed transaction stored nothing; earlier ones are stored. Keep the rest
+                // for the next write.
+                let mut pending = self.pending();
+                let from = (chunk * MAX_RULE_COUNT_ROWS).min(counts.len());
+                for (key, count) in counts.into_iter().skip(from) {
+                    *pending.counts.entry(key).or_insert(0) += count;
+                }
+                let from = (chunk * MAX_RULE_COUNT_ROWS).min(seen.len());
+                for (rule, at) in seen.into_iter().skip(from) {
+                    let seen = pending.seen.entry(rule).or_insert(at);
+                    *seen = (*seen).max(at);
+                }
+                bound(&mut pending);
+                return Err(error);
             }
+            written += deltas.len();
         }
-        changes
+        Ok(written)
     }
+}
 
-    /// Records that the pipeline committed a rule's alert change.
-    pub fn confirm(&self, rule: &str, firing: bool) {
-        if let Some(state) = self
-            .lock()
-            .iter_mut()
-            .find(|state| state.definition.id == rule)
-        {
-            state.reported = Some(firing);
-        }
+/// Beyond [`MAX_PENDING_COUNTS`], drops the oldest slots down to nine tenths of it (so that
+/// the next events do not each sort them again).
+fn bound(pending: &mut Pending) {
+    if pending.counts.len() <= MAX_PENDING_COUNTS {
+        return;
     }
+    let mut slots: Vec<SlotKey> = pending.counts.keys().cloned().collect();
+    slots.sort_by_key(|(_, _, slot)| *slot);
+    let excess = pending.counts.len() - MAX_PENDING_COUNTS * 9 / 10;
+    for key in slots.into_iter().take(excess) {
+        pending.counts.remove(&key);
+    }
+    tracing::warn!(
+        dropped = excess,
+        "rule counts could not be written for a long time; the oldest were dropped"
+    );
 }
 
 /// An [`IngestTarget`] that hands every committed batch's alert events to the rules.
@@ -474,55 +380,357 @@ impl<T: IngestTarget + ?Sized> IngestTarget for RuleObserver<T> {
     }
 }
 
-/// Evaluates the rules every [`RULE_TICK`] and submits their alert changes.
+/// Writes this process's rule counts to the store every [`RULE_TICK`], and once more when it
+/// stops.
 pub struct RuleRunner {
     rules: Arc<RuleSet>,
-    ingestor: Ingestor,
+    store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 }
 
 impl RuleRunner {
-    pub fn new(rules: Arc<RuleSet>, ingestor: Ingestor, clock: Arc<dyn Clock>) -> RuleRunner {
+    pub fn new(rules: Arc<RuleSet>, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> RuleRunner {
         RuleRunner {
             rules,
-            ingestor,
+            store,
             clock,
         }
     }
 
-    /// One evaluation: submits the changes and confirms those that were committed. Returns
-    /// how many were.
+    /// Writes what was counted since the last write; returns the slots written.
     pub async fn run_once(&self) -> usize {
-        let changes = self.rules.tick(self.clock.now());
-        let mut recorded = 0;
-        for change in changes {
-            match self
-                .ingestor
-                .submit(vec![Inbound::Alert(change.event)])
-                .await
-            {
-                Ok(()) => {
-                    self.rules.confirm(&change.rule, change.firing);
-                    recorded += 1;
-                }
-                Err(error) => tracing::warn!(
-                    rule = %change.rule,
+        match self
+            .rules
+            .flush(self.store.as_ref(), self.clock.now())
+            .await
+        {
+            Ok(written) => written,
+            Err(error) => {
+                tracing::warn!(
                     error = %crate::error_chain(&error),
-                    "cannot record a rule's alert; will retry"
-                ),
+                    "cannot store the rules' counts; kept for the next try"
+                );
+                0
             }
         }
-        recorded
     }
 
+    /// Writes every [`RULE_TICK`] until `stop` is cancelled; then writes what is left. The
+    /// ingest writer drains before this stops, so its last batches are counted.
     pub async fn run_until(&self, stop: CancellationToken) {
         loop {
             self.run_once().await;
             tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => break,
                 () = tokio::time::sleep(RULE_TICK) => {}
             }
         }
+        self.run_once().await;
+    }
+}
+
+/// The recurring due-work item that evaluates the rules.
+pub const RULES_EVALUATE: DueKind = DueKind::from_static("rules.evaluate");
+/// How often the evaluator deletes counts that no window or baseline reads any more.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Where the evaluator sends rules' alert changes.
+pub trait RuleAlertSink: Send + Sync + 'static {
+    fn record(&self, event: Event) -> impl Future<Output = Result<(), String>> + Send + '_;
+}
+
+impl RuleAlertSink for Ingestor {
+    async fn record(&self, event: Event) -> Result<(), String> {
+        self.submit(vec![Inbound::Alert(event)])
+            .await
+            .map_err(|error| crate::error_chain(&error))
+    }
+}
+
+/// Evaluates every rule from the stored counts of all processes, as the due-work item
+/// [`RULES_EVALUATE`] (one process at a time), and sends the alert changes.
+pub struct RuleEvaluator<S = Ingestor> {
+    rules: Arc<RuleSet>,
+    store: Arc<dyn Store>,
+    sink: S,
+    pruned_at: Mutex<Option<Timestamp>>,
+}
+
+impl<S: RuleAlertSink> RuleEvaluator<S> {
+    pub fn new(rules: Arc<RuleSet>, store: Arc<dyn Store>, sink: S) -> RuleEvaluator<S> {
+        RuleEvaluator {
+            rules,
+            store,
+            sink,
+            pruned_at: Mutex::new(None),
+        }
+    }
+
+    /// Evaluates every rule at `now` (after writing this process's counts): sends a trigger
+    /// for a rule whose condition began to hold, a resolve for one whose condition ended (and,
+    /// on a rule's first evaluation, its state), and records each one sent. Returns the
+    /// changes sent. A rule that cannot be evaluated is logged and evaluated again next time.
+    pub async fn run_at(&self, now: Timestamp) -> Result<Vec<RuleAlert>, StoreError> {
+        let store = self.store.as_ref();
+        if let Err(error) = self.rules.flush(store, now).await {
+            tracing::warn!(error = %crate::error_chain(&error), "cannot store the rules' counts; kept for the next try");
+        }
+        let rules = self.rules.rules();
+        let mut sent = Vec::new();
+        for rule in rules.iter() {
+            match self.evaluate(rule, now).await {
+                Ok(Some(change)) => sent.push(change),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(
+                    rule = %rule.definition.id, error = %error,
+                    "cannot evaluate a rule; will retry"
+                ),
+            }
+        }
+        let prune = {
+            let mut pruned_at = self
+                .pruned_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = pruned_at.is_none_or(|at| {
+                now.duration_since(at)
+                    >= jiff::SignedDuration::try_from(PRUNE_EVERY).unwrap_or_default()
+            });
+            if due {
+                *pruned_at = Some(now);
+            }
+            due
+        };
+        if prune {
+            self.prune(&rules, now).await?;
+        }
+        Ok(sent)
+    }
+
+    async fn evaluate(
+        &self,
+        rule: &ActiveRule,
+        now: Timestamp,
+    ) -> Result<Option<RuleAlert>, String> {
+        let store = self.store.as_ref();
+        let chain = |error: StoreError| crate::error_chain(&error);
+        let watch = store.watch_rule(&rule.key, now).await.map_err(chain)?;
+        let (firing, event) = match rule.definition.condition {
+            RuleCondition::Rate { above, baseline } => {
+                let bucket = now.as_microsecond().div_euclid(rule.bucket_micros());
+                let count = store
+                    .rule_count(
+                        &rule.key,
+                        CountScale::Bucket,
+                        bucket - (WINDOW_BUCKETS as i64 - 1),
+                        bucket + 1,
+                    )
+                    .await
+                    .map_err(chain)?;
+                let average = match baseline {
+                    Some(_) => {
+                        let current = now.as_microsecond().div_euclid(rule.window_micros());
+                        let first = watch
+                            .watched_since
+                            .as_microsecond()
+                            .div_euclid(rule.window_micros());
+                        let windows = (current - first).clamp(0, rule.baseline_windows());
+                        if windows == 0 {
+                            None
+                        } else {
+                            let total = store
+                                .rule_count(
+                                    &rule.key,
+                                    CountScale::Window,
+                                    current - windows,
+                                    current,
+                                )
+                                .await
+                                .map_err(chain)?;
+                            Some(total as f64 / windows as f64)
+                        }
+                    }
+                    None => None,
+                };
+                rate_alert(
+                    &rule.definition,
+                    above,
+                    baseline,
+                    u64::try_from(count).unwrap_or(0),
+                    average,
+                    now,
+                )
+            }
+            RuleCondition::Absence => absence_alert(&rule.definition, &watch, now),
+        };
+        if watch.reported == Some(firing) {
+            return Ok(None);
+        }
+        self.sink.record(event.clone()).await?;
+        store
+            .set_rule_reported(&rule.key, firing)
+            .await
+            .map_err(chain)?;
+        Ok(Some(RuleAlert {
+            rule: rule.definition.id.clone(),
+            firing,
+            event,
+        }))
+    }
+
+    /// Deletes counts no window or baseline reads any more, and everything of rules no longer
+    /// in force.
+    async fn prune(&self, rules: &[ActiveRule], now: Timestamp) -> Result<(), StoreError> {
+        let store = self.store.as_ref();
+        for rule in rules {
+            let bucket = now.as_microsecond().div_euclid(rule.bucket_micros());
+            store
+                .prune_rule_counts(
+                    &rule.key,
+                    CountScale::Bucket,
+                    bucket - WINDOW_BUCKETS as i64,
+                )
+                .await?;
+            let window = now.as_microsecond().div_euclid(rule.window_micros());
+            store
+                .prune_rule_counts(
+                    &rule.key,
+                    CountScale::Window,
+                    window - rule.baseline_windows() - 1,
+                )
+                .await?;
+        }
+        if rules.len() <= tocsin_store::rule_counts::MAX_KEPT_RULES {
+            let keep: Vec<String> = rules.iter().map(|rule| rule.key.to_string()).collect();
+            let forgotten = store.forget_rules_except(&keep).await?;
+            if forgotten > 0 {
+                tracing::debug!(forgotten, "forgot the counts of rules no longer in force");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<S: RuleAlertSink> DueHandler for RuleEvaluator<S> {
+    fn kind(&self) -> DueKind {
+        RULES_EVALUATE
+    }
+
+    async fn run(&self, _item: &ClaimedDueItem, now: Timestamp) -> Result<DueOutcome, DueError> {
+        self.run_at(now).await?;
+        Ok(DueOutcome::RunAgainAt(
+            now.checked_add(RULE_TICK).unwrap_or(Timestamp::MAX),
+        ))
+    }
+
+    /// Never gives up: it retries at the longest backoff.
+    fn max_attempts(&self) -> Option<i64> {
+        None
+    }
+
+    fn recurring(&self, now: Timestamp) -> Option<NewDueItem> {
+        let key = DueKey::parse("all").ok()?;
+        NewDueItem::new(RULES_EVALUATE, key, &json!({}), now).ok()
+    }
+}
+
+/// A rate rule's state at `now` from its count in the window and its baseline average.
+fn rate_alert(
+    definition: &RuleDefinition,
+    above: u64,
+    baseline: Option<Baseline>,
+    count: u64,
+    average: Option<f64>,
+    now: Timestamp,
+) -> (bool, Event) {
+    let window = tocsin_core::heartbeat::format_duration(definition.window);
+    let over_baseline = match (baseline, average) {
+        (Some(baseline), Some(average)) => count as f64 > f64::from(baseline.factor) * average,
+        // A baseline not measured yet (the first window a rule is watched): a busy service is
+        // not a spike.
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    let firing = count > above && over_baseline;
+    let mut details = json!({
+        "rule": definition.id,
+        "kind": "rate",
+        "count": count,
+        "window": window,
+        "above": above,
+    });
+    if let Some(baseline) = baseline {
+        details["baseline_factor"] = json!(baseline.factor);
+        details["baseline_average"] = json!(average);
+    }
+    let summary = if firing {
+        format!(
+            "Rule {}: {count} matching events in {window} (more than {above})",
+            definition.id
+        )
+    } else {
+        format!("Rule {}: event rate back to normal", definition.id)
+    };
+    (
+        firing,
+        rule_event(definition, firing, summary, details, now),
+    )
+}
+
+/// An absence rule's state at `now`.
+fn absence_alert(definition: &RuleDefinition, watch: &RuleWatch, now: Timestamp) -> (bool, Event) {
+    let window = tocsin_core::heartbeat::format_duration(definition.window);
+    let since = watch.last_seen.unwrap_or(watch.watched_since);
+    let quiet = now.duration_since(since)
+        >= jiff::SignedDuration::try_from(definition.window).unwrap_or(jiff::SignedDuration::MAX);
+    let details = json!({
+        "rule": definition.id,
+        "kind": "absence",
+        "window": window,
+        "last_seen": watch.last_seen.map(|at| at.to_string()),
+        "watched_since": watch.watched_since.to_string(),
+    });
+    let summary = if quiet {
+        match watch.last_seen {
+            Some(seen) => format!(
+                "Rule {}: no matching event for {window} (last one at {seen})",
+                definition.id
+            ),
+            None => format!(
+                "Rule {}: no matching event for {window} (none since {})",
+                definition.id, watch.watched_since
+            ),
+        }
+    } else {
+        format!("Rule {}: matching events arrive again", definition.id)
+    };
+    (quiet, rule_event(definition, quiet, summary, details, now))
+}
+
+fn rule_event(
+    definition: &RuleDefinition,
+    firing: bool,
+    summary: String,
+    details: serde_json::Value,
+    now: Timestamp,
+) -> Event {
+    Event {
+        service: definition.service.clone(),
+        integration: Integration::Rule,
+        action: if firing {
+            EventAction::Trigger
+        } else {
+            EventAction::Resolve
+        },
+        dedup_key: DedupKey::parse(&definition.dedup_key())
+            .unwrap_or_else(|_| DedupKey::parse("rule").expect("a short key")),
+        severity: Severity::Error,
+        summary,
+        source: format!("rule {}", definition.id),
+        occurred_at: Some(now),
+        received_at: now,
+        details,
     }
 }
 

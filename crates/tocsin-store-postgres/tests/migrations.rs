@@ -77,7 +77,10 @@ async fn boots_on_a_database_migrated_by_a_newer_version() {
         .fetch_all(&mut conn)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14, 9999]);
+    assert_eq!(
+        versions,
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 9999]
+    );
 }
 
 #[tokio::test]

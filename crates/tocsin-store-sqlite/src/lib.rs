@@ -115,6 +115,13 @@ fn migrator() -> Migrator {
             false,
         ),
         Migration::new(
+            12,
+            Cow::Borrowed("rule counts"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0012_rule_counts.sql")),
+            false,
+        ),
+        Migration::new(
             14,
             Cow::Borrowed("outbox contacts"),
             MigrationType::Simple,
@@ -378,4 +385,5 @@ impl SqliteStore {
 tocsin_store::impl_store_with_shared_sql!(SqliteStore);
 tocsin_store::impl_override_store_with_shared_sql!(SqliteStore);
 tocsin_store::impl_heartbeat_store!(SqliteStore);
+tocsin_store::impl_rule_count_store!(SqliteStore);
 tocsin_store::impl_monitor_pause_store!(SqliteStore);

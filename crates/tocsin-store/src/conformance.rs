@@ -49,6 +49,8 @@ macro_rules! conformance_suite {
             old_pings_are_pruned_per_monitor,
             monitor_results_roll_up_and_age_out_only_once_rolled_up,
             monitor_result_batches_and_shared_error_texts,
+            checks_settle_together_and_a_lost_claim_changes_nothing,
+            rule_counts_add_up_across_writes,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -1410,4 +1412,228 @@ pub async fn monitor_result_batches_and_shared_error_texts(store: Arc<dyn Store>
         .expect("again");
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].error.as_deref(), Some(refused));
+}
+
+/// Several checks settle in one call: each whose claim is held stores its result and moves its
+/// item on (new due time and payload, lease freed); one whose item another claimer took over
+/// changes nothing. Rollups of several monitors are written together.
+pub async fn checks_settle_together_and_a_lost_claim_changes_nothing(store: Arc<dyn Store>) {
+    use crate::due::{
+        ClaimRequest, ClaimerId, DueKey, DueKind, NewDueItem, Settled, WhenScheduled,
+    };
+    use crate::monitor_results::{CheckResultRow, CheckSettlement, ResultStatus, RollupPeriod};
+    const CHECK: DueKind = DueKind::from_static("conformance.check");
+    let at = |second: i64| Timestamp::from_second(1_800_000_000 + second).expect("time");
+    let item = |name: &str, due: i64, payload: serde_json::Value| {
+        NewDueItem::new(CHECK, DueKey::parse(name).expect("key"), &payload, at(due)).expect("item")
+    };
+    for name in ["a", "b", "c"] {
+        store
+            .schedule(&item(name, 0, json!({})), WhenScheduled::Keep, at(0))
+            .await
+            .expect("schedule");
+    }
+    let claim = |who: &'static str, now: i64| {
+        let store = Arc::clone(&store);
+        async move {
+            let claimer = ClaimerId::parse(who).expect("claimer");
+            store
+                .claim(&ClaimRequest {
+                    kinds: &[CHECK],
+                    claimer: &claimer,
+                    now: at(now),
+                    lease_until: at(now + 10),
+                    limit: 10,
+                })
+                .await
+                .expect("claim")
+        }
+    };
+    let mine = claim("runner-a", 0).await;
+    assert_eq!(mine.len(), 3);
+    // b's lease ends unsettled and another runner takes it over.
+    store.renew(&mine[0], at(100)).await.expect("renew a");
+    store.renew(&mine[2], at(100)).await.expect("renew c");
+    let theirs = claim("runner-b", 10).await;
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].key.as_str(), "b");
+    let settlements: Vec<CheckSettlement> = mine
+        .iter()
+        .map(|claimed| CheckSettlement {
+            item: claimed.clone(),
+            next: item(
+                claimed.key.as_str(),
+                30,
+                json!({ "checked": claimed.key.as_str() }),
+            ),
+            result: CheckResultRow {
+                monitor: claimed.key.as_str().to_owned(),
+                at: at(5),
+                status: ResultStatus::Up,
+                latency_ms: 7,
+                http_status: Some(200),
+                error: None,
+            },
+        })
+        .collect();
+    assert_eq!(
+        store.settle_checks(&settlements).await.expect("settle"),
+        vec![Settled::Applied, Settled::LeaseLost, Settled::Applied]
+    );
+    assert_eq!(store.settle_checks(&[]).await.expect("none"), Vec::new());
+    for name in ["a", "c"] {
+        let row = store
+            .due_item(&CHECK, &DueKey::parse(name).expect("key"))
+            .await
+            .expect("read")
+            .expect("kept");
+        assert_eq!(row.due_at, at(30), "{name}");
+        assert_eq!(row.payload, json!({ "checked": name }));
+        assert_eq!(row.claimed_by, None, "{name}: lease freed");
+        assert_eq!(row.attempts, 0);
+        let results = store
+            .results(name, at(0), at(60), 10)
+            .await
+            .expect("results");
+        assert_eq!(results.len(), 1, "{name}");
+        assert_eq!(results[0].latency_ms, 7);
+    }
+    let b = store
+        .due_item(&CHECK, &DueKey::parse("b").expect("key"))
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(
+        b.claimed_by.as_deref(),
+        Some("runner-b"),
+        "the new claim stands"
+    );
+    assert_eq!(b.due_at, at(0));
+    assert!(store
+        .results("b", at(0), at(60), 10)
+        .await
+        .expect("results")
+        .is_empty());
+    // Settling the same claims again: they are no longer held.
+    assert_eq!(
+        store.settle_checks(&settlements[..1]).await.expect("again"),
+        vec![Settled::LeaseLost]
+    );
+
+    let monitors = vec!["a".to_owned(), "c".to_owned(), "never-checked".to_owned()];
+    assert_eq!(
+        store
+            .roll_up_many(&monitors, RollupPeriod::Hour, at(5))
+            .await
+            .expect("roll up"),
+        2
+    );
+    let hour = RollupPeriod::Hour.start_of(at(5));
+    for name in ["a", "c"] {
+        let rollups = store
+            .rollups(name, RollupPeriod::Hour, hour, 10)
+            .await
+            .expect("rollups");
+        assert_eq!(rollups.len(), 1, "{name}");
+        assert_eq!((rollups[0].checks, rollups[0].p99_ms), (1, 7));
+    }
+}
+
+/// Rule counts written in several transactions add up per slot; last-seen times only move
+/// forward; a rule's watch keeps the time it was first watched; forgetting removes the rules
+/// not kept.
+pub async fn rule_counts_add_up_across_writes(store: Arc<dyn Store>) {
+    use crate::rule_counts::{CountScale, RuleCountDelta, RuleSeen};
+    let at = |second: i64| Timestamp::from_second(1_800_000_000 + second).expect("time");
+    let delta = |rule: &str, scale, slot, count| RuleCountDelta {
+        rule: rule.to_owned(),
+        scale,
+        slot,
+        count,
+    };
+    let seen = |rule: &str, second| RuleSeen {
+        rule: rule.to_owned(),
+        at: at(second),
+    };
+    let watch = store.watch_rule("storm@1", at(0)).await.expect("watch");
+    assert_eq!(
+        (watch.watched_since, watch.last_seen, watch.reported),
+        (at(0), None, None)
+    );
+    store
+        .add_rule_counts(
+            &[
+                delta("storm@1", CountScale::Bucket, 10, 2),
+                delta("storm@1", CountScale::Window, 1, 2),
+            ],
+            &[seen("storm@1", 20)],
+            at(21),
+        )
+        .await
+        .expect("add");
+    store
+        .add_rule_counts(
+            &[
+                delta("storm@1", CountScale::Bucket, 10, 3),
+                delta("storm@1", CountScale::Bucket, 11, 1),
+                delta("other@2", CountScale::Bucket, 10, 9),
+            ],
+            &[seen("storm@1", 15), seen("other@2", 30)],
+            at(31),
+        )
+        .await
+        .expect("add again");
+    store
+        .add_rule_counts(&[], &[], at(32))
+        .await
+        .expect("nothing");
+    let count = |rule: &'static str, scale, from, to| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .rule_count(rule, scale, from, to)
+                .await
+                .expect("count")
+        }
+    };
+    assert_eq!(count("storm@1", CountScale::Bucket, 0, 100).await, 6);
+    assert_eq!(count("storm@1", CountScale::Bucket, 11, 12).await, 1);
+    assert_eq!(count("storm@1", CountScale::Window, 0, 100).await, 2);
+    assert_eq!(count("missing@0", CountScale::Bucket, 0, 100).await, 0);
+    let watch = store.watch_rule("storm@1", at(40)).await.expect("watch");
+    assert_eq!(watch.watched_since, at(0), "first watched at 0");
+    assert_eq!(
+        watch.last_seen,
+        Some(at(20)),
+        "an older event does not move it back"
+    );
+    store
+        .set_rule_reported("storm@1", true)
+        .await
+        .expect("report");
+    assert_eq!(
+        store
+            .watch_rule("storm@1", at(41))
+            .await
+            .expect("watch")
+            .reported,
+        Some(true)
+    );
+    assert_eq!(
+        store
+            .prune_rule_counts("storm@1", CountScale::Bucket, 11)
+            .await
+            .expect("prune"),
+        1
+    );
+    assert_eq!(count("storm@1", CountScale::Bucket, 0, 100).await, 1);
+    assert_eq!(
+        store
+            .forget_rules_except(&["storm@1".to_owned()])
+            .await
+            .expect("forget"),
+        1
+    );
+    assert_eq!(count("other@2", CountScale::Bucket, 0, 100).await, 0);
+    assert_eq!(count("storm@1", CountScale::Bucket, 0, 100).await, 1);
 }

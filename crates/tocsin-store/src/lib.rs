@@ -25,6 +25,7 @@ pub mod outbox_conformance;
 #[cfg(feature = "testsuite")]
 pub mod override_conformance;
 pub mod overrides;
+pub mod rule_counts;
 pub mod sql;
 mod timeline;
 pub mod updates;
@@ -44,6 +45,7 @@ pub use monitor_pauses::MonitorPauseStore;
 pub use monitor_results::MonitorResultStore;
 pub use outbox::OutboxStore;
 pub use overrides::{NewOverride, OverrideFilter, OverrideRow, OverrideStore};
+pub use rule_counts::RuleCountStore;
 
 use std::collections::HashMap;
 
@@ -66,6 +68,7 @@ pub trait Store:
     + OutboxStore
     + MonitorResultStore
     + MonitorPauseStore
+    + RuleCountStore
     + 'static
 {
     /// "sqlite" or "postgres", for logs and metrics.

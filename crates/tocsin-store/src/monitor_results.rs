@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use tocsin_core::Timestamp;
 
 use crate::decode::StoredRow;
+use crate::due::{ClaimedDueItem, NewDueItem, Settled};
 use crate::sql::{check_text, Arg, Connection};
 use crate::StoreError;
 
@@ -18,6 +19,20 @@ use crate::StoreError;
 pub const MAX_RESULT_ERROR_CHARS: usize = 500;
 /// The most results or rollups one read returns.
 pub const MAX_RESULT_ROWS: usize = 10_000;
+/// The most checks one [`MonitorResultStore::settle_checks`] settles.
+pub const MAX_SETTLE_BATCH: usize = 512;
+/// The most monitors one [`MonitorResultStore::roll_up_many`] rolls up.
+pub const MAX_ROLLUP_BATCH: usize = 500;
+/// Rows per multi-row statement.
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// A check to settle: the claimed item, its next schedule, and the result to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckSettlement {
+    pub item: ClaimedDueItem,
+    pub next: NewDueItem,
+    pub result: CheckResultRow,
+}
 
 /// A check's outcome as stored: 0 up, 1 degraded, 2 down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -164,6 +179,14 @@ pub trait MonitorResultStore: Send + Sync {
     /// at a time already stored is ignored.
     async fn record_results(&self, results: &[CheckResultRow]) -> Result<(), StoreError>;
 
+    /// Settles monitors' checks in one transaction (at most [`MAX_SETTLE_BATCH`]): for each
+    /// whose claimer still holds the claim of its item (no other claimer took it over), stores
+    /// its result and schedules the item's next run as `next` (its due time and payload, which
+    /// replace whatever a schedule made while it ran) with its lease freed and its attempts
+    /// reset; the others change nothing and are [`Settled::LeaseLost`]. One answer per check,
+    /// in order.
+    async fn settle_checks(&self, checks: &[CheckSettlement]) -> Result<Vec<Settled>, StoreError>;
+
     /// A monitor's results at or after `from` and before `to`, oldest first, at most `limit`
     /// (and [`MAX_RESULT_ROWS`]).
     async fn results(
@@ -182,6 +205,16 @@ pub trait MonitorResultStore: Send + Sync {
         period: RollupPeriod,
         start: Timestamp,
     ) -> Result<Option<Rollup>, StoreError>;
+
+    /// [`MonitorResultStore::roll_up`] for several monitors (at most [`MAX_ROLLUP_BATCH`]):
+    /// their results are read outside the write transaction, and the rollups are written in
+    /// one. Returns how many rollups were written.
+    async fn roll_up_many(
+        &self,
+        monitors: &[String],
+        period: RollupPeriod,
+        start: Timestamp,
+    ) -> Result<usize, StoreError>;
 
     /// A monitor's rollups of one kind starting at or after `from`, oldest first.
     async fn rollups(
@@ -313,19 +346,44 @@ pub async fn record_results<C: Connection>(
     for result in results {
         check_text("monitor", &result.monitor)?;
     }
-    // Each monitor's key is looked up once per batch.
+    // The monitors' keys: looked up together, and given to those that have none.
     let mut keys: HashMap<&str, i64> = HashMap::new();
-    for result in results {
-        let key = match keys.get(result.monitor.as_str()) {
-            Some(key) => *key,
-            None => {
-                let key = monitor_key_or_new(conn, &result.monitor).await?;
-                keys.insert(&result.monitor, key);
-                key
+    let mut names: Vec<&str> = results
+        .iter()
+        .map(|result| result.monitor.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for chunk in names.chunks(ROWS_PER_STATEMENT * 4) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+        let args: Vec<Arg<'_>> = chunk.iter().map(|name| Arg::Text(name)).collect();
+        let rows = conn
+            .fetch_all(
+                &format!(
+                    "SELECT id, name FROM monitor_keys WHERE name IN ({})",
+                    placeholders.join(", ")
+                ),
+                &args,
+            )
+            .await?;
+        for row in rows {
+            let name = row.text("name")?;
+            if let Some(known) = chunk.iter().find(|candidate| **candidate == name) {
+                keys.insert(known, row.integer("id")?);
             }
-        };
+        }
+    }
+    for name in names {
+        if !keys.contains_key(name) {
+            keys.insert(name, monitor_key_or_new(conn, name).await?);
+        }
+    }
+    // Error texts, once per monitor and text.
+    let mut errors: Vec<Option<i64>> = Vec::with_capacity(results.len());
+    for result in results {
+        let key = keys[result.monitor.as_str()];
         let at = result.at.as_millisecond();
-        let error = match &result.error {
+        errors.push(match &result.error {
             Some(error) => {
                 let text: String = error
                     .chars()
@@ -345,22 +403,107 @@ pub async fn record_results<C: Connection>(
                 Some(row.integer("id")?)
             }
             None => None,
-        };
-        conn.execute(
-            "INSERT INTO monitor_checks (monitor, at, status, latency_ms, http_status, error)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (monitor, at) DO NOTHING",
-            &[
-                Arg::Integer(key),
-                Arg::Integer(at),
+        });
+    }
+    // The results, many rows per statement.
+    let rows: Vec<(&CheckResultRow, Option<i64>)> = results.iter().zip(errors).collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO monitor_checks (monitor, at, status, latency_ms, http_status, error) VALUES ",
+        );
+        let mut args = Vec::with_capacity(chunk.len() * 6);
+        for (n, (result, error)) in chunk.iter().enumerate() {
+            push_values_row(&mut sql, n, 6);
+            args.extend([
+                Arg::Integer(keys[result.monitor.as_str()]),
+                Arg::Integer(result.at.as_millisecond()),
                 Arg::Integer(result.status.code()),
                 Arg::Integer(result.latency_ms),
                 Arg::OptionalInteger(result.http_status),
-                Arg::OptionalInteger(error),
-            ],
-        )
-        .await?;
+                Arg::OptionalInteger(*error),
+            ]);
+        }
+        sql.push_str(" ON CONFLICT (monitor, at) DO NOTHING");
+        conn.execute(&sql, &args).await?;
     }
     Ok(())
+}
+
+/// Appends the `n`-th row (from 0) of `width` parameters to a `VALUES` list: `($1, $2)`, then
+/// `, ($3, $4)`, ...
+fn push_values_row(sql: &mut String, n: usize, width: usize) {
+    if n > 0 {
+        sql.push_str(", ");
+    }
+    let placeholders: Vec<String> = (1..=width).map(|k| format!("${}", n * width + k)).collect();
+    sql.push('(');
+    sql.push_str(&placeholders.join(", "));
+    sql.push(')');
+}
+
+pub async fn settle_checks<C: Connection>(
+    conn: &mut C,
+    checks: &[CheckSettlement],
+) -> Result<Vec<Settled>, StoreError> {
+    if checks.len() > MAX_SETTLE_BATCH {
+        return Err(StoreError::Invalid(format!(
+            "{} checks in one settlement; at most {MAX_SETTLE_BATCH}",
+            checks.len()
+        )));
+    }
+    for check in checks {
+        if check.next.kind != check.item.kind || check.next.key != check.item.key {
+            return Err(StoreError::Invalid(format!(
+                "a check of {} {} cannot schedule {} {}",
+                check.item.kind, check.item.key, check.next.kind, check.next.key
+            )));
+        }
+    }
+    let mut moved = std::collections::HashSet::new();
+    for chunk in checks.chunks(ROWS_PER_STATEMENT) {
+        // One statement moves every item whose claim is still held: (id, due_at, payload,
+        // claim, claimer) per row.
+        let mut sql = String::from(
+            "UPDATE due_work SET due_at = v.column2, payload = v.column3, attempts = 0,
+                 last_error = NULL, parked_at = NULL, claimed_by = NULL, lease_until = NULL,
+                 revision = revision + 1
+             FROM (VALUES ",
+        );
+        let mut args = Vec::with_capacity(chunk.len() * 5);
+        for (n, check) in chunk.iter().enumerate() {
+            push_values_row(&mut sql, n, 5);
+            args.extend([
+                Arg::Integer(check.item.id),
+                Arg::Integer(check.next.due_at.as_microsecond()),
+                Arg::Text(check.next.payload_text()),
+                Arg::Integer(check.item.lease.claim),
+                Arg::Text(check.item.lease.claimer.as_str()),
+            ]);
+        }
+        sql.push_str(
+            ") AS v WHERE due_work.id = v.column1 AND due_work.claims = v.column4
+               AND due_work.claimed_by = v.column5 RETURNING id",
+        );
+        for row in conn.fetch_all(&sql, &args).await? {
+            moved.insert(row.integer("id")?);
+        }
+    }
+    let results: Vec<CheckResultRow> = checks
+        .iter()
+        .filter(|check| moved.contains(&check.item.id))
+        .map(|check| check.result.clone())
+        .collect();
+    record_results(conn, &results).await?;
+    Ok(checks
+        .iter()
+        .map(|check| {
+            if moved.contains(&check.item.id) {
+                Settled::Applied
+            } else {
+                Settled::LeaseLost
+            }
+        })
+        .collect())
 }
 
 pub async fn results<C: Connection>(
@@ -390,12 +533,14 @@ pub async fn results<C: Connection>(
     rows.iter().map(|row| read_result(monitor, row)).collect()
 }
 
-pub async fn roll_up<C: Connection>(
+/// A monitor's rollup for the period starting at `start` computed from its raw results, with
+/// the monitor's stored number; `None` when the period has no results.
+pub async fn compute_rollup<C: Connection>(
     conn: &mut C,
     monitor: &str,
     period: RollupPeriod,
     start: Timestamp,
-) -> Result<Option<Rollup>, StoreError> {
+) -> Result<Option<(i64, Rollup)>, StoreError> {
     check_text("monitor", monitor)?;
     let start = period.start_of(start);
     let Some(key) = monitor_key(conn, monitor).await? else {
@@ -418,9 +563,15 @@ pub async fn roll_up<C: Connection>(
             row.integer("latency_ms")?,
         ));
     }
-    let Some(rollup) = Rollup::of_outcomes(monitor, period, start, &outcomes) else {
-        return Ok(None);
-    };
+    Ok(Rollup::of_outcomes(monitor, period, start, &outcomes).map(|rollup| (key, rollup)))
+}
+
+/// Writes a rollup computed by [`compute_rollup`], replacing the one of the same period.
+pub async fn store_rollup<C: Connection>(
+    conn: &mut C,
+    key: i64,
+    rollup: &Rollup,
+) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO monitor_check_rollups (monitor, period, start, checks, up, degraded, down,
              p50_ms, p95_ms, p99_ms)
@@ -430,8 +581,8 @@ pub async fn roll_up<C: Connection>(
          p50_ms = excluded.p50_ms, p95_ms = excluded.p95_ms, p99_ms = excluded.p99_ms",
         &[
             Arg::Integer(key),
-            Arg::Integer(period_code(period)),
-            Arg::Integer(from),
+            Arg::Integer(period_code(rollup.period)),
+            Arg::Integer(rollup.start.as_millisecond()),
             Arg::Integer(rollup.checks),
             Arg::Integer(rollup.up),
             Arg::Integer(rollup.degraded),
@@ -442,6 +593,19 @@ pub async fn roll_up<C: Connection>(
         ],
     )
     .await?;
+    Ok(())
+}
+
+pub async fn roll_up<C: Connection>(
+    conn: &mut C,
+    monitor: &str,
+    period: RollupPeriod,
+    start: Timestamp,
+) -> Result<Option<Rollup>, StoreError> {
+    let Some((key, rollup)) = compute_rollup(conn, monitor, period, start).await? else {
+        return Ok(None);
+    };
+    store_rollup(conn, key, &rollup).await?;
     Ok(Some(rollup))
 }
 

@@ -1049,6 +1049,50 @@ macro_rules! impl_store_with_shared_sql {
                 })
             }
 
+            async fn settle_checks(
+                &self,
+                checks: &[$crate::monitor_results::CheckSettlement],
+            ) -> Result<Vec<$crate::due::Settled>, $crate::StoreError> {
+                if checks.is_empty() {
+                    return Ok(Vec::new());
+                }
+                write!(self, "settling checks", |conn| {
+                    $crate::monitor_results::settle_checks(conn, checks)
+                })
+            }
+
+            async fn roll_up_many(
+                &self,
+                monitors: &[String],
+                period: $crate::monitor_results::RollupPeriod,
+                start: tocsin_core::Timestamp,
+            ) -> Result<usize, $crate::StoreError> {
+                if monitors.len() > $crate::monitor_results::MAX_ROLLUP_BATCH {
+                    return Err($crate::StoreError::Invalid(format!(
+                        "{} monitors in one rollup; at most {}",
+                        monitors.len(),
+                        $crate::monitor_results::MAX_ROLLUP_BATCH
+                    )));
+                }
+                let mut computed = Vec::with_capacity(monitors.len());
+                for monitor in monitors {
+                    if let Some(rollup) = read!(self, |conn| {
+                        $crate::monitor_results::compute_rollup(conn, monitor, period, start)
+                    })? {
+                        computed.push(rollup);
+                    }
+                }
+                if computed.is_empty() {
+                    return Ok(0);
+                }
+                write!(self, "storing rollups", |conn| async {
+                    for (key, rollup) in &computed {
+                        $crate::monitor_results::store_rollup(&mut *conn, *key, rollup).await?;
+                    }
+                    Ok::<usize, $crate::StoreError>(computed.len())
+                })
+            }
+
             async fn results(
                 &self,
                 monitor: &str,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tocsin_core::heartbeat::HeartbeatSchedule;
 use tocsin_engine::HeartbeatEntry;
 use tocsin_store::heartbeat::{HeartbeatStateRow, PingRow};
+use tocsin_store::monitor_pauses::MonitorPause;
 use utoipa::ToSchema;
 
 use crate::api::{within_budget, PageParams, RESPONSE_BUDGET_BYTES};
@@ -30,9 +31,17 @@ pub struct Heartbeat {
     pub grace_seconds: u64,
     pub max_starts_without_success: Option<u32>,
     pub post_only: bool,
-    /// `new` (no success yet), `up`, `late` or `failed`; `unknown` until Tocsin has recorded
-    /// the monitor (moments after start-up or a reload).
+    /// `paused` while the monitor is paused (it does not go late); else `new` (no success
+    /// yet), `up`, `late` or `failed`; `unknown` until Tocsin has recorded the monitor (moments
+    /// after start-up or a reload).
     pub status: String,
+    /// What the pings last made of it (`new`, `up`, `late`, `failed` or `unknown`), kept while
+    /// paused.
+    pub checked_status: String,
+    /// When it was paused, while it is.
+    pub paused_at: Option<String>,
+    /// Who paused it (e.g. `token:ops`), while it is paused.
+    pub paused_by: Option<String>,
     /// When the status began.
     pub since: Option<String>,
     /// When the monitor becomes late without a success; null while down.
@@ -86,7 +95,11 @@ pub struct PingPage {
     pub next_cursor: Option<String>,
 }
 
-fn heartbeat(entry: &HeartbeatEntry, stored: Option<&HeartbeatStateRow>) -> Heartbeat {
+fn heartbeat(
+    entry: &HeartbeatEntry,
+    stored: Option<&HeartbeatStateRow>,
+    pause: Option<MonitorPause>,
+) -> Heartbeat {
     let (schedule, expected, time_zone) = match &entry.expectation.schedule {
         HeartbeatSchedule::Period(period) => (
             "period",
@@ -100,6 +113,9 @@ fn heartbeat(entry: &HeartbeatEntry, stored: Option<&HeartbeatStateRow>) -> Hear
         ),
     };
     let state = stored.map(|row| &row.state);
+    let checked_status = state
+        .map_or("unknown", |state| state.status.as_str())
+        .to_owned();
     Heartbeat {
         id: entry.id.clone(),
         service: entry.service.to_string(),
@@ -109,9 +125,14 @@ fn heartbeat(entry: &HeartbeatEntry, stored: Option<&HeartbeatStateRow>) -> Hear
         grace_seconds: entry.expectation.grace.as_secs(),
         max_starts_without_success: entry.expectation.max_starts_without_success,
         post_only: entry.post_only,
-        status: state
-            .map_or("unknown", |state| state.status.as_str())
-            .to_owned(),
+        status: if pause.is_some() {
+            "paused".to_owned()
+        } else {
+            checked_status.clone()
+        },
+        checked_status,
+        paused_at: pause.as_ref().map(|pause| pause.paused_at.to_string()),
+        paused_by: pause.map(|pause| pause.paused_by),
         since: state.map(|state| state.since.to_string()),
         deadline: state.and_then(|state| state.deadline.map(|at| at.to_string())),
         last_ping: state.and_then(|state| {
@@ -176,13 +197,13 @@ pub(crate) async fn list_heartbeats(
         .collect();
     let ids: Vec<String> = chosen.iter().map(|(_, entry)| entry.id.clone()).collect();
     let states = state.engine.heartbeat_states(&ids).await?;
-    let rows: Vec<(i64, Heartbeat)> = chosen
-        .iter()
-        .map(|(index, entry)| {
-            let stored = states.iter().find(|row| row.monitor == entry.id);
-            (*index as i64 + 1, heartbeat(entry, stored))
-        })
-        .collect();
+    let store = state.engine.store();
+    let mut rows: Vec<(i64, Heartbeat)> = Vec::with_capacity(chosen.len());
+    for (index, entry) in &chosen {
+        let stored = states.iter().find(|row| row.monitor == entry.id);
+        let pause = store.monitor_pause(&entry.id).await?;
+        rows.push((*index as i64 + 1, heartbeat(entry, stored, pause)));
+    }
     let finished = page.finish(rows, |(position, _)| *position);
     let (items, next) = within_budget(finished.items, finished.next, RESPONSE_BUDGET_BYTES);
     Ok(Json(HeartbeatPage {
@@ -218,7 +239,8 @@ pub(crate) async fn get_heartbeat(
         .engine
         .heartbeat_states(std::slice::from_ref(&entry.id))
         .await?;
-    Ok(Json(heartbeat(&entry, states.first())))
+    let pause = state.engine.store().monitor_pause(&entry.id).await?;
+    Ok(Json(heartbeat(&entry, states.first(), pause)))
 }
 
 /// A heartbeat monitor's pings, newest first.

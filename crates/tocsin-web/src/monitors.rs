@@ -9,6 +9,7 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tocsin_checks::state::ResultSummary;
 use tocsin_checks::{AlertLink, MonitorView, Monitors};
+use tocsin_store::monitor_pauses::MonitorPause;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{ReadAccess, WriteAccess};
@@ -265,16 +266,51 @@ fn unknown_monitor(id: &str) -> ApiError {
     ))
 }
 
-/// What kind of monitor `id` is, when the config in force has one.
-fn kind_of(state: &AppState, monitors: Option<&Monitors>, id: &str) -> Option<String> {
-    if let Some(monitor) = monitors.and_then(|monitors| monitors.get(id)) {
-        return Some(monitor.kind.name().to_owned());
+/// The monitor a pause or resume is for: a probed monitor (paused through the runner's
+/// [`Monitors`], which stop its checks at once) or a heartbeat monitor (paused in the store,
+/// where its deadline looks). A 404 when the config in force has neither.
+struct Pausable {
+    id: String,
+    /// `http`, `tcp`, `dns`, `tls` or `heartbeat`.
+    kind: String,
+    /// Set for a probed monitor.
+    probed: Option<Arc<Monitors>>,
+}
+
+impl Pausable {
+    fn find(
+        state: &AppState,
+        monitors: Option<Extension<Arc<Monitors>>>,
+        id: String,
+    ) -> Result<Pausable, ApiError> {
+        let monitors = monitors.map(|Extension(monitors)| monitors);
+        if let Some(monitor) = monitors.as_ref().and_then(|monitors| monitors.get(&id)) {
+            return Ok(Pausable {
+                kind: monitor.kind.name().to_owned(),
+                probed: monitors,
+                id,
+            });
+        }
+        match state.engine.catalog().heartbeat(&id) {
+            Some(_) => Ok(Pausable {
+                id,
+                kind: "heartbeat".to_owned(),
+                probed: None,
+            }),
+            None => Err(unknown_monitor(&id)),
+        }
     }
-    state
-        .engine
-        .catalog()
-        .heartbeat(id)
-        .map(|_| "heartbeat".to_owned())
+
+    fn outcome(self, pause: Option<MonitorPause>, changed: bool) -> Json<PauseOutcome> {
+        Json(PauseOutcome {
+            id: self.id,
+            kind: self.kind,
+            paused: pause.is_some(),
+            paused_at: pause.as_ref().map(|pause| pause.paused_at.to_string()),
+            paused_by: pause.map(|pause| pause.paused_by),
+            changed,
+        })
+    }
 }
 
 /// Pause a monitor: it is not checked (a heartbeat monitor does not go late) until it is
@@ -295,33 +331,23 @@ pub(crate) async fn pause_monitor(
     monitors: Option<Extension<Arc<Monitors>>>,
     Path(id): Path<String>,
 ) -> Result<Json<PauseOutcome>, ApiError> {
-    let monitors = monitors.map(|Extension(monitors)| monitors);
-    let Some(kind) = kind_of(&state, monitors.as_deref(), &id) else {
-        return Err(unknown_monitor(&id));
-    };
+    let target = Pausable::find(&state, monitors, id)?;
     let store = state.engine.store();
-    let now = state.engine.now();
-    let before = store.monitor_pause(&id).await?;
+    let before = store.monitor_pause(&target.id).await?;
     let actor = access.actor().to_string();
-    let pause = match monitors.as_deref().filter(|_| kind != "heartbeat") {
+    let now = state.engine.now();
+    let pause = match &target.probed {
         Some(monitors) => monitors
-            .pause(store.as_ref(), &id, &actor, now)
+            .pause(store.as_ref(), &target.id, &actor, now)
             .await?
-            .ok_or_else(|| unknown_monitor(&id))?,
+            .ok_or_else(|| unknown_monitor(&target.id))?,
         None => {
-            let pause = store.pause_monitor(&id, &actor, now).await?;
-            tracing::info!(monitor = %id, by = %pause.paused_by, "heartbeat monitor paused; it does not go late until it is resumed");
+            let pause = store.pause_monitor(&target.id, &actor, now).await?;
+            tracing::info!(monitor = %target.id, by = %pause.paused_by, "heartbeat monitor paused; it does not go late until it is resumed");
             pause
         }
     };
-    Ok(Json(PauseOutcome {
-        id,
-        kind,
-        paused: true,
-        paused_at: Some(pause.paused_at.to_string()),
-        paused_by: Some(pause.paused_by),
-        changed: before.is_none(),
-    }))
+    Ok(target.outcome(Some(pause), before.is_none()))
 }
 
 /// Resume a paused monitor: its checks go on from the state it had (a heartbeat monitor whose
@@ -341,38 +367,28 @@ pub(crate) async fn resume_monitor(
     monitors: Option<Extension<Arc<Monitors>>>,
     Path(id): Path<String>,
 ) -> Result<Json<PauseOutcome>, ApiError> {
-    let monitors = monitors.map(|Extension(monitors)| monitors);
-    let Some(kind) = kind_of(&state, monitors.as_deref(), &id) else {
-        return Err(unknown_monitor(&id));
-    };
+    let target = Pausable::find(&state, monitors, id)?;
     let store = state.engine.store();
-    let changed = match monitors.as_deref().filter(|_| kind != "heartbeat") {
+    let changed = match &target.probed {
         Some(monitors) => monitors
-            .resume(store.as_ref(), &id)
+            .resume(store.as_ref(), &target.id)
             .await?
-            .ok_or_else(|| unknown_monitor(&id))?,
+            .ok_or_else(|| unknown_monitor(&target.id))?,
         None => {
-            let changed = store.resume_monitor(&id).await?;
+            let changed = store.resume_monitor(&target.id).await?;
             if changed {
                 // Bring the deadline back now rather than at the paused deadline's next look.
                 let watcher =
                     tocsin_checks::heartbeat::HeartbeatWatcher::new(Arc::clone(&state.engine));
-                if let Err(error) = watcher.watch_one(&id).await {
-                    tracing::warn!(monitor = %id, error = %tocsin_engine::error_chain(&error), "cannot watch a resumed heartbeat monitor; its deadline comes back within a minute");
+                if let Err(error) = watcher.watch_one(&target.id).await {
+                    tracing::warn!(monitor = %target.id, error = %tocsin_engine::error_chain(&error), "cannot watch a resumed heartbeat monitor; its deadline comes back within a minute");
                 }
-                tracing::info!(monitor = %id, actor = %access.actor(), "heartbeat monitor resumed");
+                tracing::info!(monitor = %target.id, actor = %access.actor(), "heartbeat monitor resumed");
             }
             changed
         }
     };
-    Ok(Json(PauseOutcome {
-        id,
-        kind,
-        paused: false,
-        paused_at: None,
-        paused_by: None,
-        changed,
-    }))
+    Ok(target.outcome(None, changed))
 }
 
 /// The most results one page of `/api/v1/monitors/{id}/results` holds.

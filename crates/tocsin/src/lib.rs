@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tocsin_config::Config;
-use tocsin_engine::rules::{RuleObserver, RuleRunner, RuleSet};
+use tocsin_engine::rules::{RuleEvaluator, RuleObserver, RuleRunner, RuleSet};
 use tocsin_engine::{
     Catalog, Clock, ConfigReload, DueRunnerSettings, Engine, IngestSettings, Ingestor, Metrics,
     SystemClock,
@@ -176,10 +176,7 @@ impl App {
         let (store, closer) = open_store(settings).await?;
         let catalog = Arc::new(catalog_from_config(&settings.config));
         let metrics = Arc::new(Metrics::new());
-        let rules = Arc::new(RuleSet::new(
-            rules_from_config(&settings.config),
-            clock.now(),
-        ));
+        let rules = Arc::new(RuleSet::new(rules_from_config(&settings.config)));
         // The rules count what the ingest writer commits.
         let (ingestor, writer) = Ingestor::start_with(
             Arc::new(RuleObserver::new(Arc::clone(&store), Arc::clone(&rules))),
@@ -340,14 +337,19 @@ impl App {
                 .with_handler(Arc::new(tocsin_engine::GapNoticeScan::new(Arc::clone(
                     &engine,
                 ))))
-                .with_handler(Arc::new(tocsin_engine::WatchdogBeat));
+                .with_handler(Arc::new(tocsin_engine::WatchdogBeat))
+                .with_handler(Arc::new(RuleEvaluator::new(
+                    Arc::clone(&rules),
+                    engine.store(),
+                    engine.ingestor().clone(),
+                )));
             move |stop| async move {
                 runner.run_until(stop).await;
                 Ok(())
             }
         });
         supervisor.spawn("rules", Stage::Background, Importance::Optional, {
-            let runner = RuleRunner::new(rules, engine.ingestor().clone(), Arc::new(SystemClock));
+            let runner = RuleRunner::new(rules, engine.store(), Arc::new(SystemClock));
             move |stop| async move {
                 runner.run_until(stop).await;
                 Ok(())

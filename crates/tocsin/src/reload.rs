@@ -211,10 +211,7 @@ impl ConfigReload for Reloader {
         );
         self.catalog
             .replace_heartbeats(heartbeats_from_config(&loaded.config));
-        self.rules.replace(
-            rules_from_config(&loaded.config),
-            tocsin_engine::Clock::now(&tocsin_engine::SystemClock),
-        );
+        self.rules.replace(rules_from_config(&loaded.config));
         self.monitors.replace(&loaded.config.monitors);
         self.catalog
             .replace_paging(crate::catalog::paging_from_config(&loaded.config));

@@ -2,71 +2,16 @@
 //! paused monitor is not checked, its open alert stays open, the pause outlives a reload and a
 //! restart, and a resume lets its checks (and the recovery) go on.
 
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use axum::routing::get;
-use tocsin_core::{IncidentState, ServiceId, Timestamp};
-use tocsin_store::{IncidentFilter, IncidentRow, PageRequest};
+use tocsin_core::{IncidentState, Timestamp};
 use tocsin_store_postgres::testing::TestDatabase;
 
-use crate::support::{start_app_at, temp_dir, test_config, TestApp};
-
-async fn spawn_target() -> (std::net::SocketAddr, Arc<AtomicU16>) {
-    let status = Arc::new(AtomicU16::new(200));
-    let app = axum::Router::new().route(
-        "/healthz",
-        get({
-            let status = Arc::clone(&status);
-            move || async move {
-                (
-                    StatusCode::from_u16(status.load(Ordering::SeqCst)).expect("status"),
-                    "ok",
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    (address, status)
-}
-
-async fn incident(engine: &tocsin_engine::Engine) -> Option<IncidentRow> {
-    let filter = IncidentFilter {
-        states: Vec::new(),
-        service: Some(ServiceId::new("checkout-api".to_owned())),
-        priority: None,
-    };
-    engine
-        .incidents(&filter, PageRequest::new(None, 10))
-        .await
-        .expect("incidents")
-        .items
-        .into_iter()
-        .find(|incident| incident.dedup_key.as_str() == "monitor:checkout-health")
-}
-
-/// Polls `condition` every 100 ms for up to `limit`.
-async fn wait_for<T, F>(limit: Duration, mut condition: impl FnMut() -> F) -> Option<T>
-where
-    F: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(value) = condition().await {
-            return Some(value);
-        }
-        if tokio::time::Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use crate::support::{
+    checkout_health_incident, spawn_status_target, start_app_at, temp_dir, test_config, wait_for,
+    TestApp,
+};
 
 async fn results_count(app: &TestApp) -> usize {
     app.engine
@@ -107,7 +52,7 @@ grace = "5m"
 }
 
 async fn pause_and_resume(database: Option<&str>, with_cli: bool) {
-    let (address, status) = spawn_target().await;
+    let (address, status) = spawn_status_target().await;
     let dir = temp_dir();
     let path = dir.join("tocsin.toml");
     std::fs::write(&path, config(address, "1s")).expect("write config");
@@ -134,7 +79,7 @@ async fn pause_and_resume(database: Option<&str>, with_cli: bool) {
     // It fails and pages; then it is paused with its alert open.
     status.store(500, Ordering::SeqCst);
     let opened = wait_for(Duration::from_secs(20), || async {
-        incident(&app.engine)
+        checkout_health_incident(&app.engine)
             .await
             .filter(|incident| incident.state == IncidentState::Triggered)
     })
@@ -184,7 +129,9 @@ async fn pause_and_resume(database: Option<&str>, with_cli: bool) {
         before,
         "a paused monitor was checked"
     );
-    let still = incident(&app.engine).await.expect("incident");
+    let still = checkout_health_incident(&app.engine)
+        .await
+        .expect("incident");
     assert_eq!(still.number, opened.number);
     assert_eq!(still.state, IncidentState::Triggered);
 
@@ -207,7 +154,10 @@ async fn pause_and_resume(database: Option<&str>, with_cli: bool) {
         "a paused monitor was checked after a restart"
     );
     assert_eq!(
-        incident(&app.engine).await.expect("incident").state,
+        checkout_health_incident(&app.engine)
+            .await
+            .expect("incident")
+            .state,
         IncidentState::Triggered
     );
 
@@ -217,11 +167,37 @@ async fn pause_and_resume(database: Option<&str>, with_cli: bool) {
         .await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["kind"], "heartbeat", "{body}");
+    // The heartbeats API and CLI show it as paused.
+    let (code, shown) = app.get("/api/v1/heartbeats/nightly-backup").await;
+    assert_eq!(code, 200, "{shown}");
+    assert_eq!(shown["status"], "paused", "{shown}");
+    assert_eq!(shown["checked_status"], "new", "{shown}");
+    assert_eq!(shown["paused_by"], "token:tester", "{shown}");
+    assert!(shown["paused_at"].is_string(), "{shown}");
+    let (code, listed) = app.get("/api/v1/heartbeats").await;
+    assert_eq!(code, 200, "{listed}");
+    assert_eq!(listed["items"][0]["id"], "nightly-backup", "{listed}");
+    assert_eq!(listed["items"][0]["status"], "paused", "{listed}");
+    if with_cli {
+        let listed = cli(&app, &["heartbeats", "list"]).await;
+        assert!(
+            listed
+                .lines()
+                .any(|line| line.starts_with("nightly-backup") && line.contains("paused")),
+            "{listed}"
+        );
+        let shown = cli(&app, &["heartbeats", "show", "nightly-backup"]).await;
+        assert!(shown.contains("status:         paused"), "{shown}");
+        assert!(shown.contains("by token:tester"), "{shown}");
+    }
     let (code, body) = app
         .post("/api/v1/monitors/nightly-backup/resume", None)
         .await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["changed"], true, "{body}");
+    let (_, shown) = app.get("/api/v1/heartbeats/nightly-backup").await;
+    assert_eq!(shown["status"], "new", "{shown}");
+    assert!(shown["paused_at"].is_null(), "{shown}");
 
     // Resumed, it is checked again and its recovery resolves the incident.
     if with_cli {
@@ -235,7 +211,7 @@ async fn pause_and_resume(database: Option<&str>, with_cli: bool) {
         assert_eq!(body["changed"], true, "{body}");
     }
     let resolved = wait_for(Duration::from_secs(20), || async {
-        incident(&app.engine)
+        checkout_health_incident(&app.engine)
             .await
             .filter(|incident| incident.state == IncidentState::Resolved)
     })

@@ -1,74 +1,17 @@
 //! Monitors end to end: a real HTTP server on loopback that the test breaks and repairs, watched
 //! by the running application, opens and resolves an incident by itself.
 
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use axum::routing::get;
-use tocsin_core::{IncidentState, ServiceId};
-use tocsin_store::{AlertFilter, IncidentFilter, IncidentRow, PageRequest};
+use tocsin_core::IncidentState;
+use tocsin_store::{AlertFilter, PageRequest};
 
-use crate::support::spawn_app_with;
-
-async fn spawn_target() -> (std::net::SocketAddr, Arc<AtomicU16>) {
-    let status = Arc::new(AtomicU16::new(200));
-    let app = axum::Router::new().route(
-        "/healthz",
-        get({
-            let status = Arc::clone(&status);
-            move || async move {
-                (
-                    StatusCode::from_u16(status.load(Ordering::SeqCst)).expect("status"),
-                    "ok",
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    (address, status)
-}
-
-async fn monitor_incident(engine: &tocsin_engine::Engine) -> Option<IncidentRow> {
-    let filter = IncidentFilter {
-        states: Vec::new(),
-        service: Some(ServiceId::new("checkout-api".to_owned())),
-        priority: None,
-    };
-    engine
-        .incidents(&filter, PageRequest::new(None, 10))
-        .await
-        .expect("incidents")
-        .items
-        .into_iter()
-        .find(|incident| incident.dedup_key.as_str() == "monitor:checkout-health")
-}
-
-/// Polls `condition` every 100 ms for up to `limit`.
-async fn wait_for<T, F>(limit: Duration, mut condition: impl FnMut() -> F) -> Option<T>
-where
-    F: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(value) = condition().await {
-            return Some(value);
-        }
-        if tokio::time::Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use crate::support::{checkout_health_incident, spawn_app_with, spawn_status_target, wait_for};
 
 #[tokio::test]
 async fn a_failing_http_monitor_opens_an_incident_and_its_recovery_resolves_it() {
-    let (address, status) = spawn_target().await;
+    let (address, status) = spawn_status_target().await;
     let app = spawn_app_with(&format!(
         r#"
 [[monitors]]
@@ -86,11 +29,11 @@ expect_body = "ok"
     .await;
     // Healthy: no incident.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    assert!(monitor_incident(&app.engine).await.is_none());
+    assert!(checkout_health_incident(&app.engine).await.is_none());
 
     status.store(500, Ordering::SeqCst);
     let incident = wait_for(Duration::from_secs(20), || async {
-        monitor_incident(&app.engine)
+        checkout_health_incident(&app.engine)
             .await
             .filter(|incident| incident.state == IncidentState::Triggered)
     })
@@ -169,7 +112,7 @@ expect_body = "ok"
 
     status.store(200, Ordering::SeqCst);
     let resolved = wait_for(Duration::from_secs(20), || async {
-        monitor_incident(&app.engine)
+        checkout_health_incident(&app.engine)
             .await
             .filter(|incident| incident.state == IncidentState::Resolved)
     })

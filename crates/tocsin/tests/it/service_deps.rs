@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use tocsin_core::{IncidentState, ServiceId, TimelineData};
-use tocsin_store::{IncidentFilter, IncidentRow, PageRequest};
+use tocsin_core::{IncidentState, TimelineData};
+use tocsin_store::{IncidentRow, PageRequest};
 
-use crate::support::{spawn_app_with, TestApp};
+use crate::support::{service_incidents, spawn_app_with, wait_for, TestApp};
 
 const A_KEY: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1";
 const B_KEY: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2";
@@ -42,16 +42,8 @@ async fn pager() -> (String, Arc<Mutex<Vec<i64>>>) {
 }
 
 async fn incident_of(app: &TestApp, service: &str) -> Option<IncidentRow> {
-    let filter = IncidentFilter {
-        states: Vec::new(),
-        service: Some(ServiceId::new(service.to_owned())),
-        priority: None,
-    };
-    app.engine
-        .incidents(&filter, PageRequest::first(10))
+    service_incidents(&app.engine, service)
         .await
-        .expect("incidents")
-        .items
         .into_iter()
         .next()
 }
@@ -80,23 +72,6 @@ async fn send(app: &TestApp, key: &str, action: &str, dedup: &str) {
         }))
         .await;
     assert_eq!(code, 202, "{body}");
-}
-
-/// Polls `condition` every 100 ms for up to `limit`.
-async fn wait_for<T, F>(limit: Duration, mut condition: impl FnMut() -> F) -> Option<T>
-where
-    F: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(value) = condition().await {
-            return Some(value);
-        }
-        if tokio::time::Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

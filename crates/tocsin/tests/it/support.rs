@@ -1,11 +1,14 @@
 //! `spawn_app()`: a running Tocsin on a port-0 listener with a fresh database, and typed helpers.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
+use tocsin_core::ServiceId;
 use tocsin_engine::Engine;
-use tocsin_store::TokenScope;
+use tocsin_store::{IncidentFilter, IncidentRow, PageRequest, TokenScope};
 use tokio_util::sync::CancellationToken;
 
 /// Integration keys of the test config's services.
@@ -347,4 +350,64 @@ pub async fn serve_on_loopback(app: axum::Router) -> std::net::SocketAddr {
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, app).await });
     address
+}
+
+/// An HTTP server on loopback whose `/healthz` answers with the status the test sets (200 to
+/// begin with): the target of the monitor tests.
+pub async fn spawn_status_target() -> (std::net::SocketAddr, Arc<AtomicU16>) {
+    let status = Arc::new(AtomicU16::new(200));
+    let app = axum::Router::new().route(
+        "/healthz",
+        axum::routing::get({
+            let status = Arc::clone(&status);
+            move || async move {
+                (
+                    axum::http::StatusCode::from_u16(status.load(Ordering::SeqCst))
+                        .expect("status"),
+                    "ok",
+                )
+            }
+        }),
+    );
+    let address = serve_on_loopback(app).await;
+    (address, status)
+}
+
+/// The newest incidents of a service (up to 10), newest first.
+pub async fn service_incidents(engine: &Engine, service: &str) -> Vec<IncidentRow> {
+    let filter = IncidentFilter {
+        states: Vec::new(),
+        service: Some(ServiceId::new(service.to_owned())),
+        priority: None,
+    };
+    engine
+        .incidents(&filter, PageRequest::first(10))
+        .await
+        .expect("incidents")
+        .items
+}
+
+/// The incident of the monitor `checkout-health` (service `checkout-api`), if it has one.
+pub async fn checkout_health_incident(engine: &Engine) -> Option<IncidentRow> {
+    service_incidents(engine, "checkout-api")
+        .await
+        .into_iter()
+        .find(|incident| incident.dedup_key.as_str() == "monitor:checkout-health")
+}
+
+/// Polls `condition` every 100 ms for up to `limit`.
+pub async fn wait_for<T, F>(limit: Duration, mut condition: impl FnMut() -> F) -> Option<T>
+where
+    F: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = condition().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
