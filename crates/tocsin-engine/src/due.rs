@@ -412,6 +412,7 @@ impl DueRunner {
         report: &mut DueRunReport,
     ) -> Result<(), StoreError> {
         let kind = item.kind.as_str();
+        let done = matches!(outcome, Ok(DueOutcome::Done));
         let settled = match outcome {
             Ok(DueOutcome::Done) => {
                 report.ran += 1;
@@ -462,6 +463,14 @@ impl DueRunner {
         };
         match settled {
             Settled::Applied | Settled::Superseded => Ok(()),
+            // The item went while it ran (acknowledging an incident removes its escalation),
+            // and gone is what a finished run asks for: nothing was lost.
+            Settled::LeaseLost
+                if done && self.store.due_item(&item.kind, &item.key).await?.is_none() =>
+            {
+                tracing::debug!(kind, key = %item.key, "due item removed while it ran");
+                Ok(())
+            }
             Settled::LeaseLost => self.lost(item, report, "before it was settled"),
         }
     }
