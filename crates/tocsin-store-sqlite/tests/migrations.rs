@@ -130,8 +130,8 @@ async fn opening_again_keeps_the_data_and_migrates_once() {
         .fetch_all(&mut conn)
         .await
         .expect("migrations");
-    assert_eq!(before.len(), 10);
-    assert_eq!(after.len(), 10);
+    assert_eq!(before.len(), 13);
+    assert_eq!(after.len(), 13);
     for (before, after) in before.iter().zip(&after) {
         assert_eq!(
             before.get::<String, _>(1),
