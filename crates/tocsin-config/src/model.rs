@@ -166,6 +166,9 @@ pub struct Smtp {
     pub password: Option<Secret>,
     /// Default: `tls` on port 465, `starttls` on port 587, `none` on any other port.
     pub security: SmtpSecurity,
+    /// Trust only the CA certificates of this PEM file for the server's certificate (an
+    /// internal relay); without it, the public roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

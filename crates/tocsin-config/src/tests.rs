@@ -1206,6 +1206,30 @@ to = ["team@acme.example"]
 }
 
 #[test]
+fn an_smtp_ca_file_needs_tls_and_is_resolved_against_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("relay-ca.pem"), "not checked here").unwrap();
+    let with = |security: &str, ca: &str| {
+        format!(
+            "[smtp]\nhost = \"relay.acme.example\"\nfrom = \"tocsin@acme.example\"\n\
+             security = \"{security}\"\nca_file = \"{ca}\"\n"
+        )
+    };
+    let path = dir.path().join("tocsin.toml");
+    std::fs::write(&path, with("starttls", "relay-ca.pem")).unwrap();
+    let config = crate::load_with_env(&path, &no_env).unwrap();
+    let smtp = config.smtp.unwrap();
+    assert_eq!(smtp.ca_file, Some(dir.path().join("relay-ca.pem")));
+
+    std::fs::write(&path, with("tls", "missing.pem")).unwrap();
+    let errors = crate::load_with_env(&path, &no_env).unwrap_err().errors;
+    find(&errors, 5, 11, "cannot read the TLS CA file of [smtp]");
+
+    let errors = errors_of(&with("none", "relay-ca.pem"));
+    find(&errors, 5, 11, "`ca_file` in [smtp] only applies with");
+}
+
+#[test]
 fn a_slack_contact_method_needs_a_url_and_takes_nothing_else() {
     let source = r#"[[users]]
 id = "ana"

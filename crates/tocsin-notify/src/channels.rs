@@ -1,14 +1,14 @@
 //! How a notification leaves: one sender per method.
 
+mod smtp;
+
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Mailboxes};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sha2::Sha256;
-use tocsin_config::{Smtp, SmtpSecurity};
+use tocsin_config::Smtp;
 use tocsin_core::Priority;
 
 use crate::message::Message;
@@ -61,16 +61,16 @@ impl std::fmt::Debug for Destination {
     }
 }
 
-/// Sends messages by every method, reusing one HTTP client.
+/// Sends messages by every method, reusing one HTTP client and open SMTP connections.
 pub struct Senders {
     http: reqwest::Client,
-    smtp: Option<Smtp>,
+    smtp: Option<smtp::Mailer>,
 }
 
 impl std::fmt::Debug for Senders {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Senders")
-            .field("smtp", &self.smtp.as_ref().map(|smtp| &smtp.host))
+            .field("smtp", &self.smtp.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -82,7 +82,10 @@ impl Senders {
             .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        Senders { http, smtp }
+        Senders {
+            http,
+            smtp: smtp.map(smtp::Mailer::new),
+        }
     }
 
     /// One attempt to deliver `message` to `destination`; `key` is the idempotency key.
@@ -171,10 +174,9 @@ impl Senders {
                 "no [smtp] section in the config: email cannot be sent".to_owned(),
             ));
         };
-        let from: Mailbox = smtp
-            .from
-            .parse()
-            .map_err(|error| SendError::Permanent(format!("smtp.from {:?}: {error}", smtp.from)))?;
+        let from: Mailbox = smtp.from().parse().map_err(|error| {
+            SendError::Permanent(format!("smtp.from {:?}: {error}", smtp.from()))
+        })?;
         // One address, or a channel's list of them, comma-separated.
         let to: Mailboxes = address
             .parse()
@@ -190,35 +192,8 @@ impl Senders {
             .header(ContentType::TEXT_PLAIN)
             .body(message.text.clone())
             .map_err(|error| SendError::Permanent(format!("cannot build the email: {error}")))?;
-        let transport = smtp_transport(smtp)?;
-        match transport.send(email).await {
-            Ok(_) => Ok(()),
-            Err(error) if error.is_permanent() => {
-                Err(SendError::Permanent(format!("smtp: {error}")))
-            }
-            Err(error) => Err(SendError::Transient(format!("smtp: {error}"))),
-        }
+        smtp.send(email.envelope(), &email.formatted()).await
     }
-}
-
-fn smtp_transport(smtp: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
-    let builder = match smtp.security {
-        SmtpSecurity::None => {
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.as_str())
-        }
-        SmtpSecurity::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
-            .map_err(|error| SendError::Permanent(format!("smtp host {:?}: {error}", smtp.host)))?,
-        SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
-            .map_err(|error| SendError::Permanent(format!("smtp host {:?}: {error}", smtp.host)))?,
-    };
-    let mut builder = builder.port(smtp.port).timeout(Some(SEND_TIMEOUT));
-    if let (Some(username), Some(password)) = (&smtp.username, &smtp.password) {
-        builder = builder.credentials(Credentials::new(
-            username.clone(),
-            password.expose().to_owned(),
-        ));
-    }
-    Ok(builder.build())
 }
 
 /// The console channel: the server's log, with the links, for trying Tocsin out.

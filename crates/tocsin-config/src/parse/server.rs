@@ -23,7 +23,9 @@ const SERVER_FIELDS: &[&str] = &[
 ];
 const TLS_FIELDS: &[&str] = &["certificate", "private_key"];
 const INGEST_FIELDS: &[&str] = &["queue_capacity", "max_batch"];
-const SMTP_FIELDS: &[&str] = &["host", "port", "from", "username", "password", "security"];
+const SMTP_FIELDS: &[&str] = &[
+    "host", "port", "from", "username", "password", "security", "ca_file",
+];
 const WATCHDOG_FIELDS: &[&str] = &["url", "every"];
 const STATUS_PAGE_FIELDS: &[&str] = &["title", "public_url", "history_days"];
 const COMPONENT_FIELDS: &[&str] = &["id", "name", "group", "description"];
@@ -284,6 +286,18 @@ impl Parser<'_, '_> {
                 ],
             )
             .unwrap_or(SmtpSecurity::default_for_port(port));
+        let ca_file = self.cx.text(&table, "ca_file").and_then(|path| {
+            if security == SmtpSecurity::None {
+                self.cx.error(
+                    path.at,
+                    "`ca_file` in [smtp] only applies with `security = \"starttls\"` or `\"tls\"`"
+                        .to_owned(),
+                    Some("remove `ca_file`, or set `security`".to_owned()),
+                );
+                return None;
+            }
+            self.readable_file(path, "CA file of [smtp]")
+        });
         Some(Smtp {
             host: host?,
             port,
@@ -291,6 +305,7 @@ impl Parser<'_, '_> {
             username,
             password,
             security,
+            ca_file,
         })
     }
 

@@ -26,6 +26,7 @@ mod rules;
 mod runtime;
 mod service_deps;
 mod shedding;
+mod smtp;
 mod storm;
 mod support;
 mod tls;

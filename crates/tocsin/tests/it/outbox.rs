@@ -6,7 +6,6 @@
 //! idempotency key.
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,11 +14,13 @@ use axum::http::{HeaderMap, StatusCode};
 use jiff::SignedDuration;
 use serde_json::{json, Value};
 use tocsin_engine::{Clock, ManualClock};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 
 use crate::durability::{free_port, start_server};
-use crate::interop::{python_command, python_ready};
-use crate::paging::{link, next_line, sink_script, webhook_receiver, DELIVERY, HOOK_SECRET};
+use crate::interop::python_ready;
+use crate::paging::{
+    link, next_line, smtp_sink, webhook_receiver, SmtpSink, DELIVERY, HOOK_SECRET,
+};
 use crate::support::{serve_on_loopback, start_app_on, start_app_with_clock, temp_dir};
 
 const ROUTING_KEY: &str = "0123456789abcdef0123456789abcdef";
@@ -221,16 +222,11 @@ async fn the_outage_replay_escalates_to_the_secondary_who_acknowledges_from_the_
     if !python_ready("aiosmtpd", "1", "aiosmtpd==1.4.6").await {
         return;
     }
-    let mut sink = python_command();
-    sink.arg(sink_script())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    let mut sink = sink.spawn().expect("start the SMTP server");
-    let mut lines = BufReader::new(sink.stdout.take().expect("stdout")).lines();
-    let smtp_port = next_line(&mut lines, "the SMTP server's port").await["port"]
-        .as_u64()
-        .and_then(|port| u16::try_from(port).ok())
-        .expect("a port");
+    let SmtpSink {
+        child: mut sink,
+        mut lines,
+        port: smtp_port,
+    } = smtp_sink(&[]).await;
 
     // Tuesday 24 November 2026, 08:46 in New York (13:46 UTC, 14:46 in Berlin).
     let alert_at: jiff::Timestamp = "2026-11-24T13:46:00Z".parse().expect("time");

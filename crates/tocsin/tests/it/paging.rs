@@ -28,6 +28,30 @@ pub(crate) fn sink_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/smtp_sink.py")
 }
 
+/// A real SMTP server process on loopback (`tests/interop/smtp_sink.py`), started with
+/// `arguments`; killed when dropped.
+pub(crate) struct SmtpSink {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    pub(crate) port: u16,
+}
+
+pub(crate) async fn smtp_sink(arguments: &[&str]) -> SmtpSink {
+    let mut command = python_command();
+    command
+        .arg(sink_script())
+        .args(arguments)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = command.spawn().expect("start the SMTP server");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let port = next_line(&mut lines, "the SMTP server's port").await["port"]
+        .as_u64()
+        .and_then(|port| u16::try_from(port).ok())
+        .expect("a port");
+    SmtpSink { child, lines, port }
+}
+
 /// What the webhook receiver saw: the idempotency key, whether the signature was right, the
 /// body.
 pub(crate) type Received = Arc<Mutex<Vec<(String, bool, Value)>>>;
@@ -147,16 +171,11 @@ async fn a_page_reaches_smtp_and_a_signed_webhook_and_the_email_link_stops_every
     if !python_ready("aiosmtpd", "1", "aiosmtpd==1.4.6").await {
         return;
     }
-    let mut sink = python_command();
-    sink.arg(sink_script())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    let mut sink = sink.spawn().expect("start the SMTP server");
-    let mut lines = BufReader::new(sink.stdout.take().expect("stdout")).lines();
-    let smtp_port = next_line(&mut lines, "the SMTP server's port").await["port"]
-        .as_u64()
-        .and_then(|port| u16::try_from(port).ok())
-        .expect("a port");
+    let SmtpSink {
+        child: mut sink,
+        mut lines,
+        port: smtp_port,
+    } = smtp_sink(&[]).await;
     let (hook, received) = webhook_receiver().await;
 
     let listener = tocsin::bind_listener(([127, 0, 0, 1], 0).into()).expect("bind");
