@@ -354,6 +354,10 @@ pub(crate) async fn ingest(
     }
 
     insert_events(conn, &events, &plan.events, &ids).await?;
+    let answers = tocsin_store::answered::batch_answers(&plan, &ids, resolve_policy)?;
+    if !answers.is_empty() {
+        tocsin_store::answered::apply(&mut crate::rows::Postgres(&mut *conn), &answers).await?;
+    }
     let updates = tocsin_store::updates::batch_updates(&plan, &ids, resolve_policy)?;
     if !updates.is_empty() {
         let now = events[events.len() - 1].received_at;

@@ -16,6 +16,7 @@ use tocsin_core::{
     fold_batch, AlertId, AlertRef, BatchPlan, ChangeEvent, DedupKey, Event, IncidentNumber,
     IncidentRef, IncidentState, KeySnapshot, OpenAlert, OpenIncident, ServiceId,
 };
+use tocsin_store::answered::{Answer, Answered};
 use tocsin_store::decode::{self, StoredRow};
 use tocsin_store::heartbeat;
 use tocsin_store::outbox::{NewNotification, Recipient};
@@ -228,11 +229,72 @@ fn ingest_transaction(
         policy.resolve_policy(service)
     });
     let ids = write_plan(&tx, &events, &plan, &mut report)?;
+    let answers = tocsin_store::answered::batch_answers(&plan, &ids, policy)?;
+    write_answers(&tx, &answers)?;
     let updates = tocsin_store::updates::batch_updates(&plan, &ids, policy)?;
     insert_updates(&tx, &updates, events[events.len() - 1].received_at)?;
     tx.commit().map_err(db)?;
     open_keys.apply(&plan, &ids)?;
     Ok(report)
+}
+
+/// Stops the paging of the incidents the batch acknowledged or resolved
+/// (`tocsin_store::answered::apply`, here).
+fn write_answers(conn: &Connection, answers: &[Answered]) -> Result<(), StoreError> {
+    if answers.is_empty() {
+        return Ok(());
+    }
+    let mut remove = conn
+        .prepare_cached("DELETE FROM due_work WHERE kind = ?1 AND key = ?2")
+        .map_err(db)?;
+    let mut cancel = conn
+        .prepare_cached(
+            "UPDATE outbox SET state = 'cancelled', settled_at = ?2
+             WHERE incident_number = ?1 AND state = 'pending' AND recipient_kind = 'user'",
+        )
+        .map_err(db)?;
+    let mut schedule = conn
+        .prepare_cached(
+            "INSERT INTO due_work (kind, key, payload, due_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (kind, key) DO UPDATE SET payload = excluded.payload,
+                 due_at = excluded.due_at, revision = due_work.revision + 1,
+                 parked_at = NULL, attempts = 0",
+        )
+        .map_err(db)?;
+    for answered in answers {
+        let key = answered.incident.0.to_string();
+        remove
+            .execute(params![tocsin_core::ESCALATION_STEP_KIND, key])
+            .map_err(db)?;
+        cancel
+            .execute(params![answered.incident.0, micros(answered.at)])
+            .map_err(db)?;
+        match answered.answer {
+            Answer::Acknowledged {
+                ack_timeout_due: Some(due_at),
+            } => {
+                schedule
+                    .execute(params![
+                        tocsin_core::ACK_TIMEOUT_KIND,
+                        key,
+                        tocsin_store::due::ack_timeout_payload(answered.at),
+                        micros(due_at),
+                        micros(answered.at),
+                    ])
+                    .map_err(db)?;
+            }
+            Answer::Acknowledged {
+                ack_timeout_due: None,
+            } => {}
+            Answer::Resolved => {
+                remove
+                    .execute(params![tocsin_core::ACK_TIMEOUT_KIND, key])
+                    .map_err(db)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Queues the channel updates of the batch (`tocsin_store::updates::enqueue`, here).

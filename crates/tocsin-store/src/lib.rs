@@ -4,6 +4,7 @@
 //! Only the store crates touch SQL. Everything that changes state does so inside one
 //! transaction per call, executing what `tocsin-core` decides.
 
+pub mod answered;
 mod assigned;
 #[cfg(feature = "testsuite")]
 pub mod conformance;

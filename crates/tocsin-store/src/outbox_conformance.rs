@@ -47,6 +47,7 @@ macro_rules! outbox_suite {
             server_keys_are_created_once_and_rotate,
             a_round_robin_level_takes_turns_across_incidents_and_stores,
             an_acknowledgement_timeout_is_set_by_acknowledging_and_restarts_the_escalation,
+            acknowledging_or_resolving_by_event_stops_paging_and_sets_the_timeout,
             a_contact_method_gets_one_message_per_window_and_the_rest_bundled,
             a_page_that_fails_for_good_is_rerouted_to_the_next_untried_contact_method,
             a_notification_about_no_incident_is_settled_on_its_row_only,
@@ -381,29 +382,29 @@ pub async fn expired_claims_are_reclaimed_and_stale_settlements_change_nothing(p
     drop(pair);
 }
 
-pub async fn acknowledging_cancels_pending_notifications_and_the_escalation(pair: OutboxPair) {
-    let store = pair.first.as_ref();
-    let number = open_incident(store).await;
-    let mut retrying = page(number, "ben", "mail", "page-1-ben");
-    retrying.not_before = at(0);
+/// Three pages of `incident`: ana's being sent (claimed by `claimer`, returned first), ben's
+/// failed once and waiting for a retry, chen's queued.
+async fn sending_retrying_and_queued(
+    store: &dyn Store,
+    incident: IncidentNumber,
+    claimer: &ClaimerId,
+) -> Vec<NotificationRow> {
     store
         .enqueue_notifications(
             &[
-                page(number, "ana", "mail", "page-1-ana"),
-                retrying,
-                page(number, "chen", "mail", "page-1-chen"),
+                page(incident, "ana", "mail", "page-1-ana"),
+                page(incident, "ben", "mail", "page-1-ben"),
+                page(incident, "chen", "mail", "page-1-chen"),
             ],
             at(0),
         )
         .await
         .expect("enqueue");
-    let one = claimer("dispatcher-one");
     let claimed = store
-        .claim_notifications(&claim(&one, at(1), 2))
+        .claim_notifications(&claim(claimer, at(1), 2))
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 2);
-    // Ana's is being sent; ben's failed and waits for a retry; chen's is queued.
     store
         .settle_notification(
             &claimed[1],
@@ -416,6 +417,14 @@ pub async fn acknowledging_cancels_pending_notifications_and_the_escalation(pair
         )
         .await
         .expect("settle");
+    claimed
+}
+
+pub async fn acknowledging_cancels_pending_notifications_and_the_escalation(pair: OutboxPair) {
+    let store = pair.first.as_ref();
+    let number = open_incident(store).await;
+    let one = claimer("dispatcher-one");
+    let claimed = sending_retrying_and_queued(store, number, &one).await;
 
     store
         .command(number, &Command::Acknowledge, &Actor::token("ana"), at(3))
@@ -906,18 +915,21 @@ pub async fn a_round_robin_level_takes_turns_across_incidents_and_stores(pair: O
     drop(pair);
 }
 
+/// Every service resolves automatically and has a ten-minute acknowledgement timeout.
+struct Timeouts;
+
+impl crate::updates::ServicePolicy for Timeouts {
+    fn resolve_policy(&self, _: &ServiceId) -> ResolvePolicy {
+        ResolvePolicy::Auto
+    }
+    fn ack_timeout(&self, _: &ServiceId) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_secs(600))
+    }
+}
+
 pub async fn an_acknowledgement_timeout_is_set_by_acknowledging_and_restarts_the_escalation(
     pair: OutboxPair,
 ) {
-    struct Timeouts;
-    impl crate::updates::ServicePolicy for Timeouts {
-        fn resolve_policy(&self, _: &ServiceId) -> ResolvePolicy {
-            ResolvePolicy::Auto
-        }
-        fn ack_timeout(&self, _: &ServiceId) -> Option<std::time::Duration> {
-            Some(std::time::Duration::from_secs(600))
-        }
-    }
     let store = pair.first.as_ref();
     let number = open_incident(store).await;
     let key = DueKey::parse("1").expect("key");
@@ -1036,6 +1048,115 @@ fn bundle_claim<'a>(
         claim_until: now + std::time::Duration::from_secs(60),
         limit: 100,
     }
+}
+
+pub async fn acknowledging_or_resolving_by_event_stops_paging_and_sets_the_timeout(
+    pair: OutboxPair,
+) {
+    let store = pair.first.as_ref();
+    let number = open_incident(store).await;
+    let key = DueKey::parse("1").expect("key");
+    let ack_timeout = DueKind::parse(tocsin_core::ACK_TIMEOUT_KIND).expect("kind");
+    sending_retrying_and_queued(store, number, &claimer("dispatcher-one")).await;
+
+    // The monitoring tool acknowledges: the same stop as a command, in the batch.
+    pair.second
+        .ingest(
+            &[event("api", EventAction::Acknowledge, "disk", 3)],
+            &Timeouts,
+        )
+        .await
+        .expect("acknowledge by event");
+    let incident = store.incident(number).await.expect("incident");
+    assert_eq!(incident.state, tocsin_core::IncidentState::Acknowledged);
+    let acknowledged_at = incident.acknowledged_at.expect("acknowledged");
+    let states: Vec<_> = store
+        .notifications(number, 50)
+        .await
+        .expect("list")
+        .iter()
+        .map(|row| row.state)
+        .collect();
+    assert_eq!(
+        states,
+        [
+            NotificationState::Sending,
+            NotificationState::Cancelled,
+            NotificationState::Cancelled
+        ]
+    );
+    assert!(store
+        .due_item(&escalation(), &key)
+        .await
+        .expect("read")
+        .is_none());
+    let timer = store
+        .due_item(&ack_timeout, &key)
+        .await
+        .expect("read")
+        .expect("the acknowledgement timeout starts with an event too");
+    assert_eq!(
+        timer.due_at,
+        acknowledged_at + std::time::Duration::from_secs(600)
+    );
+    assert_eq!(
+        timer.payload,
+        json!({ "acknowledged_at": acknowledged_at.as_microsecond() })
+    );
+
+    // Resolved by an event: the timer goes.
+    store
+        .ingest(&[event("api", EventAction::Resolve, "disk", 20)], &Timeouts)
+        .await
+        .expect("resolve by event");
+    assert!(store
+        .due_item(&ack_timeout, &key)
+        .await
+        .expect("read")
+        .is_none());
+
+    // Opened and acknowledged in one batch: no escalation, a timer.
+    store
+        .ingest(
+            &[
+                event("api", EventAction::Trigger, "cpu", 30),
+                event("api", EventAction::Acknowledge, "cpu", 30),
+            ],
+            &Timeouts,
+        )
+        .await
+        .expect("ingest");
+    let second = DueKey::parse("2").expect("key");
+    assert!(store
+        .due_item(&escalation(), &second)
+        .await
+        .expect("read")
+        .is_none());
+    assert_eq!(
+        store
+            .due_item(&ack_timeout, &second)
+            .await
+            .expect("read")
+            .map(|item| item.due_at),
+        Some(at(630))
+    );
+    // Without a timeout in the policy, an acknowledgement by event starts none.
+    store
+        .ingest(
+            &[
+                event("api", EventAction::Trigger, "net", 40),
+                event("api", EventAction::Acknowledge, "net", 41),
+            ],
+            &auto,
+        )
+        .await
+        .expect("ingest");
+    assert!(store
+        .due_item(&ack_timeout, &DueKey::parse("3").expect("key"))
+        .await
+        .expect("read")
+        .is_none());
+    drop(pair);
 }
 
 pub async fn a_contact_method_gets_one_message_per_window_and_the_rest_bundled(pair: OutboxPair) {

@@ -71,6 +71,7 @@ where
 pub struct CollectedPolicies {
     pub resolve: HashMap<ServiceId, ResolvePolicy>,
     pub channels: HashMap<ServiceId, Vec<UpdateChannel>>,
+    pub ack_timeouts: HashMap<ServiceId, std::time::Duration>,
 }
 
 impl CollectedPolicies {
@@ -81,6 +82,9 @@ impl CollectedPolicies {
                 .insert(service.clone(), policy.resolve_policy(service));
             self.channels
                 .insert(service.clone(), policy.update_channels(service));
+            if let Some(timeout) = policy.ack_timeout(service) {
+                self.ack_timeouts.insert(service.clone(), timeout);
+            }
         }
     }
 }
@@ -92,6 +96,10 @@ impl ServicePolicy for CollectedPolicies {
 
     fn update_channels(&self, service: &ServiceId) -> Vec<UpdateChannel> {
         self.channels.get(service).cloned().unwrap_or_default()
+    }
+
+    fn ack_timeout(&self, service: &ServiceId) -> Option<std::time::Duration> {
+        self.ack_timeouts.get(service).copied()
     }
 }
 
@@ -120,15 +128,7 @@ pub fn batch_updates(
     {
         return Ok(Vec::new());
     }
-    let mut service_of: HashMap<IncidentRef, &ServiceId> = HashMap::new();
-    for record in &plan.alerts {
-        service_of.insert(record.incident, &record.service);
-    }
-    for record in &plan.incidents {
-        if let Some(opened) = &record.opened {
-            service_of.insert(record.incident, &opened.service);
-        }
-    }
+    let service_of = services_of(plan);
     let mut channels: HashMap<&ServiceId, Vec<UpdateChannel>> = HashMap::new();
     let mut notifications = Vec::new();
     for record in &plan.timeline {
@@ -158,6 +158,20 @@ pub fn batch_updates(
         ));
     }
     Ok(notifications)
+}
+
+/// The service of each incident a batch plan touches.
+pub(crate) fn services_of(plan: &BatchPlan) -> HashMap<IncidentRef, &ServiceId> {
+    let mut service_of: HashMap<IncidentRef, &ServiceId> = HashMap::new();
+    for record in &plan.alerts {
+        service_of.insert(record.incident, &record.service);
+    }
+    for record in &plan.incidents {
+        if let Some(opened) = &record.opened {
+            service_of.insert(record.incident, &opened.service);
+        }
+    }
+    service_of
 }
 
 /// The channel notifications of the timeline entries an incident command appended.
