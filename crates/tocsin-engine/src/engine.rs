@@ -176,6 +176,11 @@ impl Engine {
         self.clock.now()
     }
 
+    /// The clock [`Engine::now`] reads, for the parts that keep time beside the engine.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
+    }
+
     pub fn backend(&self) -> &'static str {
         self.store.backend()
     }

@@ -349,7 +349,7 @@ impl App {
             }
         });
         supervisor.spawn("rules", Stage::Background, Importance::Optional, {
-            let runner = RuleRunner::new(rules, engine.store(), Arc::new(SystemClock));
+            let runner = RuleRunner::new(rules, engine.store(), engine.clock());
             move |stop| async move {
                 runner.run_until(stop).await;
                 Ok(())
