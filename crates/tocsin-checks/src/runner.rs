@@ -445,23 +445,36 @@ impl Inner {
         let now = self.now();
         let current = self.monitors.all();
         let ids: HashSet<&str> = current.iter().map(|monitor| monitor.id.as_str()).collect();
-        for monitor in &current {
-            let interval = interval_of(monitor);
-            let key = due_key(&monitor.id)?;
-            let first = after(now, phase(&monitor.id, interval));
-            let item = new_item(&key, &MonitorState::default(), first)?;
-            let placed = self.store.schedule(&item, WhenScheduled::Keep, now).await?;
-            // A shorter interval takes effect now, not after the longer wait already scheduled.
-            if !placed.inserted && placed.due_at > after(now, interval) {
-                if let Some(row) = self.store.due_item(&MONITOR_CHECK, &key).await? {
-                    let state = stored::decode(&row.payload);
-                    let moved = new_item(&key, &state, first)?;
-                    self.store
-                        .schedule(&moved, WhenScheduled::Earlier, now)
-                        .await?;
-                }
+        // The first check of each new monitor, many in one transaction (10,000 monitors at
+        // start are ten commits, not ten thousand).
+        for chunk in current.chunks(tocsin_store::due::MAX_SCHEDULE_MANY) {
+            let mut planned = Vec::with_capacity(chunk.len());
+            let mut items = Vec::with_capacity(chunk.len());
+            for monitor in chunk {
+                let interval = interval_of(monitor);
+                let key = due_key(&monitor.id)?;
+                let first = after(now, phase(&monitor.id, interval));
+                items.push(new_item(&key, &MonitorState::default(), first)?);
+                planned.push((monitor, interval, key, first));
             }
-            scheduled.insert(monitor.id.clone(), interval);
+            let placed = self
+                .store
+                .schedule_many(&items, WhenScheduled::Keep, now)
+                .await?;
+            for ((monitor, interval, key, first), placed) in planned.into_iter().zip(placed) {
+                // A shorter interval takes effect now, not after the longer wait already
+                // scheduled.
+                if !placed.inserted && placed.due_at > after(now, interval) {
+                    if let Some(row) = self.store.due_item(&MONITOR_CHECK, &key).await? {
+                        let state = stored::decode(&row.payload);
+                        let moved = new_item(&key, &state, first)?;
+                        self.store
+                            .schedule(&moved, WhenScheduled::Earlier, now)
+                            .await?;
+                    }
+                }
+                scheduled.insert(monitor.id.clone(), interval);
+            }
         }
         let removed: Vec<String> = scheduled
             .keys()

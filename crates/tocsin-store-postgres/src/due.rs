@@ -36,45 +36,36 @@ impl DueWorkStore for PostgresStore {
         when_scheduled: WhenScheduled,
         now: Timestamp,
     ) -> Result<Scheduled, StoreError> {
-        // What the row becomes when the (kind, key) exists, and whether that changes it (only
-        // a change makes a new revision).
-        let (due_at, payload, parked_at, changed) = match when_scheduled {
-            WhenScheduled::Keep => ("d.due_at", "d.payload", "d.parked_at", "FALSE"),
-            WhenScheduled::Replace => (
-                "EXCLUDED.due_at",
-                "EXCLUDED.payload",
-                "NULL",
-                "(d.due_at <> EXCLUDED.due_at OR d.payload <> EXCLUDED.payload OR d.parked_at IS NOT NULL)",
-            ),
-            WhenScheduled::Earlier => (
-                "LEAST(d.due_at, EXCLUDED.due_at)",
-                "EXCLUDED.payload",
-                "NULL",
-                "(EXCLUDED.due_at < d.due_at OR d.payload <> EXCLUDED.payload OR d.parked_at IS NOT NULL)",
-            ),
-        };
-        let row = sqlx::query(&format!(
-            "INSERT INTO due_work AS d (kind, key, payload, due_at, created_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (kind, key) DO UPDATE SET
-                 due_at = {due_at}, payload = {payload}, parked_at = {parked_at},
-                 attempts = CASE WHEN {changed} THEN 0 ELSE d.attempts END,
-                 revision = d.revision + CASE WHEN {changed} THEN 1 ELSE 0 END
-             RETURNING id, due_at, (xmax = 0) AS inserted"
-        ))
-        .bind(item.kind.as_str())
-        .bind(item.key.as_str())
-        .bind(item.payload_text())
-        .bind(micros(item.due_at))
-        .bind(micros(now))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(Scheduled {
-            id: row.try_get("id").map_err(db)?,
-            due_at: decode::timestamp("due_at", row.try_get("due_at").map_err(db)?)?,
-            inserted: row.try_get("inserted").map_err(db)?,
-        })
+        let row = schedule_query(&schedule_sql(when_scheduled), item, now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        read_scheduled(&row)
+    }
+
+    #[tracing::instrument(skip_all, fields(items = items.len()), err)]
+    async fn schedule_many(
+        &self,
+        items: &[NewDueItem],
+        when_scheduled: WhenScheduled,
+        now: Timestamp,
+    ) -> Result<Vec<Scheduled>, StoreError> {
+        tocsin_store::due::check_schedule_many(items)?;
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = schedule_sql(when_scheduled);
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut scheduled = Vec::with_capacity(items.len());
+        for item in items {
+            let row = schedule_query(&sql, item, now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+            scheduled.push(read_scheduled(&row)?);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(scheduled)
     }
 
     #[tracing::instrument(skip_all, fields(claimer = %request.claimer, limit = request.limit), err)]
@@ -257,4 +248,55 @@ async fn item_in(
     row.as_ref()
         .map(|row| read_due_item(&Stored(row)))
         .transpose()
+}
+
+/// The upsert of [`DueWorkStore::schedule`]: binds kind, key, payload, due, now.
+fn schedule_sql(when_scheduled: WhenScheduled) -> String {
+    // What the row becomes when the (kind, key) exists, and whether that changes it (only a
+    // change makes a new revision).
+    let (due_at, payload, parked_at, changed) = match when_scheduled {
+        WhenScheduled::Keep => ("d.due_at", "d.payload", "d.parked_at", "FALSE"),
+        WhenScheduled::Replace => (
+            "EXCLUDED.due_at",
+            "EXCLUDED.payload",
+            "NULL",
+            "(d.due_at <> EXCLUDED.due_at OR d.payload <> EXCLUDED.payload OR d.parked_at IS NOT NULL)",
+        ),
+        WhenScheduled::Earlier => (
+            "LEAST(d.due_at, EXCLUDED.due_at)",
+            "EXCLUDED.payload",
+            "NULL",
+            "(EXCLUDED.due_at < d.due_at OR d.payload <> EXCLUDED.payload OR d.parked_at IS NOT NULL)",
+        ),
+    };
+    format!(
+        "INSERT INTO due_work AS d (kind, key, payload, due_at, created_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (kind, key) DO UPDATE SET
+             due_at = {due_at}, payload = {payload}, parked_at = {parked_at},
+             attempts = CASE WHEN {changed} THEN 0 ELSE d.attempts END,
+             revision = d.revision + CASE WHEN {changed} THEN 1 ELSE 0 END
+         RETURNING id, due_at, (xmax = 0) AS inserted"
+    )
+}
+
+fn schedule_query<'q>(
+    sql: &'q str,
+    item: &'q NewDueItem,
+    now: Timestamp,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sql)
+        .bind(item.kind.as_str())
+        .bind(item.key.as_str())
+        .bind(item.payload_text())
+        .bind(micros(item.due_at))
+        .bind(micros(now))
+}
+
+fn read_scheduled(row: &sqlx::postgres::PgRow) -> Result<Scheduled, StoreError> {
+    Ok(Scheduled {
+        id: row.try_get("id").map_err(db)?,
+        due_at: decode::timestamp("due_at", row.try_get("due_at").map_err(db)?)?,
+        inserted: row.try_get("inserted").map_err(db)?,
+    })
 }

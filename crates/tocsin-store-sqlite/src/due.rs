@@ -37,56 +37,27 @@ impl DueWorkStore for SqliteStore {
         now: Timestamp,
     ) -> Result<Scheduled, StoreError> {
         let mut tx = self.begin_write().await?;
-        let existing = item_in(&mut tx, &item.kind, &item.key).await?;
-        let scheduled = match existing {
-            None => {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO due_work (kind, key, payload, due_at, created_at)
-                     VALUES (?, ?, ?, ?, ?) RETURNING id",
-                )
-                .bind(item.kind.as_str())
-                .bind(item.key.as_str())
-                .bind(item.payload_text())
-                .bind(micros(item.due_at))
-                .bind(micros(now))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-                Scheduled {
-                    id,
-                    due_at: item.due_at,
-                    inserted: true,
-                }
-            }
-            Some(existing) => {
-                let due_at = match when_scheduled {
-                    WhenScheduled::Keep => existing.due_at,
-                    WhenScheduled::Replace => item.due_at,
-                    WhenScheduled::Earlier => existing.due_at.min(item.due_at),
-                };
-                if when_scheduled != WhenScheduled::Keep {
-                    // Only a schedule that changes the item makes it a new revision.
-                    sqlx::query(
-                        "UPDATE due_work SET due_at = ?, payload = ?, parked_at = NULL,
-                         attempts = 0, revision = revision + 1
-                         WHERE id = ? AND (due_at <> ? OR payload <> ? OR parked_at IS NOT NULL)",
-                    )
-                    .bind(micros(due_at))
-                    .bind(item.payload_text())
-                    .bind(existing.id)
-                    .bind(micros(due_at))
-                    .bind(item.payload_text())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                }
-                Scheduled {
-                    id: existing.id,
-                    due_at,
-                    inserted: false,
-                }
-            }
-        };
+        let scheduled = schedule_in(&mut tx, item, when_scheduled, now).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(scheduled)
+    }
+
+    #[tracing::instrument(skip_all, fields(items = items.len()), err)]
+    async fn schedule_many(
+        &self,
+        items: &[NewDueItem],
+        when_scheduled: WhenScheduled,
+        now: Timestamp,
+    ) -> Result<Vec<Scheduled>, StoreError> {
+        tocsin_store::due::check_schedule_many(items)?;
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let mut scheduled = Vec::with_capacity(items.len());
+        for item in items {
+            scheduled.push(schedule_in(&mut tx, item, when_scheduled, now).await?);
+        }
         tx.commit().await.map_err(db)?;
         Ok(scheduled)
     }
@@ -280,4 +251,64 @@ async fn item_in(
     .await
     .map_err(db)?;
     row.map(|row| read_due_item(&Stored(row))).transpose()
+}
+
+/// [`DueWorkStore::schedule`] inside the caller's transaction.
+async fn schedule_in(
+    tx: &mut sqlx::SqliteConnection,
+    item: &NewDueItem,
+    when_scheduled: WhenScheduled,
+    now: Timestamp,
+) -> Result<Scheduled, StoreError> {
+    let existing = item_in(tx, &item.kind, &item.key).await?;
+    let scheduled = match existing {
+        None => {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO due_work (kind, key, payload, due_at, created_at)
+                 VALUES (?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(item.kind.as_str())
+            .bind(item.key.as_str())
+            .bind(item.payload_text())
+            .bind(micros(item.due_at))
+            .bind(micros(now))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            Scheduled {
+                id,
+                due_at: item.due_at,
+                inserted: true,
+            }
+        }
+        Some(existing) => {
+            let due_at = match when_scheduled {
+                WhenScheduled::Keep => existing.due_at,
+                WhenScheduled::Replace => item.due_at,
+                WhenScheduled::Earlier => existing.due_at.min(item.due_at),
+            };
+            if when_scheduled != WhenScheduled::Keep {
+                // Only a schedule that changes the item makes it a new revision.
+                sqlx::query(
+                    "UPDATE due_work SET due_at = ?, payload = ?, parked_at = NULL,
+                     attempts = 0, revision = revision + 1
+                     WHERE id = ? AND (due_at <> ? OR payload <> ? OR parked_at IS NOT NULL)",
+                )
+                .bind(micros(due_at))
+                .bind(item.payload_text())
+                .bind(existing.id)
+                .bind(micros(due_at))
+                .bind(item.payload_text())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+            Scheduled {
+                id: existing.id,
+                due_at,
+                inserted: false,
+            }
+        }
+    };
+    Ok(scheduled)
 }

@@ -45,6 +45,20 @@ pub fn ack_timeout_payload(acknowledged_at: Timestamp) -> String {
     serde_json::json!({ "acknowledged_at": acknowledged_at.as_microsecond() }).to_string()
 }
 
+/// The most items one [`DueWorkStore::schedule_many`] takes.
+pub const MAX_SCHEDULE_MANY: usize = 1_000;
+
+/// The error of a [`DueWorkStore::schedule_many`] given more than [`MAX_SCHEDULE_MANY`] items.
+pub fn check_schedule_many(items: &[NewDueItem]) -> Result<(), StoreError> {
+    if items.len() > MAX_SCHEDULE_MANY {
+        return Err(StoreError::Invalid(format!(
+            "{} items to schedule at once; at most {MAX_SCHEDULE_MANY}",
+            items.len()
+        )));
+    }
+    Ok(())
+}
+
 /// The most items one [`DueWorkStore::claim`] hands out, whatever the caller asks for.
 pub const MAX_CLAIM: usize = 500;
 /// The longest [`DueKey`], in characters.
@@ -310,6 +324,16 @@ pub trait DueWorkStore: Send + Sync + 'static {
         when_scheduled: WhenScheduled,
         now: Timestamp,
     ) -> Result<Scheduled, StoreError>;
+
+    /// [`DueWorkStore::schedule`] for each item, in one transaction (at most
+    /// [`MAX_SCHEDULE_MANY`] items; more is an error): what a runner does for every monitor
+    /// at start, without a commit for each.
+    async fn schedule_many(
+        &self,
+        items: &[NewDueItem],
+        when_scheduled: WhenScheduled,
+        now: Timestamp,
+    ) -> Result<Vec<Scheduled>, StoreError>;
 
     /// Leases due items (oldest due first) to the claimer, counting an attempt on each. Items
     /// leased to someone else until after `now`, parked items and items of other kinds are

@@ -36,6 +36,7 @@ macro_rules! due_work_suite {
             a_claimer_that_dies_before_settling_is_run_again_and_its_effect_stays_once,
             items_not_yet_due_or_of_other_kinds_are_not_claimed,
             scheduling_again_is_idempotent_and_a_schedule_made_during_a_run_stands,
+            many_items_are_scheduled_in_one_call_as_one_by_one,
             failed_items_are_retried_later_or_parked,
             a_renewed_lease_holds_and_a_released_item_is_claimable_at_once,
             bad_claim_limits_are_clamped,
@@ -356,6 +357,87 @@ pub async fn items_not_yet_due_or_of_other_kinds_are_not_claimed(pair: DuePair) 
         .expect("kept");
     assert_eq!((other.attempts, other.claims), (0, 0));
     assert_eq!(other.claimed_by, None);
+}
+
+pub async fn many_items_are_scheduled_in_one_call_as_one_by_one(pair: DuePair) {
+    let store = pair.first.as_ref();
+    let existing = store
+        .schedule(&item(&WORK, "m-1", 100), WhenScheduled::Keep, at(0))
+        .await
+        .expect("schedule");
+    let items: Vec<NewDueItem> = (0..600)
+        .map(|n| item(&WORK, &format!("m-{n}"), 10 + n))
+        .collect();
+    let placed = pair
+        .second
+        .schedule_many(&items, WhenScheduled::Keep, at(1))
+        .await
+        .expect("schedule many");
+    assert_eq!(placed.len(), 600);
+    assert!(placed[0].inserted && placed[2].inserted);
+    assert_eq!(
+        (placed[1].id, placed[1].due_at, placed[1].inserted),
+        (existing.id, at(100), false),
+        "keep leaves the item already scheduled as it was"
+    );
+    assert_eq!(placed[599].due_at, at(609));
+    // Every one is there, once: all 600 come due by second 700.
+    let claimed = store
+        .claim(&ClaimRequest {
+            kinds: &[WORK],
+            claimer: &claimer("one"),
+            now: at(700),
+            lease_until: at(760),
+            limit: 500,
+        })
+        .await
+        .expect("claim");
+    let more = store
+        .claim(&ClaimRequest {
+            kinds: &[WORK],
+            claimer: &claimer("one"),
+            now: at(700),
+            lease_until: at(760),
+            limit: 500,
+        })
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len() + more.len(), 600);
+    // Earlier moves an existing item forward, in the same call as new ones.
+    let moved = store
+        .schedule_many(
+            &[item(&WORK, "m-1", 50), item(&WORK, "new", 5)],
+            WhenScheduled::Earlier,
+            at(2),
+        )
+        .await
+        .expect("schedule many");
+    assert_eq!(
+        moved.iter().map(|placed| placed.due_at).collect::<Vec<_>>(),
+        [at(50), at(5)]
+    );
+    assert!(store
+        .schedule_many(&[], WhenScheduled::Keep, at(3))
+        .await
+        .expect("nothing")
+        .is_empty());
+    let too_many: Vec<NewDueItem> = (0..=crate::due::MAX_SCHEDULE_MANY)
+        .map(|n| item(&OTHER, &format!("x-{n}"), 1))
+        .collect();
+    let error = store
+        .schedule_many(&too_many, WhenScheduled::Keep, at(4))
+        .await
+        .expect_err("over the maximum");
+    assert!(error.to_string().contains("at most"), "{error}");
+    assert!(
+        store
+            .due_item(&OTHER, &key("x-0"))
+            .await
+            .expect("read")
+            .is_none(),
+        "nothing written"
+    );
+    drop(pair);
 }
 
 pub async fn scheduling_again_is_idempotent_and_a_schedule_made_during_a_run_stands(pair: DuePair) {
