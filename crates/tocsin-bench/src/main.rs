@@ -137,8 +137,11 @@ struct EscalationsArgs {
     /// The time the triggers are spread over.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     over: Duration,
-    #[arg(long, default_value_t = 1)]
-    services: usize,
+    /// Services, each with its own policy and two users (default: one per incident, so that
+    /// every page goes to a person nobody else pages and no step is folded into another's
+    /// bundle); incident n goes to service n % services.
+    #[arg(long)]
+    services: Option<usize>,
     /// Minutes from level 1 to level 2.
     #[arg(long, default_value_t = 1)]
     escalate_after: u32,
@@ -540,7 +543,7 @@ async fn paging_command(command: PagingCommand) -> anyhow::Result<ExitCode> {
                     common: args.common.common(),
                     incidents: args.incidents,
                     over: args.over,
-                    services: args.services,
+                    services: args.services.unwrap_or(args.incidents),
                     escalate_after_minutes: args.escalate_after,
                     connections: args.connections,
                 })

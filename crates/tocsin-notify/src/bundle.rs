@@ -1,9 +1,10 @@
 //! Storm bundling: a user's contact method gets at most one message per bundling window
 //! (`DispatcherSettings::bundle_window`, 30 s by default).
 //!
-//! The claimed pages of one drain are grouped by user and contact method. For each group the
-//! store takes the contact method's window (`OutboxStore::take_bundle`, one statement, so two
-//! dispatchers at once cannot both send): when the contact method is free, the group and its
+//! The claimed pages of one claim are grouped by user and contact method. For each group the
+//! store takes the contact method's window (`OutboxStore::take_bundles`, one write for every
+//! group of the claim, one statement per window, so two dispatchers at once cannot both
+//! send): when the contact method is free, the group and its
 //! other pages due by now go out as one message — the oldest page's incident, the others
 //! listed in it, each with its title, priority and acknowledge link — and every row is
 //! settled by that message (each incident's timeline gets its attempt). When the contact
@@ -15,6 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 use tocsin_core::IncidentNumber;
 use tocsin_engine::links::{LinkAction, LINK_LIFETIME};
@@ -22,59 +24,84 @@ use tocsin_store::outbox::{Bundle, BundleClaim, NotificationRow, Recipient, MAX_
 use tocsin_store::StoreError;
 
 use crate::message::{self, Also, Message};
-use crate::{Dispatcher, DrainReport};
+use crate::{Dispatcher, DrainReport, Outcome};
 
-/// Groups `rows` (one claim) by recipient, bundles the pages of each user's contact method
-/// and delivers every group.
+/// Groups `rows` (one claim) into lanes, delivers the lanes concurrently (at most
+/// `DispatcherSettings::concurrency` at once) and settles every outcome of the claim in one
+/// write.
+///
+/// A lane is what must go one after the other: the pages of one user's contact method
+/// (bundled into one message), one channel's updates of one incident (in the order they
+/// were claimed, which is the order they were queued), or a notice about no incident (on
+/// its own). Different lanes reach different recipients, or say different things, so they
+/// go at once. The contact methods' bundling windows are taken first, in one write for the
+/// whole claim; when that write fails nothing of the claim is sent (its rows go out when
+/// their claim ends).
 pub(crate) async fn deliver_claimed(
     dispatcher: &Dispatcher,
     rows: Vec<NotificationRow>,
     report: &mut DrainReport,
 ) -> Result<(), StoreError> {
-    let mut groups: Vec<Vec<NotificationRow>> = Vec::new();
-    let mut by_contact: HashMap<(String, String), usize> = HashMap::new();
-    for row in rows {
-        match &row.recipient {
-            // A notice about no incident (a test page, a gap notice) goes on its own.
-            _ if row.incident.is_none() => groups.push(vec![row]),
-            Recipient::User { user, contact } => {
-                let key = (user.clone(), contact.clone());
-                match by_contact.get(&key) {
-                    Some(&index) => groups[index].push(row),
-                    None => {
-                        by_contact.insert(key, groups.len());
-                        groups.push(vec![row]);
-                    }
-                }
-            }
-            Recipient::Channel { .. } => groups.push(vec![row]),
-        }
+    let lanes = take_bundles(dispatcher, lanes(rows), report).await?;
+    let concurrency = dispatcher.settings.concurrency.max(1);
+    let finished: Vec<Lane> = stream::iter(lanes)
+        .map(|lane| deliver_lane(dispatcher, lane))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut outcomes = Vec::new();
+    for lane in finished {
+        report.add(&lane.report);
+        outcomes.extend(lane.outcomes);
     }
-    let store = dispatcher.engine.store();
-    for group in groups {
-        if matches!(group[0].recipient, Recipient::Channel { .. }) || group[0].incident.is_none() {
-            dispatcher.deliver(group, report).await?;
-            continue;
-        }
-        let now = dispatcher.engine.now();
-        let bundle = store
-            .take_bundle(&BundleClaim {
+    dispatcher.settle(&outcomes, report).await
+}
+
+/// Takes the bundling window of every contact method with pages in `lanes`, in one write:
+/// the lanes whose contact method is free get their bundles (their pages and the contact
+/// method's other pages due by now); the others wait, `pending`, and are left out.
+async fn take_bundles(
+    dispatcher: &Dispatcher,
+    lanes: Vec<Work>,
+    report: &mut DrainReport,
+) -> Result<Vec<Work>, StoreError> {
+    let now = dispatcher.engine.now();
+    let claim_until = now
+        .checked_add(dispatcher.settings.claim_for)
+        .unwrap_or(now);
+    let claims: Vec<BundleClaim<'_>> = lanes
+        .iter()
+        .filter_map(|lane| match lane {
+            Work::Bundle(rows) => Some(BundleClaim {
                 claimer: &dispatcher.claimer,
-                rows: &group,
+                rows,
                 now,
                 window: dispatcher.settings.bundle_window,
-                claim_until: now
-                    .checked_add(dispatcher.settings.claim_for)
-                    .unwrap_or(now),
+                claim_until,
                 limit: MAX_BUNDLE,
-            })
-            .await?;
-        match bundle {
-            Bundle::Send(mut rows) => {
+            }),
+            Work::EachInOrder(_) => None,
+        })
+        .collect();
+    let mut bundles = dispatcher
+        .engine
+        .store()
+        .take_bundles(&claims)
+        .await?
+        .into_iter();
+    drop(claims);
+    let mut ready = Vec::with_capacity(lanes.len());
+    for lane in lanes {
+        let Work::Bundle(group) = lane else {
+            ready.push(lane);
+            continue;
+        };
+        match bundles.next() {
+            Some(Bundle::Send(mut rows)) => {
                 rows.sort_by_key(|row| (row.next_attempt_at, row.id));
-                dispatcher.deliver(rows, report).await?;
+                ready.push(Work::Bundle(rows));
             }
-            Bundle::Deferred { until } => {
+            Some(Bundle::Deferred { until }) => {
                 tracing::debug!(
                     recipient = %group[0].recipient, method = group[0].method,
                     pages = group.len(), until = %until,
@@ -82,9 +109,87 @@ pub(crate) async fn deliver_claimed(
                 );
                 report.deferred += group.len();
             }
+            None => {
+                return Err(StoreError::Corrupt(
+                    "the store returned fewer bundles than asked for".to_owned(),
+                ))
+            }
         }
     }
-    Ok(())
+    Ok(ready)
+}
+
+/// What to send one after the other.
+#[derive(Debug)]
+enum Work {
+    /// Claimed pages of incidents for one user's contact method: one message (once its
+    /// bundling window is taken, with the pages the bundle brought).
+    Bundle(Vec<NotificationRow>),
+    /// Claimed rows each sent on its own, in this order: a channel's updates of one
+    /// incident, or a notice.
+    EachInOrder(Vec<NotificationRow>),
+}
+
+/// What one lane did.
+#[derive(Debug, Default)]
+struct Lane {
+    outcomes: Vec<Outcome>,
+    report: DrainReport,
+}
+
+/// Splits a claim into lanes, in the order of their first rows.
+fn lanes(rows: Vec<NotificationRow>) -> Vec<Work> {
+    #[derive(PartialEq, Eq, Hash)]
+    enum Key {
+        Contact(String, String),
+        Channel(String, IncidentNumber),
+    }
+    let mut lanes: Vec<Work> = Vec::new();
+    let mut by_key: HashMap<Key, usize> = HashMap::new();
+    for row in rows {
+        let key = match (&row.recipient, row.incident) {
+            // A notice about no incident (a test page, a gap notice) goes on its own.
+            (_, None) => None,
+            (Recipient::User { user, contact }, Some(_)) => {
+                Some(Key::Contact(user.clone(), contact.clone()))
+            }
+            (Recipient::Channel { channel }, Some(number)) => {
+                Some(Key::Channel(channel.clone(), number))
+            }
+        };
+        let Some(key) = key else {
+            lanes.push(Work::EachInOrder(vec![row]));
+            continue;
+        };
+        match by_key.get(&key) {
+            Some(&index) => match &mut lanes[index] {
+                Work::Bundle(rows) | Work::EachInOrder(rows) => rows.push(row),
+            },
+            None => {
+                by_key.insert(key, lanes.len());
+                lanes.push(match row.recipient {
+                    Recipient::User { .. } => Work::Bundle(vec![row]),
+                    Recipient::Channel { .. } => Work::EachInOrder(vec![row]),
+                });
+            }
+        }
+    }
+    lanes
+}
+
+/// Sends a lane's messages one after the other.
+async fn deliver_lane(dispatcher: &Dispatcher, work: Work) -> Lane {
+    let mut lane = Lane::default();
+    match work {
+        Work::EachInOrder(rows) => {
+            for row in rows {
+                let outcomes = dispatcher.deliver(vec![row], &mut lane.report).await;
+                lane.outcomes.extend(outcomes);
+            }
+        }
+        Work::Bundle(rows) => lane.outcomes = dispatcher.deliver(rows, &mut lane.report).await,
+    }
+    lane
 }
 
 /// Lists the incidents of `others` (pages bundled with `first`) in `message`: each once,

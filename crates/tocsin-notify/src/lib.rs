@@ -163,8 +163,14 @@ impl Destinations {
 /// How a [`Dispatcher`] claims and retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DispatcherSettings {
-    /// Notifications per claim (at most `tocsin_store::due::MAX_CLAIM`).
+    /// Notifications per claim (at most `tocsin_store::due::MAX_CLAIM`). A claimed page is
+    /// sent even when its incident is acknowledged meanwhile, so a claim holds no more than
+    /// a fraction of a second of sending.
     pub batch: usize,
+    /// Messages of one claim in flight at most (at least 1): different recipients are sent
+    /// to at once; one contact method's pages are one message, and one channel's updates
+    /// of one incident go one after the other, in order.
+    pub concurrency: usize,
     /// How long a claim holds a notification; a dispatcher that dies mid-send leaves it to
     /// be sent again this long after.
     pub claim_for: Duration,
@@ -184,7 +190,8 @@ pub struct DispatcherSettings {
 impl Default for DispatcherSettings {
     fn default() -> Self {
         DispatcherSettings {
-            batch: 32,
+            batch: 128,
+            concurrency: 64,
             claim_for: Duration::from_secs(60),
             poll: Duration::from_millis(500),
             max_attempts: 8,
@@ -207,13 +214,30 @@ pub struct DrainReport {
     pub lost: usize,
     /// Put back until their contact method's bundling window ends.
     pub deferred: usize,
+    /// The drain stopped after its most claims with the last one full: more may be due
+    /// now, and [`Dispatcher::run_until`] drains again at once.
+    pub more_due: bool,
+}
+
+impl DrainReport {
+    fn add(&mut self, other: &DrainReport) {
+        self.sent += other.sent;
+        self.retrying += other.retrying;
+        self.failed += other.failed;
+        self.lost += other.lost;
+        self.deferred += other.deferred;
+    }
 }
 
 /// How often [`Dispatcher::run_until`] reloads the link keys.
 const LINK_KEY_REFRESH: Duration = Duration::from_secs(60);
 
 /// Claims per [`Dispatcher::drain_once`] at most: it always returns.
-const MAX_ROUNDS: usize = 16;
+const MAX_ROUNDS: usize = 64;
+
+/// Rows settled per write transaction at most: the outcomes of one claim, with the pages
+/// their bundles brought, are settled in as few transactions as this allows.
+const SETTLE_ROWS: usize = 1_000;
 
 /// Sends the outbox; see the crate documentation.
 pub struct Dispatcher {
@@ -255,13 +279,14 @@ impl Dispatcher {
         self.destinations.store(Arc::new(destinations));
     }
 
-    /// Sends what is due now, batch after batch, until nothing due is left (or a bounded
-    /// number of claims was made).
+    /// Sends what is due now, claim after claim without pausing, until a claim comes back
+    /// short (nothing due is left) or a bounded number of claims was made (then
+    /// [`DrainReport::more_due`] says so).
     pub async fn drain_once(&self) -> Result<DrainReport, StoreError> {
         let mut report = DrainReport::default();
-        let batch = self.settings.batch.max(1);
+        let batch = self.settings.batch.clamp(1, tocsin_store::due::MAX_CLAIM);
         let store = self.engine.store();
-        for _ in 0..MAX_ROUNDS {
+        for round in 1..=MAX_ROUNDS {
             let now = self.engine.now();
             let rows = store
                 .claim_notifications(&NotificationClaim {
@@ -276,6 +301,7 @@ impl Dispatcher {
             if claimed < batch {
                 break;
             }
+            report.more_due = round == MAX_ROUNDS;
         }
         Ok(report)
     }
@@ -296,20 +322,33 @@ impl Dispatcher {
                 }
                 keys_loaded = Instant::now();
             }
+            let mut more_due = false;
             match self.drain_once().await {
                 Ok(report) if report == DrainReport::default() => {}
-                Ok(report) => tracing::debug!(
-                    sent = report.sent,
-                    retrying = report.retrying,
-                    failed = report.failed,
-                    lost = report.lost,
-                    deferred = report.deferred,
-                    "dispatched notifications"
-                ),
+                Ok(report) => {
+                    more_due = report.more_due;
+                    tracing::debug!(
+                        sent = report.sent,
+                        retrying = report.retrying,
+                        failed = report.failed,
+                        lost = report.lost,
+                        deferred = report.deferred,
+                        more_due,
+                        "dispatched notifications"
+                    );
+                }
                 Err(error) => tracing::warn!(
                     error = %tocsin_engine::error_chain(&error),
                     "cannot dispatch notifications; will retry"
                 ),
+            }
+            if more_due {
+                // Still behind: drain again at once (a stop is seen there).
+                if stop.is_cancelled() {
+                    return;
+                }
+                tokio::task::yield_now().await;
+                continue;
             }
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -320,29 +359,35 @@ impl Dispatcher {
     }
 
     /// Sends `rows` (claimed, for one recipient; the first is the message's incident, the
-    /// others are listed in it) as one message and settles them: all sent, or each retried
-    /// (together, so they stay bundled) unless it had its last attempt.
-    async fn deliver(
-        &self,
-        rows: Vec<NotificationRow>,
-        report: &mut DrainReport,
-    ) -> Result<(), StoreError> {
+    /// others are listed in it) as one message and says how to settle them: all sent, or
+    /// each retried (together, so they stay bundled) unless it had its last attempt. The
+    /// caller settles the outcomes of a whole claim in one write.
+    async fn deliver(&self, rows: Vec<NotificationRow>, report: &mut DrainReport) -> Vec<Outcome> {
         let Some(row) = rows.first() else {
-            return Ok(());
+            return Vec::new();
         };
         let started = Instant::now();
         let outcome = self.attempt(&rows).await;
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let now = self.engine.now();
         let bundled = rows.len();
-        let (retry, last): (Vec<_>, Vec<_>) = match &outcome {
-            Err(SendError::Transient(_)) => rows
-                .iter()
-                .cloned()
-                .partition(|row| row.attempts < self.settings.max_attempts),
-            _ => (Vec::new(), rows.clone()),
+        let transient = matches!(outcome, Err(SendError::Transient(_)));
+        let mut outcomes = Vec::new();
+        let mut settle = |rows: Vec<NotificationRow>, delivery: Delivery| {
+            let next = match &delivery {
+                Delivery::Failed { .. } => {
+                    self.destinations.load().next_contacts(&rows[0].recipient)
+                }
+                _ => Vec::new(),
+            };
+            outcomes.push(Outcome {
+                rows,
+                delivery,
+                latency_ms,
+                now,
+                next,
+            });
         };
-        let mut settlements = Vec::new();
         match outcome {
             Ok(()) => {
                 report.sent += rows.len();
@@ -350,9 +395,16 @@ impl Dispatcher {
                     incident = row.incident.map(|number| number.0), recipient = %row.recipient, method = row.method,
                     attempt = row.attempts, bundled, latency_ms, "notification sent"
                 );
-                settlements.push((rows, Delivery::Sent));
+                settle(rows, Delivery::Sent);
             }
             Err(SendError::Transient(error) | SendError::Permanent(error)) => {
+                let (retry, last): (Vec<_>, Vec<_>) = if transient {
+                    rows.iter()
+                        .cloned()
+                        .partition(|row| row.attempts < self.settings.max_attempts)
+                } else {
+                    (Vec::new(), rows.clone())
+                };
                 if !retry.is_empty() {
                     let attempts = retry.iter().map(|row| row.attempts).max().unwrap_or(1);
                     let at = now
@@ -364,13 +416,13 @@ impl Dispatcher {
                         attempt = row.attempts, bundled, error, retry_at = %at,
                         "notification failed; will retry"
                     );
-                    settlements.push((
+                    settle(
                         retry,
                         Delivery::Retry {
                             at,
                             error: error.clone(),
                         },
-                    ));
+                    );
                 }
                 if !last.is_empty() {
                     report.failed += last.len();
@@ -378,29 +430,50 @@ impl Dispatcher {
                         incident = row.incident.map(|number| number.0), recipient = %row.recipient, method = row.method,
                         attempt = row.attempts, bundled, error, "notification failed; giving up"
                     );
-                    settlements.push((last, Delivery::Failed { error }));
+                    settle(last, Delivery::Failed { error });
                 }
             }
         }
-        for (rows, delivery) in settlements {
-            let next = match &delivery {
-                Delivery::Failed { .. } => {
-                    self.destinations.load().next_contacts(&rows[0].recipient)
-                }
-                _ => Vec::new(),
-            };
+        outcomes
+    }
+
+    /// Settles `outcomes` (of one claim) in as few write transactions as [`SETTLE_ROWS`]
+    /// allows, and counts the rows someone else had settled first as lost.
+    async fn settle(
+        &self,
+        outcomes: &[Outcome],
+        report: &mut DrainReport,
+    ) -> Result<(), StoreError> {
+        let mut start = 0;
+        while start < outcomes.len() {
+            let mut end = start;
+            let mut rows = 0;
+            while end < outcomes.len()
+                && (end == start || rows + outcomes[end].rows.len() <= SETTLE_ROWS)
+            {
+                rows += outcomes[end].rows.len();
+                end += 1;
+            }
+            let chunk = &outcomes[start..end];
+            let settlements: Vec<Settlement<'_>> = chunk
+                .iter()
+                .map(|outcome| Settlement {
+                    rows: &outcome.rows,
+                    delivery: &outcome.delivery,
+                    latency_ms: outcome.latency_ms,
+                    now: outcome.now,
+                    next: &outcome.next,
+                })
+                .collect();
             let settled = self
                 .engine
                 .store()
-                .settle_notifications(&Settlement {
-                    rows: &rows,
-                    delivery: &delivery,
-                    latency_ms,
-                    now,
-                    next: &next,
-                })
+                .settle_notification_batch(&settlements)
                 .await?;
-            report.lost += rows.len().saturating_sub(settled);
+            for (outcome, settled) in chunk.iter().zip(settled) {
+                report.lost += outcome.rows.len().saturating_sub(settled);
+            }
+            start = end;
         }
         Ok(())
     }
@@ -527,6 +600,16 @@ impl Dispatcher {
             u64::try_from(uuid::Uuid::new_v4().as_u128() % u128::from(quarter)).unwrap_or_default();
         base + Duration::from_millis(jitter)
     }
+}
+
+/// How to settle the rows of one attempt (see [`Dispatcher::deliver`]).
+#[derive(Debug)]
+struct Outcome {
+    rows: Vec<NotificationRow>,
+    delivery: Delivery,
+    latency_ms: i64,
+    now: Timestamp,
+    next: Vec<ContactMethod>,
 }
 
 /// Who a page's signed links act as: the paged user, or `channel:<id>` (a channel's links

@@ -99,7 +99,15 @@ async fn setup_with(method: &str, destination: Destination) -> Setup {
 /// Ana with these contact methods (id, method, destination), in this order, paged at once
 /// on the first.
 async fn setup_full(contacts: &[(&str, &str, Destination)], settings: DispatcherSettings) -> Setup {
-    let (first_contact, method, _) = &contacts[0];
+    setup_people(&[("ana", contacts.to_vec())], settings).await
+}
+
+/// These people, each with their contact methods (id, method, destination) in this order and
+/// paged at once on the first, all on the one level of service `db`'s policy.
+async fn setup_people(
+    people: &[(&str, Vec<(&str, &str, Destination)>)],
+    settings: DispatcherSettings,
+) -> Setup {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
     let clock = Arc::new(ManualClock::new(
@@ -112,20 +120,27 @@ async fn setup_full(contacts: &[(&str, &str, Destination)], settings: Dispatcher
         resolve: ResolvePolicy::Auto,
         grafana: None,
     }]));
+    let users = people
+        .iter()
+        .map(|(user, contacts)| {
+            let (first_contact, method, _) = &contacts[0];
+            (
+                (*user).to_owned(),
+                PagedUser {
+                    id: (*user).to_owned(),
+                    name: (*user).to_owned(),
+                    bot: false,
+                    notify: vec![NotifyStep {
+                        after_minutes: 0,
+                        contact: (*first_contact).to_owned(),
+                        method: (*method).to_owned(),
+                    }],
+                },
+            )
+        })
+        .collect();
     catalog.replace_paging(PagingDirectory {
-        users: HashMap::from([(
-            "ana".to_owned(),
-            PagedUser {
-                id: "ana".to_owned(),
-                name: "Ana".to_owned(),
-                bot: false,
-                notify: vec![NotifyStep {
-                    after_minutes: 0,
-                    contact: (*first_contact).to_owned(),
-                    method: (*method).to_owned(),
-                }],
-            },
-        )]),
+        users,
         policies: HashMap::from([(
             "db".to_owned(),
             EscalationPolicy {
@@ -133,7 +148,10 @@ async fn setup_full(contacts: &[(&str, &str, Destination)], settings: Dispatcher
                 name: "db".to_owned(),
                 repeat: 0,
                 levels: vec![EscalationLevel {
-                    targets: vec![Target::User("ana".to_owned())],
+                    targets: people
+                        .iter()
+                        .map(|(user, _)| Target::User((*user).to_owned()))
+                        .collect(),
                     escalate_after_minutes: None,
                     round_robin: false,
                 }],
@@ -160,23 +178,33 @@ async fn setup_full(contacts: &[(&str, &str, Destination)], settings: Dispatcher
     engine.load_link_keys().await.expect("link keys");
     let destinations = Destinations {
         public_url: "http://tocsin.test".to_owned(),
-        users: HashMap::from([(
-            "ana".to_owned(),
-            contacts
-                .iter()
-                .map(|(id, _, destination)| ((*id).to_owned(), destination.clone()))
-                .collect(),
-        )]),
-        contact_order: HashMap::from([(
-            "ana".to_owned(),
-            contacts
-                .iter()
-                .map(|(id, method, _)| ContactMethod {
-                    contact: (*id).to_owned(),
-                    method: (*method).to_owned(),
-                })
-                .collect(),
-        )]),
+        users: people
+            .iter()
+            .map(|(user, contacts)| {
+                (
+                    (*user).to_owned(),
+                    contacts
+                        .iter()
+                        .map(|(id, _, destination)| ((*id).to_owned(), destination.clone()))
+                        .collect(),
+                )
+            })
+            .collect(),
+        contact_order: people
+            .iter()
+            .map(|(user, contacts)| {
+                (
+                    (*user).to_owned(),
+                    contacts
+                        .iter()
+                        .map(|(id, method, _)| ContactMethod {
+                            contact: (*id).to_owned(),
+                            method: (*method).to_owned(),
+                        })
+                        .collect(),
+                )
+            })
+            .collect(),
         ..Destinations::default()
     };
     let dispatcher = Dispatcher::new(
@@ -215,21 +243,32 @@ async fn open_incident(setup: &Setup, key: &str) {
     runner.run_due_once().await.expect("escalate");
 }
 
+/// Every attempt on the incident's timeline (all its pages): (result, attempt).
 async fn attempts(setup: &Setup, number: i64) -> Vec<(String, i64)> {
-    setup
-        .engine
-        .timeline(IncidentNumber(number), PageRequest::default())
-        .await
-        .expect("timeline")
-        .items
-        .into_iter()
-        .filter_map(|entry| match entry.data {
-            TimelineData::NotificationAttempted {
-                result, attempt, ..
-            } => Some((result, attempt)),
-            _ => None,
-        })
-        .collect()
+    let mut found = Vec::new();
+    let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
+    loop {
+        let entries = setup
+            .engine
+            .timeline(IncidentNumber(number), page)
+            .await
+            .expect("timeline");
+        found.extend(
+            entries
+                .items
+                .into_iter()
+                .filter_map(|entry| match entry.data {
+                    TimelineData::NotificationAttempted {
+                        result, attempt, ..
+                    } => Some((result, attempt)),
+                    _ => None,
+                }),
+        );
+        match entries.next {
+            Some(after) => page = PageRequest::new(Some(after), PageRequest::MAX_LIMIT),
+            None => return found,
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -697,4 +736,213 @@ async fn a_receiver_down_for_ten_minutes_gets_everything_afterwards_none_twice()
             "incident {number}: {attempts:?}"
         );
     }
+}
+
+/// What [`held_receiver`] saw: (path, idempotency key) of every request, how many were in
+/// flight at most, and how many arrived.
+#[derive(Default)]
+struct Held {
+    requests: Mutex<Vec<(String, String)>>,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most_in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// A receiver for `/hook/<user>` that holds every request until `open` says true (and then
+/// for `delay` more) before answering `200`.
+async fn held_receiver(
+    open: tokio::sync::watch::Receiver<bool>,
+    delay: std::time::Duration,
+) -> (String, Arc<Held>) {
+    let held = Arc::new(Held::default());
+    let record = Arc::clone(&held);
+    let app = axum::Router::new().route(
+        "/hook/{user}",
+        axum::routing::post(
+            move |axum::extract::Path(user): axum::extract::Path<String>, headers: HeaderMap| {
+                let record = Arc::clone(&record);
+                let mut open = open.clone();
+                async move {
+                    let now = record.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    record.most_in_flight.fetch_max(now, Ordering::SeqCst);
+                    let key = headers
+                        .get("idempotency-key")
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    record.requests.lock().expect("lock").push((user, key));
+                    let _ = open.wait_for(|open| *open).await;
+                    tokio::time::sleep(delay).await;
+                    record.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{address}/hook"), held)
+}
+
+/// `count` people, `p000`, `p001`, ..., each with a webhook of their own at `base/<name>`.
+fn people_at(base: &str, count: usize) -> Vec<(String, Destination)> {
+    (0..count)
+        .map(|n| {
+            let name = format!("p{n:03}");
+            let destination = Destination::Webhook {
+                url: format!("{base}/{name}"),
+                secret: Some(SECRET.to_owned()),
+            };
+            (name, destination)
+        })
+        .collect()
+}
+
+async fn setup_many(people: &[(String, Destination)], settings: DispatcherSettings) -> Setup {
+    let people: Vec<(&str, Vec<(&str, &str, Destination)>)> = people
+        .iter()
+        .map(|(name, destination)| {
+            (
+                name.as_str(),
+                vec![("hook", "webhook", destination.clone())],
+            )
+        })
+        .collect();
+    setup_people(&people, settings).await
+}
+
+async fn states(setup: &Setup) -> HashMap<String, NotificationState> {
+    setup
+        .store
+        .notifications(IncidentNumber(1), 500)
+        .await
+        .expect("rows")
+        .into_iter()
+        .map(|row| (row.idempotency_key, row.state))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_to_many_people_go_out_at_once_each_exactly_once() {
+    let (_open, gate) = tokio::sync::watch::channel(true);
+    let (base, held) = held_receiver(gate, std::time::Duration::from_millis(20)).await;
+    let people = people_at(&base, 200);
+    let settings = DispatcherSettings::default();
+    let setup = setup_many(&people, settings).await;
+    open_incident(&setup, "db-down").await;
+    assert_eq!(states(&setup).await.len(), 200, "one page per person");
+
+    let report = setup.dispatcher.drain_once().await.expect("drain");
+    assert_eq!(
+        report,
+        DrainReport {
+            sent: 200,
+            ..DrainReport::default()
+        }
+    );
+    assert_eq!(
+        setup.dispatcher.drain_once().await.expect("drain"),
+        DrainReport::default(),
+        "nothing is left"
+    );
+
+    let requests = held.requests.lock().expect("lock").clone();
+    assert_eq!(requests.len(), 200, "one request per page");
+    let keys: std::collections::HashSet<_> = requests.iter().map(|(_, key)| key).collect();
+    assert_eq!(keys.len(), 200, "no idempotency key twice");
+    let paths: std::collections::HashSet<_> = requests.iter().map(|(user, _)| user).collect();
+    assert_eq!(
+        paths.len(),
+        200,
+        "every person reached at their own address"
+    );
+    let most = held.most_in_flight.load(Ordering::SeqCst);
+    assert!(
+        (2..=settings.concurrency).contains(&most),
+        "{most} requests in flight at most"
+    );
+    let states = states(&setup).await;
+    assert!(
+        states
+            .values()
+            .all(|state| *state == NotificationState::Sent),
+        "{states:?}"
+    );
+    let attempts = attempts(&setup, 1).await;
+    assert_eq!(attempts.len(), 200, "every attempt is on the timeline");
+    assert!(attempts
+        .iter()
+        .all(|(result, attempt)| result == "sent" && *attempt == 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledgement_during_dispatch_stops_the_pages_not_yet_claimed() {
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let (base, held) = held_receiver(gate, std::time::Duration::ZERO).await;
+    let people = people_at(&base, 40);
+    let settings = DispatcherSettings {
+        batch: 8,
+        concurrency: 8,
+        ..DispatcherSettings::default()
+    };
+    let setup = setup_many(&people, settings).await;
+    open_incident(&setup, "db-down").await;
+
+    // The first claim's eight pages reach the receiver, which holds them; meanwhile the
+    // incident is acknowledged, and then the receiver answers.
+    let acknowledge = async {
+        while held.requests.lock().expect("lock").len() < 8 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        setup
+            .engine
+            .command(
+                IncidentNumber(1),
+                &tocsin_core::Command::Acknowledge,
+                &tocsin_core::Actor::token("p000"),
+            )
+            .await
+            .expect("acknowledge");
+        open.send(true).expect("open the receiver");
+    };
+    let (report, ()) = tokio::join!(setup.dispatcher.drain_once(), acknowledge);
+    let report = report.expect("drain");
+    assert_eq!(
+        report,
+        DrainReport {
+            sent: 8,
+            ..DrainReport::default()
+        },
+        "the claimed pages finish their attempt, nothing else is sent"
+    );
+    assert_eq!(held.most_in_flight.load(Ordering::SeqCst), 8, "all at once");
+    let requests = held.requests.lock().expect("lock").clone();
+    assert_eq!(requests.len(), 8);
+    let states = states(&setup).await;
+    let sent: Vec<_> = states
+        .iter()
+        .filter(|(_, state)| **state == NotificationState::Sent)
+        .map(|(key, _)| key.clone())
+        .collect();
+    let mut received: Vec<_> = requests.iter().map(|(_, key)| key.clone()).collect();
+    let mut sent_sorted = sent.clone();
+    received.sort();
+    sent_sorted.sort();
+    assert_eq!(received, sent_sorted, "the sent rows are the ones received");
+    assert_eq!(
+        states
+            .values()
+            .filter(|state| **state == NotificationState::Cancelled)
+            .count(),
+        32,
+        "{states:?}"
+    );
+    assert_eq!(attempts(&setup, 1).await.len(), 8);
+    setup.clock.advance(SignedDuration::from_secs(3600));
+    assert_eq!(
+        setup.dispatcher.drain_once().await.expect("drain"),
+        DrainReport::default()
+    );
 }

@@ -242,6 +242,9 @@ pub struct Settlement<'a> {
 /// method keeps its kind; others (a channel's update, a test) are not rerouted.
 pub const REROUTED_KIND: &str = "page";
 
+/// The most rows [`OutboxStore::settle_notification_batch`] settles in one transaction.
+pub const MAX_SETTLE_BATCH_ROWS: usize = 5_000;
+
 /// The largest bundle [`OutboxStore::take_bundle`] makes.
 pub const MAX_BUNDLE: usize = 500;
 
@@ -375,9 +378,25 @@ pub trait OutboxStore: Send + Sync {
     /// are).
     async fn settle_notifications(&self, settlement: &Settlement<'_>) -> Result<usize, StoreError>;
 
+    /// [`OutboxStore::settle_notifications`] for the messages of a whole drain in one
+    /// transaction: every attempt is on its incident's timeline and every page that failed for
+    /// good is rerouted, as if each settlement were made on its own, in the order given.
+    /// Returns, per settlement, how many of its rows were still held by their claim (the
+    /// others were settled by someone else and are left as they are). At most
+    /// [`MAX_SETTLE_BATCH_ROWS`] rows in all.
+    async fn settle_notification_batch(
+        &self,
+        settlements: &[Settlement<'_>],
+    ) -> Result<Vec<usize>, StoreError>;
+
     /// Bundles claimed pages for one user's contact method: at most one message per
     /// contact method per `window` (see [`Bundle`]).
     async fn take_bundle(&self, claim: &BundleClaim<'_>) -> Result<Bundle, StoreError>;
+
+    /// [`OutboxStore::take_bundle`] for the contact methods of a whole claim (each claim for
+    /// another user's contact method) in one transaction; the bundles are in the order of
+    /// `claims`. At most [`MAX_CLAIM`](crate::due::MAX_CLAIM) claims.
+    async fn take_bundles(&self, claims: &[BundleClaim<'_>]) -> Result<Vec<Bundle>, StoreError>;
 
     /// Cancels every `pending` page (notification for a user) of the incident; returns how
     /// many.
@@ -756,6 +775,28 @@ pub async fn settle_all<C: Connection>(
     Ok(settled)
 }
 
+/// Settles the messages of a drain (see [`OutboxStore::settle_notification_batch`]), each as
+/// [`settle_all`] does, in order. The caller commits.
+pub async fn settle_batch<C: Connection>(
+    conn: &mut C,
+    settlements: &[Settlement<'_>],
+) -> Result<Vec<usize>, StoreError> {
+    let rows: usize = settlements
+        .iter()
+        .map(|settlement| settlement.rows.len())
+        .sum();
+    if rows > MAX_SETTLE_BATCH_ROWS {
+        return Err(StoreError::Invalid(format!(
+            "a settlement batch of {rows} rows: settle at most {MAX_SETTLE_BATCH_ROWS} at once"
+        )));
+    }
+    let mut settled = Vec::with_capacity(settlements.len());
+    for settlement in settlements {
+        settled.push(settle_all(conn, settlement).await?);
+    }
+    Ok(settled)
+}
+
 /// Queues the failed page `row` on the first contact method of `next` that its page (same
 /// incident, user, pass and level) has not tried, and says so on the timeline.
 async fn reroute<C: Connection>(
@@ -936,6 +977,26 @@ pub async fn take_bundle<C: Connection>(
         rows.extend(more);
     }
     Ok(Bundle::Send(rows))
+}
+
+/// Bundles the claimed pages of several contact methods (see
+/// [`OutboxStore::take_bundles`]), in order. The caller commits.
+pub async fn take_bundles<C: Connection>(
+    conn: &mut C,
+    claims: &[BundleClaim<'_>],
+) -> Result<Vec<Bundle>, StoreError> {
+    if claims.len() > crate::due::MAX_CLAIM {
+        return Err(StoreError::Invalid(format!(
+            "{} bundles at once: take at most {}",
+            claims.len(),
+            crate::due::MAX_CLAIM
+        )));
+    }
+    let mut bundles = Vec::with_capacity(claims.len());
+    for claim in claims {
+        bundles.push(take_bundle(conn, claim).await?);
+    }
+    Ok(bundles)
 }
 
 /// Cancels the incident's pending pages (rows for users; a channel's incident updates are

@@ -19,7 +19,7 @@ use crate::due::{ClaimRequest, ClaimerId, DueKey, DueKind, FIRST_ESCALATION_STEP
 use crate::outbox::{
     Bundle, BundleClaim, ContactMethod, Delivery, EscalationStepOutcome, EscalationStepWrite,
     EscalationTurn, NewNotification, NotificationClaim, NotificationRow, NotificationState,
-    Recipient, Settlement, TurnCandidate, GAP_NOTICE_KIND, TEST_KIND,
+    Recipient, Settlement, TurnCandidate, GAP_NOTICE_KIND, MAX_SETTLE_BATCH_ROWS, TEST_KIND,
 };
 use crate::{PageRequest, Store, StoreError};
 
@@ -51,6 +51,9 @@ macro_rules! outbox_suite {
             a_contact_method_gets_one_message_per_window_and_the_rest_bundled,
             a_page_that_fails_for_good_is_rerouted_to_the_next_untried_contact_method,
             a_notification_about_no_incident_is_settled_on_its_row_only,
+            a_batch_of_settlements_is_one_write_and_counts_rows_settled_elsewhere,
+            a_settlement_batch_after_an_acknowledgement_settles_only_the_claimed_rows,
+            bundles_of_many_contact_methods_are_taken_in_one_write,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -1539,5 +1542,437 @@ pub async fn a_notification_about_no_incident_is_settled_on_its_row_only(pair: O
         None,
         "nothing waits any more"
     );
+    drop(pair);
+}
+
+/// The attempts on the incident's timeline: (recipient, result, attempt, latency).
+async fn attempts_of(store: &dyn Store, number: IncidentNumber) -> Vec<(String, String, i64, i64)> {
+    store
+        .timeline(number, PageRequest::default())
+        .await
+        .expect("timeline")
+        .items
+        .into_iter()
+        .filter_map(|entry| match entry.data {
+            TimelineData::NotificationAttempted {
+                recipient,
+                result,
+                attempt,
+                latency_ms,
+                ..
+            } => Some((recipient, result, attempt, latency_ms)),
+            _ => None,
+        })
+        .collect()
+}
+
+pub async fn a_batch_of_settlements_is_one_write_and_counts_rows_settled_elsewhere(
+    pair: OutboxPair,
+) {
+    let number = open_incident(pair.first.as_ref()).await;
+    let mut chen = page(number, "chen", "mail", "page-1-chen");
+    chen.payload = json!({"pass": 0, "level": 1});
+    pair.first
+        .enqueue_notifications(
+            &[
+                page(number, "ana", "mail", "page-1-ana"),
+                page(number, "ben", "mail", "page-1-ben"),
+                chen,
+                page(number, "dan", "mail", "page-1-dan"),
+            ],
+            at(0),
+        )
+        .await
+        .expect("enqueue");
+    let one = claimer("dispatcher-one");
+    let claimed = pair
+        .first
+        .claim_notifications(&claim(&one, at(1), 10))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 4);
+    let ana = claimed
+        .iter()
+        .find(|row| row.idempotency_key == "page-1-ana")
+        .cloned()
+        .expect("ana's row");
+    // Dan's claim ended and another dispatcher sent and settled it meanwhile.
+    let other = claimer("dispatcher-two");
+    let taken = pair
+        .second
+        .claim_notifications(&claim(&other, at(61), 10))
+        .await
+        .expect("claim the expired ones");
+    assert_eq!(taken.len(), 4, "every claim ended at second 61");
+    let dan_again = taken
+        .iter()
+        .find(|row| row.idempotency_key == "page-1-dan")
+        .expect("dan's row");
+    pair.second
+        .settle_notification(dan_again, &Delivery::Sent, 9, at(62))
+        .await
+        .expect("settle")
+        .expect("held");
+    // The first dispatcher's claim is gone for all four: nothing it settles counts.
+    let sent = Delivery::Sent;
+    let stale = pair
+        .first
+        .settle_notification_batch(&[Settlement {
+            rows: std::slice::from_ref(&ana),
+            delivery: &sent,
+            latency_ms: 1,
+            now: at(63),
+            next: &[],
+        }])
+        .await
+        .expect("stale batch");
+    assert_eq!(stale, [0], "a lost claim settles nothing");
+
+    // The second dispatcher settles the other three in one batch, each its own way, with
+    // dan's row (settled already) among them.
+    let held = |user: &str| {
+        taken
+            .iter()
+            .find(|row| row.recipient.to_string() == format!("user:{user}"))
+            .cloned()
+            .expect("taken")
+    };
+    let (ana, ben, chen) = (held("ana"), held("ben"), held("chen"));
+    let retry = Delivery::Retry {
+        at: at(100),
+        error: "http 503".to_owned(),
+    };
+    let failed = Delivery::Failed {
+        error: "http 404".to_owned(),
+    };
+    let backup = [ContactMethod {
+        contact: "phone".to_owned(),
+        method: "webhook".to_owned(),
+    }];
+    let settled = pair
+        .second
+        .settle_notification_batch(&[
+            Settlement {
+                rows: std::slice::from_ref(&ana),
+                delivery: &sent,
+                latency_ms: 2,
+                now: at(64),
+                next: &[],
+            },
+            Settlement {
+                rows: std::slice::from_ref(&ben),
+                delivery: &retry,
+                latency_ms: 3,
+                now: at(64),
+                next: &[],
+            },
+            Settlement {
+                rows: std::slice::from_ref(&chen),
+                delivery: &failed,
+                latency_ms: 4,
+                now: at(65),
+                next: &backup,
+            },
+            Settlement {
+                rows: std::slice::from_ref(dan_again),
+                delivery: &sent,
+                latency_ms: 5,
+                now: at(65),
+                next: &[],
+            },
+        ])
+        .await
+        .expect("batch");
+    assert_eq!(settled, [1, 1, 1, 0], "dan's row was settled already");
+
+    let rows = pair.first.notifications(number, 50).await.expect("list");
+    let states: Vec<_> = rows
+        .iter()
+        .map(|row| (row.idempotency_key.as_str(), row.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("page-1-ana", NotificationState::Sent),
+            ("page-1-ben", NotificationState::Pending),
+            ("page-1-chen", NotificationState::Failed),
+            ("page-1-dan", NotificationState::Sent),
+            (
+                format!("reroute-{}-phone", rows[2].id).as_str(),
+                NotificationState::Pending
+            ),
+        ]
+    );
+    assert_eq!(rows[0].settled_at, Some(at(64)));
+    assert_eq!(rows[1].next_attempt_at, at(100));
+    assert_eq!(rows[1].last_error.as_deref(), Some("http 503"));
+    assert_eq!(
+        rows[3].settled_at,
+        Some(at(62)),
+        "left as the other one settled it"
+    );
+    assert_eq!(
+        rows[4].recipient,
+        Recipient::User {
+            user: "chen".to_owned(),
+            contact: "phone".to_owned()
+        }
+    );
+    let mut attempts = attempts_of(pair.first.as_ref(), number).await;
+    attempts.sort();
+    assert_eq!(
+        attempts,
+        [
+            ("user:ana".to_owned(), "sent".to_owned(), 2, 2),
+            ("user:ben".to_owned(), "retrying".to_owned(), 2, 3),
+            ("user:chen".to_owned(), "failed".to_owned(), 2, 4),
+            ("user:dan".to_owned(), "sent".to_owned(), 2, 9),
+        ],
+        "every attempt that held its claim is on the timeline, once"
+    );
+    let timeline = pair
+        .first
+        .timeline(number, PageRequest::default())
+        .await
+        .expect("timeline");
+    assert_eq!(
+        timeline
+            .items
+            .iter()
+            .filter(|entry| entry.kind() == TimelineKind::NotificationRerouted)
+            .count(),
+        1
+    );
+
+    // Too many rows at once are refused before anything is written; none at all is a no-op.
+    let claimed = pair
+        .first
+        .claim_notifications(&claim(&one, at(100), 10))
+        .await
+        .expect("claim ben's retry and chen's backup");
+    assert_eq!(claimed.len(), 2);
+    let many: Vec<NotificationRow> = std::iter::repeat(claimed[0].clone())
+        .take(MAX_SETTLE_BATCH_ROWS + 1)
+        .collect();
+    let error = pair
+        .first
+        .settle_notification_batch(&[Settlement {
+            rows: &many,
+            delivery: &sent,
+            latency_ms: 1,
+            now: at(101),
+            next: &[],
+        }])
+        .await
+        .expect_err("too many rows");
+    assert!(matches!(error, StoreError::Invalid(_)), "{error}");
+    assert!(error.to_string().contains("at most 5000"), "{error}");
+    assert_eq!(
+        pair.first
+            .notification(claimed[0].id)
+            .await
+            .expect("row")
+            .state,
+        NotificationState::Sending,
+        "nothing was written"
+    );
+    assert!(pair
+        .first
+        .settle_notification_batch(&[])
+        .await
+        .expect("empty")
+        .is_empty());
+    drop(pair);
+}
+
+pub async fn a_settlement_batch_after_an_acknowledgement_settles_only_the_claimed_rows(
+    pair: OutboxPair,
+) {
+    let number = open_incident(pair.first.as_ref()).await;
+    let users = ["ana", "ben", "chen", "dan", "eve"];
+    let pages: Vec<_> = users
+        .iter()
+        .map(|user| page(number, user, "mail", &format!("page-1-{user}")))
+        .collect();
+    pair.first
+        .enqueue_notifications(&pages, at(0))
+        .await
+        .expect("enqueue");
+    let one = claimer("dispatcher-one");
+    let claimed = pair
+        .first
+        .claim_notifications(&claim(&one, at(1), 2))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 2);
+    // Acknowledged while the two claimed pages are being sent.
+    pair.second
+        .command(number, &Command::Acknowledge, &Actor::token("ana"), at(2))
+        .await
+        .expect("acknowledge");
+    let sent = Delivery::Sent;
+    let settlements: Vec<_> = claimed
+        .iter()
+        .map(|row| Settlement {
+            rows: std::slice::from_ref(row),
+            delivery: &sent,
+            latency_ms: 7,
+            now: at(3),
+            next: &[],
+        })
+        .collect();
+    assert_eq!(
+        pair.first
+            .settle_notification_batch(&settlements)
+            .await
+            .expect("batch"),
+        [1, 1],
+        "the messages in flight finish their attempts"
+    );
+    let rows = pair.first.notifications(number, 50).await.expect("list");
+    let claimed_ids: HashSet<i64> = claimed.iter().map(|row| row.id).collect();
+    for row in &rows {
+        let expected = if claimed_ids.contains(&row.id) {
+            NotificationState::Sent
+        } else {
+            NotificationState::Cancelled
+        };
+        assert_eq!(row.state, expected, "{}", row.idempotency_key);
+    }
+    assert_eq!(rows.len(), users.len());
+    assert_eq!(attempts_of(pair.first.as_ref(), number).await.len(), 2);
+    assert!(pair
+        .first
+        .claim_notifications(&claim(&one, at(10), 10))
+        .await
+        .expect("claim")
+        .is_empty());
+    drop(pair);
+}
+
+pub async fn bundles_of_many_contact_methods_are_taken_in_one_write(pair: OutboxPair) {
+    let number = open_incident(pair.first.as_ref()).await;
+    pair.first
+        .ingest(&[event("api", EventAction::Trigger, "cpu", 0)], &auto)
+        .await
+        .expect("ingest");
+    let other = IncidentNumber(2);
+    let one = claimer("dispatcher-one");
+    // Chen got a message at second 1: chen's mail is busy until second 31.
+    pair.first
+        .enqueue_notifications(&[page(number, "chen", "mail", "page-1-chen-first")], at(0))
+        .await
+        .expect("enqueue");
+    let first = pair
+        .first
+        .claim_notifications(&claim(&one, at(1), 10))
+        .await
+        .expect("claim");
+    let bundles = pair
+        .first
+        .take_bundles(&[bundle_claim(&one, &first, at(1))])
+        .await
+        .expect("bundle");
+    let [Bundle::Send(rows)] = bundles.as_slice() else {
+        panic!("chen's mail was free: {bundles:?}");
+    };
+    pair.first
+        .settle_notification_batch(&[Settlement {
+            rows,
+            delivery: &Delivery::Sent,
+            latency_ms: 1,
+            now: at(1),
+            next: &[],
+        }])
+        .await
+        .expect("settle");
+
+    let later = |incident, user: &str, key: &str| {
+        let mut notification = page(incident, user, "mail", key);
+        notification.not_before = at(2);
+        notification
+    };
+    pair.first
+        .enqueue_notifications(
+            &[
+                later(number, "ana", "page-1-ana"),
+                later(other, "ana", "page-2-ana"),
+                later(number, "ben", "page-1-ben"),
+                later(other, "chen", "page-2-chen"),
+            ],
+            at(2),
+        )
+        .await
+        .expect("enqueue");
+    // One of ana's pages is claimed; the bundle brings the other.
+    let claimed = pair
+        .second
+        .claim_notifications(&claim(&one, at(2), 10))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 4);
+    let of = |user: &str| -> Vec<NotificationRow> {
+        claimed
+            .iter()
+            .filter(|row| row.recipient.to_string() == format!("user:{user}"))
+            .take(1)
+            .cloned()
+            .collect()
+    };
+    let (ana, ben, chen) = (of("ana"), of("ben"), of("chen"));
+    // Ana's second page goes back to pending first, as if claimed by nobody yet.
+    let ana_second = claimed
+        .iter()
+        .find(|row| row.idempotency_key == "page-2-ana")
+        .expect("ana's second page");
+    pair.second
+        .settle_notification(
+            ana_second,
+            &Delivery::Retry {
+                at: at(2),
+                error: "not sent".to_owned(),
+            },
+            0,
+            at(2),
+        )
+        .await
+        .expect("settle")
+        .expect("held");
+    let bundles = pair
+        .second
+        .take_bundles(&[
+            bundle_claim(&one, &ana, at(3)),
+            bundle_claim(&one, &ben, at(3)),
+            bundle_claim(&one, &chen, at(3)),
+        ])
+        .await
+        .expect("bundles");
+    assert_eq!(bundles.len(), 3);
+    let keys = |bundle: &Bundle| -> Vec<String> {
+        match bundle {
+            Bundle::Send(rows) => rows.iter().map(|row| row.idempotency_key.clone()).collect(),
+            Bundle::Deferred { .. } => Vec::new(),
+        }
+    };
+    assert_eq!(keys(&bundles[0]), ["page-1-ana", "page-2-ana"]);
+    assert_eq!(keys(&bundles[1]), ["page-1-ben"]);
+    assert_eq!(bundles[2], Bundle::Deferred { until: at(31) });
+    let chen_row = pair
+        .first
+        .notification(chen[0].id)
+        .await
+        .expect("chen's row");
+    assert_eq!(chen_row.state, NotificationState::Pending);
+    assert_eq!(chen_row.next_attempt_at, at(31));
+    assert_eq!(chen_row.attempts, 0, "a deferral is no attempt");
+    // A claim mixing two contact methods is refused, and nothing of the call is kept.
+    let mixed: Vec<NotificationRow> = ana.iter().chain(&ben).cloned().collect();
+    let error = pair
+        .first
+        .take_bundles(&[bundle_claim(&one, &mixed, at(5))])
+        .await
+        .expect_err("mixed");
+    assert!(matches!(error, StoreError::Invalid(_)), "{error}");
+    assert!(pair.first.take_bundles(&[]).await.expect("none").is_empty());
     drop(pair);
 }

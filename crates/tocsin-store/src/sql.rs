@@ -948,6 +948,20 @@ macro_rules! impl_store_with_shared_sql {
                 ))
             }
 
+            #[tracing::instrument(skip_all, fields(messages = settlements.len()), err)]
+            async fn settle_notification_batch(
+                &self,
+                settlements: &[$crate::outbox::Settlement<'_>],
+            ) -> Result<Vec<usize>, $crate::StoreError> {
+                if settlements.iter().all(|settlement| settlement.rows.is_empty()) {
+                    return Ok(vec![0; settlements.len()]);
+                }
+                write!(self, "settling notifications", |conn| $crate::outbox::settle_batch(
+                    conn,
+                    settlements
+                ))
+            }
+
             #[tracing::instrument(skip_all, fields(claimer = %claim.claimer, rows = claim.rows.len()), err)]
             async fn take_bundle(
                 &self,
@@ -955,6 +969,19 @@ macro_rules! impl_store_with_shared_sql {
             ) -> Result<$crate::outbox::Bundle, $crate::StoreError> {
                 write!(self, "bundling notifications", |conn| $crate::outbox::take_bundle(
                     conn, claim
+                ))
+            }
+
+            #[tracing::instrument(skip_all, fields(bundles = claims.len()), err)]
+            async fn take_bundles(
+                &self,
+                claims: &[$crate::outbox::BundleClaim<'_>],
+            ) -> Result<Vec<$crate::outbox::Bundle>, $crate::StoreError> {
+                if claims.is_empty() {
+                    return Ok(Vec::new());
+                }
+                write!(self, "bundling notifications", |conn| $crate::outbox::take_bundles(
+                    conn, claims
                 ))
             }
 
