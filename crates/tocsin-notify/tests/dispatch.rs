@@ -102,12 +102,12 @@ async fn setup_full(contacts: &[(&str, &str, Destination)], settings: Dispatcher
     setup_people(&[("ana", contacts.to_vec())], settings).await
 }
 
+/// A person: user id, and contact methods (id, method, where it goes).
+type Person<'a> = (&'a str, Vec<(&'a str, &'a str, Destination)>);
+
 /// These people, each with their contact methods (id, method, destination) in this order and
 /// paged at once on the first, all on the one level of service `db`'s policy.
-async fn setup_people(
-    people: &[(&str, Vec<(&str, &str, Destination)>)],
-    settings: DispatcherSettings,
-) -> Setup {
+async fn setup_people(people: &[Person<'_>], settings: DispatcherSettings) -> Setup {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
     let clock = Arc::new(ManualClock::new(
@@ -801,7 +801,7 @@ fn people_at(base: &str, count: usize) -> Vec<(String, Destination)> {
 }
 
 async fn setup_many(people: &[(String, Destination)], settings: DispatcherSettings) -> Setup {
-    let people: Vec<(&str, Vec<(&str, &str, Destination)>)> = people
+    let people: Vec<Person<'_>> = people
         .iter()
         .map(|(name, destination)| {
             (

@@ -1751,9 +1751,8 @@ pub async fn a_batch_of_settlements_is_one_write_and_counts_rows_settled_elsewhe
         .await
         .expect("claim ben's retry and chen's backup");
     assert_eq!(claimed.len(), 2);
-    let many: Vec<NotificationRow> = std::iter::repeat(claimed[0].clone())
-        .take(MAX_SETTLE_BATCH_ROWS + 1)
-        .collect();
+    let many: Vec<NotificationRow> =
+        std::iter::repeat_n(claimed[0].clone(), MAX_SETTLE_BATCH_ROWS + 1).collect();
     let error = pair
         .first
         .settle_notification_batch(&[Settlement {
