@@ -48,8 +48,8 @@ pub(super) struct Mailer {
 struct Trust {
     /// For `security = "tls"`.
     config: Arc<ClientConfig>,
-    /// For `security = "starttls"`: the `ca_file`'s certificates, PEM.
-    ca_pem: Option<Vec<u8>>,
+    /// For `security = "starttls"`: the `ca_file`'s certificates.
+    ca_certificates: Option<Vec<CertificateDer<'static>>>,
 }
 
 impl Mailer {
@@ -175,7 +175,7 @@ impl Mailer {
                     "smtp: {relay} does not offer STARTTLS, which `security = \"starttls\"` requires"
                 )));
             }
-            let parameters = starttls_parameters(&smtp.host, trust.ca_pem.as_deref())
+            let parameters = starttls_parameters(&smtp.host, trust.ca_certificates.as_deref())
                 .map_err(|error| SendError::Permanent(format!("smtp: {error}")))?;
             connection
                 .starttls(parameters, &self.hello)
@@ -194,7 +194,7 @@ impl Mailer {
 }
 
 fn trust(smtp: &Smtp) -> Result<Trust, String> {
-    let (roots, ca_pem) = match &smtp.ca_file {
+    let (roots, ca_certificates) = match &smtp.ca_file {
         None => (
             RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -205,13 +205,15 @@ fn trust(smtp: &Smtp) -> Result<Trust, String> {
             let pem = std::fs::read(path)
                 .map_err(|error| format!("cannot read smtp.ca_file {}: {error}", path.display()))?;
             let mut roots = RootCertStore::empty();
+            let mut certificates = Vec::new();
             for certificate in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
                 let certificate: CertificateDer<'static> = certificate.map_err(|error| {
                     format!("smtp.ca_file {} is not PEM: {error}", path.display())
                 })?;
                 roots
-                    .add(certificate)
+                    .add(certificate.clone())
                     .map_err(|error| format!("smtp.ca_file {}: {error}", path.display()))?;
+                certificates.push(certificate);
             }
             if roots.is_empty() {
                 return Err(format!(
@@ -219,7 +221,7 @@ fn trust(smtp: &Smtp) -> Result<Trust, String> {
                     path.display()
                 ));
             }
-            (roots, Some(pem))
+            (roots, Some(certificates))
         }
     };
     let config =
@@ -230,17 +232,20 @@ fn trust(smtp: &Smtp) -> Result<Trust, String> {
             .with_no_client_auth();
     Ok(Trust {
         config: Arc::new(config),
-        ca_pem,
+        ca_certificates,
     })
 }
 
 /// lettre's TLS settings for `STARTTLS`: the public roots, or only the `ca_file`'s.
-fn starttls_parameters(host: &str, ca_pem: Option<&[u8]>) -> Result<TlsParameters, String> {
+fn starttls_parameters(
+    host: &str,
+    ca_certificates: Option<&[CertificateDer<'static>]>,
+) -> Result<TlsParameters, String> {
     let mut builder = TlsParameters::builder(host.to_owned());
-    if let Some(pem) = ca_pem {
+    if let Some(certificates) = ca_certificates {
         builder = builder.certificate_store(CertificateStore::None);
-        for block in pem_blocks(pem) {
-            let certificate = Certificate::from_pem(block.as_bytes())
+        for certificate in certificates {
+            let certificate = Certificate::from_der(certificate.to_vec())
                 .map_err(|error| format!("smtp.ca_file: {error}"))?;
             builder = builder.add_root_certificate(certificate);
         }
@@ -248,24 +253,6 @@ fn starttls_parameters(host: &str, ca_pem: Option<&[u8]>) -> Result<TlsParameter
     builder
         .build_rustls()
         .map_err(|error| format!("TLS settings for {host}: {error}"))
-}
-
-/// Each `-----BEGIN CERTIFICATE-----` block of a PEM file, with its armour.
-fn pem_blocks(pem: &[u8]) -> Vec<String> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let text = String::from_utf8_lossy(pem);
-    let mut blocks = Vec::new();
-    let mut rest = text.as_ref();
-    while let Some(start) = rest.find(BEGIN) {
-        let Some(length) = rest[start..].find(END) else {
-            break;
-        };
-        let end = start + length + END.len();
-        blocks.push(format!("{}\n", &rest[start..end]));
-        rest = &rest[end..];
-    }
-    blocks
 }
 
 /// What lettre reads and writes: TCP, or TLS over it.
@@ -335,17 +322,6 @@ impl AsyncWrite for Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pem_blocks_keep_each_certificate_with_its_armour() {
-        let pem = b"junk\n-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n\
-            -----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n";
-        let blocks = pem_blocks(pem);
-        assert_eq!(blocks.len(), 2);
-        assert!(blocks[0].starts_with("-----BEGIN CERTIFICATE-----\nAAA"));
-        assert!(blocks[1].contains("BBB") && blocks[1].ends_with("-----END CERTIFICATE-----\n"));
-        assert!(pem_blocks(b"no certificate here").is_empty());
-    }
 
     #[test]
     fn an_unreadable_ca_file_is_named_in_the_error() {
