@@ -79,6 +79,11 @@ struct PagingCommon {
     /// Copy the server's log here when the run ends.
     #[arg(long)]
     keep_log: Option<PathBuf>,
+    /// Use PostgreSQL: the URL of a maintenance database (e.g.
+    /// postgres://postgres@127.0.0.1:5432/postgres). The run gets a fresh database next to it,
+    /// created with `createdb` and dropped with `dropdb`. Without it: SQLite.
+    #[arg(long)]
+    postgres: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -90,6 +95,7 @@ impl PagingCommon {
             work_dir: self.work_dir.clone(),
             wait: self.wait,
             keep_log: self.keep_log.clone(),
+            postgres: self.postgres.clone(),
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct Common {
     pub wait: Duration,
     /// Where to copy the server's log when the run ends.
     pub keep_log: Option<PathBuf>,
+    /// PostgreSQL instead of SQLite: the URL of a maintenance database, next to which the run
+    /// creates a fresh database (dropped at the end).
+    pub postgres: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -540,10 +543,26 @@ async fn with_server<T>(
     layout: Layout,
     body: impl AsyncFnOnce(&Served) -> anyhow::Result<T>,
 ) -> anyhow::Result<(T, ServerSide, Duration)> {
-    let server = Served::start(&common.tocsin, common.work_dir.as_deref(), |listen| {
-        config_file(listen, &layout)
-    })
-    .await?;
+    let database = match &common.postgres {
+        Some(admin) => Some(crate::runner::Database::create(admin, 0).await?),
+        None => None,
+    };
+    let started = Served::start_on(
+        &common.tocsin,
+        common.work_dir.as_deref(),
+        database.as_ref().map(|database| database.url.as_str()),
+        |listen| config_file(listen, &layout),
+    )
+    .await;
+    let server = match started {
+        Ok(server) => server,
+        Err(error) => {
+            if let Some(database) = database {
+                let _ = database.drop_database().await;
+            }
+            return Err(error);
+        }
+    };
     let pid = server.pid;
     let cpu_before = pid.and_then(serve::cpu_seconds);
     let bench_before = serve::cpu_seconds(std::process::id());
@@ -572,6 +591,9 @@ async fn with_server<T>(
             .with_context(|| format!("cannot copy the server log to {}", keep.display()))?;
     }
     drop(data);
+    if let Some(database) = database {
+        database.drop_database().await?;
+    }
     Ok((outcome?, side, wall))
 }
 

@@ -514,14 +514,14 @@ fn free_port() -> anyhow::Result<SocketAddr> {
 }
 
 /// A PostgreSQL database of one scenario, created and dropped with the PostgreSQL client tools.
-struct Database {
+pub(crate) struct Database {
     admin: String,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Database {
-    async fn create(admin: &str, number: usize) -> anyhow::Result<Database> {
+    pub(crate) async fn create(admin: &str, number: usize) -> anyhow::Result<Database> {
         let name = format!("tocsin_bench_{}_{number}", std::process::id());
         let database = Database {
             admin: admin.to_owned(),
@@ -533,7 +533,7 @@ impl Database {
         Ok(database)
     }
 
-    async fn drop_database(self) -> anyhow::Result<()> {
+    pub(crate) async fn drop_database(self) -> anyhow::Result<()> {
         self.tool("dropdb", &["--if-exists"]).await
     }
 

@@ -1,5 +1,5 @@
-//! A `tocsin serve` child process on a fresh SQLite store with a config the caller writes, for
-//! the monitor and heartbeat benchmarks.
+//! A `tocsin serve` child process on a fresh store (SQLite, or a PostgreSQL database the caller
+//! made) with a config the caller writes, for the monitor, heartbeat and paging benchmarks.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
@@ -30,6 +30,17 @@ impl Served {
         work_dir: Option<&Path>,
         config: impl FnOnce(SocketAddr) -> String,
     ) -> anyhow::Result<Served> {
+        Served::start_on(tocsin, work_dir, None, config).await
+    }
+
+    /// [`Served::start`] on the PostgreSQL database at `database` (an empty one) when given,
+    /// else on SQLite in the data directory.
+    pub async fn start_on(
+        tocsin: &Path,
+        work_dir: Option<&Path>,
+        database: Option<&str>,
+        config: impl FnOnce(SocketAddr) -> String,
+    ) -> anyhow::Result<Served> {
         let tocsin = std::fs::canonicalize(tocsin).with_context(|| {
             format!(
                 "cannot find the tocsin binary at {}; build it with `cargo build --release --locked -p tocsin`",
@@ -47,7 +58,13 @@ impl Served {
         let config_path = data.path().join("tocsin.toml");
         std::fs::write(&config_path, config(address))?;
         let log = std::fs::File::create(data.path().join("server.log"))?;
-        let child = Command::new(&tocsin)
+        let mut command = Command::new(&tocsin);
+        if let Some(url) = database {
+            command.env("TOCSIN_DATABASE", url);
+        } else {
+            command.env_remove("TOCSIN_DATABASE");
+        }
+        let child = command
             .arg("serve")
             .arg("--listen")
             .arg(address.to_string())
@@ -55,7 +72,6 @@ impl Served {
             .arg(&config_path)
             .arg("--data")
             .arg(data.path().join("store"))
-            .env_remove("TOCSIN_DATABASE")
             .env_remove("TOCSIN_DATA")
             .env_remove("TOCSIN_CONFIG")
             .stdin(Stdio::null())

@@ -185,7 +185,8 @@ impl DueRunner {
     }
 
     /// Runs due work as soon as `wakeups.due` is woken, not only every poll; an item a handler
-    /// makes due again at once (a skipped escalation level) wakes it too.
+    /// makes due again at once (a skipped escalation level) wakes it too, and it claims again
+    /// when a time noted in `wakeups.upcoming` comes, if that is before the next poll.
     pub fn with_wakeups(mut self, wakeups: Arc<Wakeups>) -> DueRunner {
         self.wakeups = Some(wakeups);
         self
@@ -257,7 +258,7 @@ impl DueRunner {
             }
             tokio::select! {
                 () = stop.cancelled() => return,
-                () = tokio::time::sleep(self.settings.poll) => {}
+                () = tokio::time::sleep(self.next_wait()) => {}
                 () = async {
                     match wakeup.as_mut() {
                         Some(wakeup) => wakeup.woken().await,
@@ -265,6 +266,20 @@ impl DueRunner {
                     }
                 } => {}
             }
+        }
+    }
+
+    /// How long to wait before the next claim: the poll interval, or less when an item this
+    /// process scheduled comes due sooner (see [`crate::wake::Upcoming`]).
+    fn next_wait(&self) -> Duration {
+        let poll = self.settings.poll;
+        let Some(wakeups) = &self.wakeups else {
+            return poll;
+        };
+        let now = self.clock.now();
+        match wakeups.upcoming.next_after(now) {
+            Some(next) => poll.min(next.duration_since(now).unsigned_abs()),
+            None => poll,
         }
     }
 

@@ -2,7 +2,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tocsin_core::{Actor, AlertId, Command, IncidentNumber, ServiceId, FOLD_LOG_INTERVAL};
+use tocsin_core::{
+    Actor, AlertId, Command, IncidentNumber, ServiceId, Timestamp, FOLD_LOG_INTERVAL,
+};
 use tocsin_store::{
     AlertFilter, AlertRow, AlertSummary, ApiToken, ChangeEventRow, CommandOutcome, Counts,
     EventFilter, EventSummary, Inbound, IncidentFilter, IncidentRow, Page, PageRequest, Store,
@@ -93,6 +95,12 @@ impl Engine {
     /// Wakes this process's due-work runners (after a write that made an item due now).
     pub fn wake_due(&self) {
         self.wakeups.due.wake();
+    }
+
+    /// Notes that an item this process scheduled comes due at `at`, so that its due-work
+    /// runner claims it then rather than at its next poll.
+    pub fn note_due_at(&self, at: Timestamp) {
+        self.wakeups.upcoming.note(at);
     }
 
     /// Loads the link keys from the store, creating the first one on first start.

@@ -665,7 +665,12 @@ impl DueHandler for EscalationHandler {
                     for ((index, write), result) in written.iter().zip(&writes).zip(results) {
                         if let EscalationStepOutcome::Written { queued, .. } = &result {
                             queued_any |= *queued > 0;
-                            due_now |= write.next_due_at <= now;
+                            if write.next_due_at <= now {
+                                due_now = true;
+                            } else {
+                                // The next level: claimed when it comes due, not at a poll.
+                                self.engine.note_due_at(write.next_due_at);
+                            }
                         }
                         outcomes[*index] = Some(self.written(&items[*index], write, result).await);
                     }

@@ -14,25 +14,29 @@ use tocsin_store::StoreError;
 use crate::ingest::{db, Row};
 use crate::rows::micros;
 
-/// The stored states of `monitors`.
+/// Adds to `states` the stored states of those of `monitors` it does not hold (a monitor that
+/// has none stays absent).
 pub(crate) fn load_states(
     conn: &Connection,
     monitors: &[String],
-) -> Result<HashMap<String, HeartbeatState>, StoreError> {
+    states: &mut HashMap<String, HeartbeatState>,
+) -> Result<(), StoreError> {
     let mut query = conn
         .prepare_cached(&format!(
             "SELECT {STATE_COLUMNS} FROM heartbeat_states WHERE monitor_id = ?1"
         ))
         .map_err(db)?;
-    let mut states = HashMap::with_capacity(monitors.len());
     for monitor in monitors {
+        if states.contains_key(monitor) {
+            continue;
+        }
         let mut rows = query.query([monitor.as_str()]).map_err(db)?;
         if let Some(row) = rows.next().map_err(db)? {
             let stored = read_state(&Row(row))?;
             states.insert(stored.monitor, stored.state);
         }
     }
-    Ok(states)
+    Ok(())
 }
 
 /// Writes the pings, the states and the deadlines of `writes`.

@@ -181,12 +181,17 @@ fn ingest_transaction(
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db)?;
     let mut report = IngestReport::default();
+    open_keys.check(&tx)?;
     let heartbeats = if batch
         .iter()
         .any(|inbound| matches!(inbound, Inbound::Heartbeat(_)))
     {
-        let loaded = crate::heartbeat::load_states(&tx, &heartbeat::batch_monitors(batch))?;
-        let writes = heartbeat::plan_heartbeats(batch, &loaded);
+        crate::heartbeat::load_states(
+            &tx,
+            &heartbeat::batch_monitors(batch),
+            &mut open_keys.heartbeats,
+        )?;
+        let writes = heartbeat::plan_heartbeats(batch, &open_keys.heartbeats);
         let now = batch
             .iter()
             .filter_map(|inbound| match inbound {
@@ -221,9 +226,9 @@ fn ingest_transaction(
     report.events = events.len();
     if events.is_empty() {
         tx.commit().map_err(db)?;
+        open_keys.remember_states(&heartbeats);
         return Ok(report);
     }
-    open_keys.check(&tx)?;
     open_keys.load(&tx, &events)?;
     let plan = fold_batch(&events, &open_keys.open, &|service| {
         policy.resolve_policy(service)
@@ -234,6 +239,7 @@ fn ingest_transaction(
     let updates = tocsin_store::updates::batch_updates(&plan, &ids, policy)?;
     insert_updates(&tx, &updates, events[events.len() - 1].received_at)?;
     tx.commit().map_err(db)?;
+    open_keys.remember_states(&heartbeats);
     open_keys.apply(&plan, &ids)?;
     Ok(report)
 }
@@ -359,7 +365,8 @@ fn insert_change(conn: &Connection, change: &ChangeEvent) -> Result<(), StoreErr
 type Key = (ServiceId, DedupKey);
 
 /// What is open for the keys the ingest thread has seen, as its own commits left them: the
-/// snapshots a batch needs without a lookup per key. The cache holds only while no other
+/// snapshots a batch needs without a lookup per key; and the same for the states of the
+/// heartbeat monitors it has seen ping. The cache holds only while no other
 /// connection writes; `PRAGMA data_version` tells, and the cache starts over when it moved
 /// (commands and the fold logger write through the store's other connection), after a failed
 /// transaction, and beyond [`MAX_CACHED_KEYS`].
@@ -369,6 +376,8 @@ struct OpenKeys {
     open: HashMap<Key, KeySnapshot>,
     /// Keys known to have nothing open.
     nothing_open: HashSet<Key>,
+    /// Heartbeat monitors' states, by monitor id.
+    heartbeats: HashMap<String, tocsin_core::heartbeat::HeartbeatState>,
     /// `PRAGMA data_version` when the cache was last known to be the database's state.
     data_version: Option<i64>,
 }
@@ -386,13 +395,22 @@ impl OpenKeys {
             .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
             .map_err(db)?;
         if self.data_version != Some(version)
-            || self.open.len() + self.nothing_open.len() > MAX_CACHED_KEYS
+            || self.open.len() + self.nothing_open.len() + self.heartbeats.len() > MAX_CACHED_KEYS
         {
             self.open.clear();
             self.nothing_open.clear();
+            self.heartbeats.clear();
             self.data_version = Some(version);
         }
         Ok(())
+    }
+
+    /// Keeps the heartbeat states a committed batch wrote.
+    fn remember_states(&mut self, writes: &heartbeat::HeartbeatWrites) {
+        for write in &writes.states {
+            self.heartbeats
+                .insert(write.monitor.clone(), write.after.clone());
+        }
     }
 
     /// Reads, for every key of the batch the cache does not know, its open alert (with that

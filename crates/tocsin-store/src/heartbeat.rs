@@ -156,8 +156,8 @@ pub struct StateWrite {
     pub before: Option<HeartbeatState>,
     pub after: HeartbeatState,
     /// The monitor's due-work deadline must be scheduled at `after.deadline` (when there is
-    /// one): it changed, or the monitor was watched (which makes sure the item exists). A
-    /// monitor without a deadline keeps its item, which finds it down when it comes due.
+    /// one); see [`plan_heartbeats`] for when. A monitor without a deadline keeps its item,
+    /// which finds it down when it comes due.
     pub write_deadline: bool,
 }
 
@@ -189,6 +189,14 @@ pub fn batch_monitors(batch: &[Inbound]) -> Vec<String> {
 
 /// Applies the batch's heartbeat signals, in order, to the states `loaded` (by monitor id;
 /// a monitor absent from it has no state yet).
+///
+/// A monitor's due-work deadline is kept at or before its state's deadline, and is rewritten
+/// only when that no longer holds or it may be missing: when the monitor was watched, when its
+/// deadline came back (it was down), when it moved earlier (a start), and when a deadline
+/// came due early (a success had moved the state's deadline on since). A success that only
+/// moves the deadline later leaves the item where it is: it comes due early, finds the monitor
+/// on time and moves itself to the state's deadline then. So a job pinging every few seconds
+/// costs one item write per deadline, not one per ping.
 pub fn plan_heartbeats(
     batch: &[Inbound],
     loaded: &HashMap<String, HeartbeatState>,
@@ -198,6 +206,8 @@ pub fn plan_heartbeats(
         before: Option<HeartbeatState>,
         current: Option<HeartbeatState>,
         watched: bool,
+        /// A deadline signal came before the deadline of the state it found.
+        early: bool,
     }
     let mut slots: Vec<Slot<'_>> = Vec::new();
     let mut index_of: HashMap<&str, usize> = HashMap::new();
@@ -213,11 +223,17 @@ pub fn plan_heartbeats(
                 current: before.clone(),
                 before,
                 watched: false,
+                early: false,
             });
             slots.len() - 1
         });
         let slot = &mut slots[slot];
         let plan = plan_heartbeat(slot.current.as_ref(), input);
+        slot.early |= matches!(input.signal, HeartbeatSignal::Deadline)
+            && plan
+                .state
+                .deadline
+                .is_some_and(|deadline| deadline > input.now);
         slot.current = Some(plan.state);
         slot.watched |= matches!(input.signal, HeartbeatSignal::Watch);
         if let Some(ping) = plan.ping {
@@ -232,9 +248,14 @@ pub fn plan_heartbeats(
         .filter_map(|slot| {
             let after = slot.current?;
             let deadline_before = slot.before.as_ref().and_then(|state| state.deadline);
+            let moved = match (deadline_before, after.deadline) {
+                // Later: the item, at or before the old deadline, still comes first.
+                (Some(before), Some(after)) => after < before,
+                (before, after) => after != before,
+            };
             Some(StateWrite {
                 monitor: slot.monitor.to_owned(),
-                write_deadline: slot.watched || after.deadline != deadline_before,
+                write_deadline: slot.watched || slot.early || moved,
                 before: slot.before,
                 after,
             })

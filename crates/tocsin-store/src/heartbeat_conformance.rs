@@ -100,6 +100,17 @@ pub async fn heartbeat_pings_are_stored_and_move_the_deadline(store: Arc<dyn Sto
         state.last_ping.as_ref().map(|ping| ping.body.as_str()),
         Some("all good")
     );
+    // A success that moves the deadline later leaves the item earlier: it comes due first,
+    // finds the monitor on time and moves itself to the state's deadline.
+    assert_eq!(deadline_of(store.as_ref(), "nightly").await, Some(at(70)));
+    store
+        .ingest(&[signal("nightly", HeartbeatSignal::Deadline, 70)], &auto)
+        .await
+        .expect("early deadline");
+    assert_eq!(
+        state_of(store.as_ref(), "nightly").await.status,
+        HeartbeatStatus::Up
+    );
     assert_eq!(deadline_of(store.as_ref(), "nightly").await, Some(at(75)));
 
     // A start and its success in one batch: applied in order, the run's duration measured.
@@ -133,6 +144,17 @@ pub async fn heartbeat_pings_are_stored_and_move_the_deadline(store: Arc<dyn Sto
     assert_eq!(rest.items.len(), 1);
     assert_eq!(rest.items[0].body, "all good");
     assert_eq!(rest.next, None);
+    // The start moved the deadline earlier (its grace: 30), and the item with it; the success
+    // moved the state's deadline on to 102, the item stays at 30 until it comes due.
+    assert_eq!(
+        state_of(store.as_ref(), "nightly").await.deadline,
+        Some(at(102))
+    );
+    assert_eq!(deadline_of(store.as_ref(), "nightly").await, Some(at(30)));
+    store
+        .ingest(&[signal("nightly", HeartbeatSignal::Deadline, 30)], &auto)
+        .await
+        .expect("early deadline");
     assert_eq!(deadline_of(store.as_ref(), "nightly").await, Some(at(102)));
     // Another monitor's pings are its own.
     let other = store

@@ -570,6 +570,103 @@ async fn level_one_is_sent_at_once_without_waiting_for_a_poll() {
     dispatcher.await.expect("dispatcher stops");
 }
 
+/// Runs items of `test.later`, sending when each ran.
+struct RanAt(tokio::sync::mpsc::UnboundedSender<Timestamp>);
+
+#[async_trait::async_trait]
+impl tocsin_engine::due::DueHandler for RanAt {
+    fn kind(&self) -> tocsin_store::due::DueKind {
+        tocsin_store::due::DueKind::from_static("test.later")
+    }
+
+    async fn run(
+        &self,
+        _item: &tocsin_store::due::ClaimedDueItem,
+        now: Timestamp,
+    ) -> Result<tocsin_engine::due::DueOutcome, tocsin_engine::due::DueError> {
+        let _ = self.0.send(now);
+        Ok(tocsin_engine::due::DueOutcome::Done)
+    }
+}
+
+/// An item this process noted as coming due later (the next escalation level) is claimed when
+/// it comes due, not at the runner's next poll: with a 30 s poll, an item due 300 ms ahead runs
+/// within a few tens of milliseconds of its time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_noted_as_due_later_runs_on_time_without_waiting_for_a_poll() {
+    use tocsin_store::due::{DueKey, DueKind, NewDueItem, WhenScheduled};
+    const POLL: Duration = Duration::from_secs(30);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    let engine = engine_on_the_real_clock(Arc::clone(&store));
+    let (ran, mut runs) = tokio::sync::mpsc::unbounded_channel();
+    let runner = engine
+        .due_runner(DueRunnerSettings {
+            poll: POLL,
+            ..settings()
+        })
+        .with_handler(Arc::new(RanAt(ran)));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let due = tokio::spawn({
+        let stop = stop.clone();
+        async move { runner.run_until(stop).await }
+    });
+    // Let the runner make its first claim and go to sleep for its poll.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let item = |key: &str, due_at: Timestamp| {
+        NewDueItem::new(
+            DueKind::from_static("test.later"),
+            DueKey::parse(key).expect("key"),
+            &serde_json::json!({}),
+            due_at,
+        )
+        .expect("item")
+    };
+    let noted_at = engine.now() + SignedDuration::from_millis(300);
+    let unnoted_at = engine.now() + SignedDuration::from_millis(150);
+    store
+        .schedule(
+            &item("unnoted", unnoted_at),
+            WhenScheduled::Replace,
+            engine.now(),
+        )
+        .await
+        .expect("schedule");
+    store
+        .schedule(
+            &item("noted", noted_at),
+            WhenScheduled::Replace,
+            engine.now(),
+        )
+        .await
+        .expect("schedule");
+    engine.note_due_at(noted_at);
+    engine.wake_due(); // the runner takes up the new note now, as after a step it ran itself
+
+    // The claim at the noted time finds both items (the unnoted one, due earlier, first).
+    for _ in 0..2 {
+        let ran = tokio::time::timeout(Duration::from_secs(10), runs.recv())
+            .await
+            .expect("ran well before the poll")
+            .expect("a run");
+        let late = ran.duration_since(noted_at);
+        println!("ran {late:?} after the noted due time");
+        assert!(
+            late >= SignedDuration::ZERO && late < SignedDuration::from_millis(150),
+            "ran {late:?} after the noted item was due"
+        );
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), runs.recv())
+            .await
+            .is_err(),
+        "two items, two runs"
+    );
+    stop.cancel();
+    due.await.expect("runner stops");
+}
+
 /// An acknowledged incident of a service with an acknowledgement timeout is triggered again
 /// and escalates from level 1 when nobody resolves it in time; a new acknowledgement restarts
 /// the timer, and resolving removes it.
