@@ -144,18 +144,33 @@ pub async fn heartbeat_pings_are_stored_and_move_the_deadline(store: Arc<dyn Sto
     assert_eq!(rest.items.len(), 1);
     assert_eq!(rest.items[0].body, "all good");
     assert_eq!(rest.next, None);
-    // The start moved the deadline earlier (its grace: 30), and the item with it; the success
-    // moved the state's deadline on to 102, the item stays at 30 until it comes due.
+    // Within the batch the start brought the deadline to 30 (its grace) and the success moved
+    // it on to 102: later than before, so the item stays at 75 until it comes due.
     assert_eq!(
         state_of(store.as_ref(), "nightly").await.deadline,
         Some(at(102))
     );
-    assert_eq!(deadline_of(store.as_ref(), "nightly").await, Some(at(30)));
+    assert_eq!(deadline_of(store.as_ref(), "nightly").await, Some(at(75)));
     store
-        .ingest(&[signal("nightly", HeartbeatSignal::Deadline, 30)], &auto)
+        .ingest(&[signal("nightly", HeartbeatSignal::Deadline, 75)], &auto)
         .await
         .expect("early deadline");
     assert_eq!(deadline_of(store.as_ref(), "nightly").await, Some(at(102)));
+    // A start on its own brings the deadline earlier (40 + 10 s of grace), and the item with it.
+    store
+        .ingest(&[ping("nightly", PingKind::Start, None, "", 40)], &auto)
+        .await
+        .expect("start");
+    assert_eq!(deadline_of(store.as_ref(), "nightly").await, Some(at(50)));
+    store
+        .ingest(&[ping("nightly", PingKind::Success, None, "", 45)], &auto)
+        .await
+        .expect("success");
+    assert_eq!(deadline_of(store.as_ref(), "nightly").await, Some(at(50)));
+    assert_eq!(
+        state_of(store.as_ref(), "nightly").await.deadline,
+        Some(at(115))
+    );
     // Another monitor's pings are its own.
     let other = store
         .pings("other", PageRequest::default())
