@@ -63,6 +63,7 @@ impl Connection for Postgres<'_> {
             lock_rows: " FOR UPDATE",
             skip_locked: " FOR UPDATE SKIP LOCKED",
             open_alerts_index: "",
+            alert_event_chains: false,
         }
     }
 

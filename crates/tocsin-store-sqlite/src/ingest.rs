@@ -233,7 +233,7 @@ fn ingest_transaction(
     let plan = fold_batch(&events, &open_keys.open, &|service| {
         policy.resolve_policy(service)
     });
-    let ids = write_plan(&tx, &events, &plan, &mut report)?;
+    let ids = write_plan(&tx, &events, &plan, &mut open_keys.last_events, &mut report)?;
     let answers = tocsin_store::answered::batch_answers(&plan, &ids, policy)?;
     write_answers(&tx, &answers)?;
     let updates = tocsin_store::updates::batch_updates(&plan, &ids, policy)?;
@@ -378,6 +378,9 @@ struct OpenKeys {
     nothing_open: HashSet<Key>,
     /// Heartbeat monitors' states, by monitor id.
     heartbeats: HashMap<String, tocsin_core::heartbeat::HeartbeatState>,
+    /// The newest event of each open alert this connection wrote to or looked up (the head of
+    /// the alert's event chain, `alerts.last_event`), by alert id.
+    last_events: HashMap<i64, i64>,
     /// `PRAGMA data_version` when the cache was last known to be the database's state.
     data_version: Option<i64>,
 }
@@ -395,11 +398,16 @@ impl OpenKeys {
             .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
             .map_err(db)?;
         if self.data_version != Some(version)
-            || self.open.len() + self.nothing_open.len() + self.heartbeats.len() > MAX_CACHED_KEYS
+            || self.open.len()
+                + self.nothing_open.len()
+                + self.heartbeats.len()
+                + self.last_events.len()
+                > MAX_CACHED_KEYS
         {
             self.open.clear();
             self.nothing_open.clear();
             self.heartbeats.clear();
+            self.last_events.clear();
             self.data_version = Some(version);
         }
         Ok(())
@@ -575,11 +583,14 @@ impl OpenKeys {
     }
 }
 
-/// Writes the plan and returns the ids its new rows got.
+/// Writes the plan and returns the ids its new rows got. Each event joins its alert's chain
+/// (`events.prev_event`, `alerts.last_event`); `last_events` holds the chains' heads this
+/// connection knows, and gains those the plan moved.
 fn write_plan(
     conn: &Connection,
     events: &[&Event],
     plan: &BatchPlan,
+    last_events: &mut HashMap<i64, i64>,
     report: &mut IngestReport,
 ) -> Result<AssignedIds, StoreError> {
     let mut ids = AssignedIds::default();
@@ -620,15 +631,18 @@ fn write_plan(
             "UPDATE alerts SET state = ?2, count = ?3, last_seen = ?4, severity = ?5,
              summary = ?6, source = ?7, details = COALESCE(?8, details),
              acknowledged_at = ?9, resolved_at = ?10, unlogged_folds = ?11,
-             folds_logged_at = ?12 WHERE id = ?1",
+             folds_logged_at = ?12, last_event = COALESCE(?13, last_event) WHERE id = ?1",
         )
         .map_err(db)?;
     let mut fold_alert = conn
         .prepare_cached(
             "UPDATE alerts SET count = ?2, last_seen = ?3, severity = ?4, summary = ?5,
              source = ?6, details = COALESCE(?7, details), unlogged_folds = ?8,
-             folds_logged_at = ?9 WHERE id = ?1",
+             folds_logged_at = ?9, last_event = COALESCE(?10, last_event) WHERE id = ?1",
         )
+        .map_err(db)?;
+    let mut link_new_alert = conn
+        .prepare_cached("UPDATE alerts SET last_event = ?2 WHERE id = ?1")
         .map_err(db)?;
     for record in &plan.incidents {
         match (record.incident, &record.opened) {
@@ -690,35 +704,48 @@ fn write_plan(
         }
     }
 
+    // New alerts first (their events name them), the events next, and then the alerts'
+    // updates, which carry the new heads of their chains.
     for record in &plan.alerts {
-        if record.state == tocsin_core::AlertState::Resolved {
-            report.alerts_resolved += 1;
-        }
+        let AlertRef::New(n) = record.alert else {
+            continue;
+        };
+        let details = record.details.as_ref().map(|details| details.to_string());
+        let incident = ids.incident(record.incident)?;
+        insert_alert
+            .execute(params![
+                incident,
+                record.service.as_str(),
+                record.dedup_key.as_str(),
+                record.state.as_str(),
+                record.count,
+                micros(record.first_seen),
+                micros(record.last_seen),
+                record.severity.as_str(),
+                record.summary,
+                record.source,
+                details.as_deref().unwrap_or("{}"),
+                record.acknowledged_at.map(micros),
+                record.resolved_at.map(micros),
+                record.unlogged_folds,
+                micros(record.folds_logged_at),
+            ])
+            .map_err(db)?;
+        ids.assign_alert(n, conn.last_insert_rowid());
+        report.alerts_opened += 1;
+    }
+
+    insert_events(conn, events, plan, &ids, last_events)?;
+
+    for record in &plan.alerts {
+        let id = ids.alert(Some(record.alert));
+        let head = id.and_then(|id| last_events.get(&id).copied());
         let details = record.details.as_ref().map(|details| details.to_string());
         match record.alert {
-            AlertRef::New(n) => {
-                let incident = ids.incident(record.incident)?;
-                insert_alert
-                    .execute(params![
-                        incident,
-                        record.service.as_str(),
-                        record.dedup_key.as_str(),
-                        record.state.as_str(),
-                        record.count,
-                        micros(record.first_seen),
-                        micros(record.last_seen),
-                        record.severity.as_str(),
-                        record.summary,
-                        record.source,
-                        details.as_deref().unwrap_or("{}"),
-                        record.acknowledged_at.map(micros),
-                        record.resolved_at.map(micros),
-                        record.unlogged_folds,
-                        micros(record.folds_logged_at),
-                    ])
-                    .map_err(db)?;
-                ids.assign_alert(n, conn.last_insert_rowid());
-                report.alerts_opened += 1;
+            AlertRef::New(_) => {
+                if let (Some(id), Some(head)) = (id, head) {
+                    link_new_alert.execute(params![id, head]).map_err(db)?;
+                }
             }
             AlertRef::Existing(id) if record.state_changed => {
                 change_alert
@@ -735,6 +762,7 @@ fn write_plan(
                         record.resolved_at.map(micros),
                         record.unlogged_folds,
                         micros(record.folds_logged_at),
+                        head,
                     ])
                     .map_err(db)?;
             }
@@ -752,8 +780,16 @@ fn write_plan(
                         details,
                         record.unlogged_folds,
                         micros(record.folds_logged_at),
+                        head,
                     ])
                     .map_err(db)?;
+            }
+        }
+        if record.state == tocsin_core::AlertState::Resolved {
+            report.alerts_resolved += 1;
+            // Nothing joins a resolved alert's chain any more.
+            if let Some(id) = id {
+                last_events.remove(&id);
             }
         }
     }
@@ -778,15 +814,42 @@ fn write_plan(
         }
     }
 
+    Ok(ids)
+}
+
+/// Inserts the plan's events, each linked to the previous event of its alert; `last_events`
+/// ends with every touched alert's newest event.
+fn insert_events(
+    conn: &Connection,
+    events: &[&Event],
+    plan: &BatchPlan,
+    ids: &AssignedIds,
+    last_events: &mut HashMap<i64, i64>,
+) -> Result<(), StoreError> {
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO events (service_id, integration, action, dedup_key, severity, summary,
-             source, occurred_at, received_at, alert_id, outcome, details)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             source, occurred_at, received_at, alert_id, outcome, details, prev_event)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )
+        .map_err(db)?;
+    let mut head_of = conn
+        .prepare_cached("SELECT last_event FROM alerts WHERE id = ?1")
         .map_err(db)?;
     for record in &plan.events {
         let event = events[record.index];
+        let alert = ids.alert(record.alert);
+        let previous = match alert {
+            None => None,
+            Some(alert) => match last_events.get(&alert) {
+                Some(head) => Some(*head),
+                None => head_of
+                    .query_row([alert], |row| row.get::<_, Option<i64>>(0))
+                    .optional()
+                    .map_err(db)?
+                    .flatten(),
+            },
+        };
         insert
             .execute(params![
                 event.service.as_str(),
@@ -798,13 +861,17 @@ fn write_plan(
                 event.source,
                 event.occurred_at.map(micros),
                 micros(event.received_at),
-                ids.alert(record.alert),
+                alert,
                 record.outcome.as_str(),
                 event.details.to_string(),
+                previous,
             ])
             .map_err(db)?;
+        if let Some(alert) = alert {
+            last_events.insert(alert, conn.last_insert_rowid());
+        }
     }
-    Ok(ids)
+    Ok(())
 }
 
 /// A rusqlite row as `tocsin_store::decode` reads it.

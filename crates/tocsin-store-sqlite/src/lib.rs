@@ -128,11 +128,21 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../migrations/0014_outbox_contacts.sql")),
             false,
         ),
+        Migration::new(
+            15,
+            Cow::Borrowed("event chains"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0015_event_chains.sql")),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
         // A newer tocsin may have applied migrations this one does not know: its changes are
-        // additive, so this version still runs on that database.
+        // additive, so this version still runs on that database. (Since migration 15 one is
+        // not: an older version runs, but the events it writes stay out of their alerts'
+        // event chains, so `/api/v1/alerts/{id}/events` does not list them; `/api/v1/events`
+        // does.)
         ignore_missing: true,
         locking: true,
         no_tx: false,

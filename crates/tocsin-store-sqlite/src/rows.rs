@@ -63,6 +63,7 @@ impl Connection for Sqlite<'_> {
             lock_rows: "",
             skip_locked: "",
             open_alerts_index: " INDEXED BY alerts_one_open_per_key",
+            alert_event_chains: true,
         }
     }
 

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use sqlx::{Connection, Executor, Row, SqliteConnection};
 use tocsin_core::{EventAction, IncidentNumber, IncidentState, ResolvePolicy, ServiceId};
 use tocsin_store::conformance::event;
-use tocsin_store::{AlertFilter, IncidentStore, OutboxStore, PageRequest, Store, StoreError};
+use tocsin_store::{
+    AlertFilter, EventFilter, IncidentStore, OutboxStore, PageRequest, Store, StoreError,
+};
 use tocsin_store_sqlite::{SqliteStore, DATABASE_FILE};
 
 fn auto(_: &ServiceId) -> ResolvePolicy {
@@ -84,7 +86,7 @@ async fn boots_on_a_database_migrated_by_a_newer_version() {
         .expect("versions");
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 9999]
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 15, 9999]
     );
 }
 
@@ -130,8 +132,8 @@ async fn opening_again_keeps_the_data_and_migrates_once() {
         .fetch_all(&mut conn)
         .await
         .expect("migrations");
-    assert_eq!(before.len(), 13);
-    assert_eq!(after.len(), 13);
+    assert_eq!(before.len(), 14);
+    assert_eq!(after.len(), 14);
     for (before, after) in before.iter().zip(&after) {
         assert_eq!(
             before.get::<String, _>(1),
@@ -281,4 +283,93 @@ async fn migration_9_rebuilds_the_outbox_keeping_its_rows_ids_and_sequence() {
     .await
     .expect("tables");
     assert_eq!(leftover, 0);
+}
+
+#[tokio::test]
+async fn migration_15_links_the_events_each_alert_had() {
+    // Events written before migration 15: two alerts, their events interleaved, no chain.
+    let dir = migrated_data_dir().await;
+    let store = SqliteStore::open(dir.path()).await.expect("open");
+    let mut batch = Vec::new();
+    for second in 0..6 {
+        batch.push(event("api", EventAction::Trigger, "disk", second));
+        batch.push(event("api", EventAction::Trigger, "cpu", second));
+    }
+    store.ingest(&batch, &auto).await.expect("ingest");
+    store.close().await;
+    change(
+        dir.path(),
+        "DELETE FROM _sqlx_migrations WHERE version = 15;
+         UPDATE events SET prev_event = NULL;
+         ALTER TABLE events DROP COLUMN prev_event;
+         ALTER TABLE alerts DROP COLUMN last_event;
+         CREATE INDEX events_by_alert ON events (alert_id, id);",
+    )
+    .await;
+
+    let store = SqliteStore::open(dir.path()).await.expect("migrates to 15");
+    let alerts = store
+        .alerts(&AlertFilter::default(), PageRequest::default())
+        .await
+        .expect("alerts");
+    assert_eq!(alerts.items.len(), 2);
+    for alert in &alerts.items {
+        let events = store
+            .events(
+                &EventFilter {
+                    alert: Some(alert.id),
+                    ..EventFilter::default()
+                },
+                PageRequest::first(4),
+            )
+            .await
+            .expect("events");
+        assert_eq!(events.items.len(), 4);
+        assert!(events
+            .items
+            .iter()
+            .all(|event| event.alert == Some(alert.id)));
+        assert!(events.items.windows(2).all(|pair| pair[0].id > pair[1].id));
+        let rest = store
+            .events(
+                &EventFilter {
+                    alert: Some(alert.id),
+                    ..EventFilter::default()
+                },
+                PageRequest::new(events.next, 4),
+            )
+            .await
+            .expect("second page");
+        assert_eq!(rest.items.len(), 2, "six events per alert in all");
+        assert_eq!(rest.next, None);
+    }
+    // New events join the chains the migration made.
+    store
+        .ingest(&[event("api", EventAction::Trigger, "disk", 7)], &auto)
+        .await
+        .expect("ingest after");
+    let disk = alerts
+        .items
+        .iter()
+        .find(|alert| alert.dedup_key.as_str() == "disk")
+        .expect("disk");
+    let events = store
+        .events(
+            &EventFilter {
+                alert: Some(disk.id),
+                ..EventFilter::default()
+            },
+            PageRequest::first(100),
+        )
+        .await
+        .expect("events after");
+    assert_eq!(events.items.len(), 7);
+    store.close().await;
+    let mut conn = connection(dir.path()).await;
+    let index: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'events_by_alert'")
+            .fetch_one(&mut conn)
+            .await
+            .expect("indexes");
+    assert_eq!(index, 0);
 }

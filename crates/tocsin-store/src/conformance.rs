@@ -38,6 +38,7 @@ macro_rules! conformance_suite {
             incident_lists_paginate_and_filter,
             timeline_paginates_oldest_first,
             alert_and_event_lists_filter,
+            an_alerts_events_page_newest_first_across_batches_and_commands,
             api_tokens_are_found_by_hash_until_revoked,
             times_derived_from_timeline_match_the_incident,
             racing_acknowledge_and_resolve_leave_a_truthful_timeline,
@@ -793,6 +794,165 @@ pub async fn timeline_paginates_oldest_first(store: Arc<dyn Store>) {
         }
     );
     assert_eq!(second.next, None);
+}
+
+/// Every event an alert had, newest first, page by page: across batches, keys interleaved,
+/// after a command wrote in between, and from a cursor that is not one of the alert's events.
+pub async fn an_alerts_events_page_newest_first_across_batches_and_commands(store: Arc<dyn Store>) {
+    let mut second = 0;
+    let mut next = |key: &str| {
+        second += 1;
+        event("api", EventAction::Trigger, key, second)
+    };
+    let batches = [
+        vec![next("a"), next("b"), next("a"), next("a")],
+        vec![next("b"), next("a")],
+        vec![next("c"), next("a"), next("b")],
+    ];
+    for batch in &batches {
+        store.ingest(batch, &auto).await.expect("ingest");
+    }
+    let a = alert_of(&store, "a").await;
+    store
+        .command(a.incident, &Command::Acknowledge, &actor(), at(100))
+        .await
+        .expect("acknowledge");
+    store
+        .ingest(
+            &[
+                event("api", EventAction::Trigger, "a", 101),
+                event("api", EventAction::Trigger, "b", 102),
+                event("api", EventAction::Resolve, "a", 103),
+            ],
+            &auto,
+        )
+        .await
+        .expect("ingest after the command");
+    // A new alert for the key: its chain starts afresh.
+    store
+        .ingest(&[event("api", EventAction::Trigger, "a", 104)], &auto)
+        .await
+        .expect("ingest a new alert");
+
+    let all = store
+        .events(&EventFilter::default(), PageRequest::first(500))
+        .await
+        .expect("all events")
+        .items;
+    let expected: Vec<i64> = all
+        .iter()
+        .filter(|event| event.alert == Some(a.id))
+        .map(|event| event.id)
+        .collect();
+    assert_eq!(
+        expected.len(),
+        7,
+        "five triggers, one after the command, the resolve"
+    );
+    let filter = EventFilter {
+        alert: Some(a.id),
+        ..EventFilter::default()
+    };
+    let mut listed = Vec::new();
+    let mut page = PageRequest::first(3);
+    loop {
+        let got = store.events(&filter, page).await.expect("page");
+        assert!(got.items.len() <= 3);
+        listed.extend(got.items.iter().map(|event| event.id));
+        match got.next {
+            Some(after) => page = PageRequest::new(Some(after), 3),
+            None => break,
+        }
+    }
+    assert_eq!(listed, expected, "newest first, each once");
+    assert_eq!(
+        all.iter()
+            .filter(|event| event.alert == Some(a.id))
+            .map(|event| event.outcome.as_str())
+            .next(),
+        Some("resolved")
+    );
+
+    // A cursor between two of the alert's events (one of another alert's).
+    let foreign = all
+        .iter()
+        .find(|event| event.alert != Some(a.id) && event.id < expected[2] && event.id > expected[3])
+        .map(|event| event.id)
+        .unwrap_or(expected[2]);
+    let got = store
+        .events(&filter, PageRequest::new(Some(foreign), 2))
+        .await
+        .expect("from a foreign cursor");
+    let below: Vec<i64> = expected
+        .iter()
+        .copied()
+        .filter(|id| *id < foreign)
+        .collect();
+    assert_eq!(
+        got.items.iter().map(|event| event.id).collect::<Vec<_>>(),
+        below[..2].to_vec()
+    );
+    // A cursor above every event, and one below them all.
+    let got = store
+        .events(&filter, PageRequest::new(Some(i64::MAX), 500))
+        .await
+        .expect("from above");
+    assert_eq!(got.items.len(), 7);
+    let got = store
+        .events(&filter, PageRequest::new(Some(expected[6]), 500))
+        .await
+        .expect("from the oldest");
+    assert!(got.items.is_empty());
+    assert_eq!(got.next, None);
+
+    // The new alert of the key has its one event; another service's filter finds none.
+    let newest = all[0].clone();
+    let new_alert = newest.alert.expect("the last trigger opened an alert");
+    assert_ne!(new_alert, a.id);
+    let got = store
+        .events(
+            &EventFilter {
+                alert: Some(new_alert),
+                ..EventFilter::default()
+            },
+            PageRequest::default(),
+        )
+        .await
+        .expect("new alert's events");
+    assert_eq!(
+        got.items.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [newest.id]
+    );
+    let got = store
+        .events(
+            &EventFilter {
+                alert: Some(a.id),
+                service: Some(ServiceId::new("db")),
+                ..EventFilter::default()
+            },
+            PageRequest::default(),
+        )
+        .await
+        .expect("another service");
+    assert!(got.items.is_empty());
+}
+
+/// The alert (open or not, the newest) of a key of service "api".
+async fn alert_of(store: &Arc<dyn Store>, key: &str) -> crate::AlertSummary {
+    store
+        .alerts(
+            &AlertFilter {
+                service: Some(ServiceId::new("api")),
+                ..AlertFilter::default()
+            },
+            PageRequest::first(500),
+        )
+        .await
+        .expect("alerts")
+        .items
+        .into_iter()
+        .find(|alert| alert.dedup_key.as_str() == key)
+        .expect("the key's alert")
 }
 
 pub async fn alert_and_event_lists_filter(store: Arc<dyn Store>) {

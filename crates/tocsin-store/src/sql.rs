@@ -42,6 +42,10 @@ pub struct Dialect {
     /// claimers running at once take different rows instead of waiting for each other;
     /// nothing on SQLite.
     pub skip_locked: &'static str,
+    /// Whether an alert's events are found by walking its event chain (`alerts.last_event`,
+    /// then each event's `prev_event`), as on SQLite, which keeps no index of events by alert;
+    /// PostgreSQL keeps one.
+    pub alert_event_chains: bool,
 }
 
 /// A connection (or a transaction on one) that runs statements.
@@ -269,6 +273,9 @@ pub async fn events<C: Connection>(
     filter: &EventFilter,
     page: PageRequest,
 ) -> Result<Page<EventSummary>, StoreError> {
+    if let (Some(alert), true) = (filter.alert, conn.dialect().alert_event_chains) {
+        return alert_events_by_chain(conn, alert, filter, page).await;
+    }
     let mut query = Query::new(format!(
         "SELECT {EVENT_SUMMARY_COLUMNS} FROM events WHERE 1 = 1"
     ));
@@ -286,6 +293,90 @@ pub async fn events<C: Connection>(
         )
         .filter("alert_id", filter.alert.map(|alert| Arg::Integer(alert.0)))
         .newest_first("id", page);
+    let rows = query.fetch_all(conn).await?;
+    let items = decode_all(&rows, decode::event_summary)?;
+    Ok(page.finish(items, |event| event.id))
+}
+
+/// An alert's events, newest first, read by walking its chain. A page that goes on from one of
+/// the alert's events (the cursor this function hands out) starts at that event's predecessor
+/// and reads only the page; any other cursor walks from the newest event.
+async fn alert_events_by_chain<C: Connection>(
+    conn: &mut C,
+    alert: tocsin_core::AlertId,
+    filter: &EventFilter,
+    page: PageRequest,
+) -> Result<Page<EventSummary>, StoreError> {
+    let wanted = i64::from(page.limit()) + 1;
+    let start = match page.after {
+        None => conn
+            .fetch_optional(
+                "SELECT last_event AS id FROM alerts WHERE id = $1",
+                &[Arg::Integer(alert.0)],
+            )
+            .await?
+            .map(|row| row.optional_integer("id"))
+            .transpose()?
+            .flatten(),
+        Some(after) => {
+            let cursor = conn
+                .fetch_optional(
+                    "SELECT prev_event AS id FROM events WHERE id = $1 AND alert_id = $2",
+                    &[Arg::Integer(after), Arg::Integer(alert.0)],
+                )
+                .await?;
+            match cursor {
+                Some(row) => row.optional_integer("id")?,
+                None => {
+                    // Not one of the alert's events: skip along the chain to below it.
+                    conn.fetch_optional(
+                        "WITH RECURSIVE chain(id) AS (
+                             SELECT last_event FROM alerts WHERE id = $1
+                             UNION ALL
+                             SELECT e.prev_event FROM chain JOIN events e ON e.id = chain.id
+                             WHERE chain.id >= $2
+                         )
+                         SELECT MAX(id) AS id FROM chain WHERE id < $2",
+                        &[Arg::Integer(alert.0), Arg::Integer(after)],
+                    )
+                    .await?
+                    .map(|row| row.optional_integer("id"))
+                    .transpose()?
+                    .flatten()
+                }
+            }
+        }
+    };
+    let Some(start) = start else {
+        return Ok(page.finish(Vec::new(), |event: &EventSummary| event.id));
+    };
+    let mut query = Query::new(format!(
+        // CROSS JOIN keeps SQLite on the chain's rows, each found by its rowid.
+        "WITH RECURSIVE chain(event_id, n) AS (
+             SELECT $1, 1
+             UNION ALL
+             SELECT e.prev_event, chain.n + 1 FROM chain JOIN events e ON e.id = chain.event_id
+             WHERE e.prev_event IS NOT NULL AND chain.n < $2
+         )
+         SELECT {EVENT_SUMMARY_COLUMNS} FROM chain CROSS JOIN events ON events.id = chain.event_id
+         WHERE 1 = 1"
+    ));
+    query.args = vec![Arg::Integer(start), Arg::Integer(wanted)];
+    query
+        .filter(
+            "service_id",
+            filter
+                .service
+                .as_ref()
+                .map(|service| Arg::Text(service.as_str())),
+        )
+        .filter(
+            "dedup_key",
+            filter.dedup_key.as_ref().map(|key| Arg::Text(key.as_str())),
+        )
+        .filter("alert_id", Some(Arg::Integer(alert.0)))
+        .push(" ORDER BY id DESC LIMIT ")
+        .bind(Arg::Integer(wanted));
     let rows = query.fetch_all(conn).await?;
     let items = decode_all(&rows, decode::event_summary)?;
     Ok(page.finish(items, |event| event.id))
