@@ -843,6 +843,8 @@ fn insert_events(
             None => None,
             Some(alert) => match last_events.get(&alert) {
                 Some(head) => Some(*head),
+                // A new alert's first event starts its chain.
+                None if matches!(record.alert, Some(AlertRef::New(_))) => None,
                 None => head_of
                     .query_row([alert], |row| row.get::<_, Option<i64>>(0))
                     .optional()

@@ -279,18 +279,7 @@ pub async fn events<C: Connection>(
     let mut query = Query::new(format!(
         "SELECT {EVENT_SUMMARY_COLUMNS} FROM events WHERE 1 = 1"
     ));
-    query
-        .filter(
-            "service_id",
-            filter
-                .service
-                .as_ref()
-                .map(|service| Arg::Text(service.as_str())),
-        )
-        .filter(
-            "dedup_key",
-            filter.dedup_key.as_ref().map(|key| Arg::Text(key.as_str())),
-        )
+    key_filters(&mut query, filter)
         .filter("alert_id", filter.alert.map(|alert| Arg::Integer(alert.0)))
         .newest_first("id", page);
     let rows = query.fetch_all(conn).await?;
@@ -362,6 +351,17 @@ async fn alert_events_by_chain<C: Connection>(
          WHERE 1 = 1"
     ));
     query.args = vec![Arg::Integer(start), Arg::Integer(wanted)];
+    key_filters(&mut query, filter)
+        .filter("alert_id", Some(Arg::Integer(alert.0)))
+        .push(" ORDER BY id DESC LIMIT ")
+        .bind(Arg::Integer(wanted));
+    let rows = query.fetch_all(conn).await?;
+    let items = decode_all(&rows, decode::event_summary)?;
+    Ok(page.finish(items, |event| event.id))
+}
+
+/// An event list's service and dedup key filters.
+fn key_filters<'a, 'q>(query: &'q mut Query<'a>, filter: &'a EventFilter) -> &'q mut Query<'a> {
     query
         .filter(
             "service_id",
@@ -374,12 +374,6 @@ async fn alert_events_by_chain<C: Connection>(
             "dedup_key",
             filter.dedup_key.as_ref().map(|key| Arg::Text(key.as_str())),
         )
-        .filter("alert_id", Some(Arg::Integer(alert.0)))
-        .push(" ORDER BY id DESC LIMIT ")
-        .bind(Arg::Integer(wanted));
-    let rows = query.fetch_all(conn).await?;
-    let items = decode_all(&rows, decode::event_summary)?;
-    Ok(page.finish(items, |event| event.id))
 }
 
 /// Oldest first.
