@@ -84,12 +84,17 @@ pub trait IngestTarget: Send + Sync + 'static {
 }
 
 impl IngestTarget for dyn Store {
-    fn ingest<'a>(
+    async fn ingest<'a>(
         &'a self,
         batch: &'a [Inbound],
         resolve_policy: ResolvePolicyOf<'a>,
-    ) -> impl Future<Output = Result<IngestReport, StoreError>> + Send + 'a {
-        tocsin_store::IncidentStore::ingest(self, batch, resolve_policy)
+    ) -> Result<IngestReport, StoreError> {
+        match tocsin_store::IncidentStore::blocking_ingest(self) {
+            // The writer has a thread of its own (`spawn_writer`): blocking it holds up nothing
+            // else, and the batch does not go to another thread and back.
+            Some(store) => store.ingest_blocking(batch, resolve_policy),
+            None => tocsin_store::IncidentStore::ingest(self, batch, resolve_policy).await,
+        }
     }
 
     fn counts(&self) -> impl Future<Output = Result<Counts, StoreError>> + Send + '_ {

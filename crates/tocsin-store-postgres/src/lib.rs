@@ -307,6 +307,11 @@ impl Store for PostgresStore {
 }
 
 impl PostgresStore {
+    /// Ingest here is a conversation with the server, asynchronous throughout.
+    fn blocking_ingest_path(&self) -> Option<&dyn tocsin_store::BlockingIngest> {
+        None
+    }
+
     /// This store's ingest path (the shared part, `tocsin_store::sql::check_batch`, comes
     /// first).
     async fn ingest_batch(

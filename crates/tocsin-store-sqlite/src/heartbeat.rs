@@ -1,5 +1,5 @@
 //! The heartbeat part of the ingest transaction (see `tocsin_store::heartbeat`), on the
-//! ingest thread's `rusqlite` connection.
+//! ingest `rusqlite` connection.
 
 use std::collections::HashMap;
 

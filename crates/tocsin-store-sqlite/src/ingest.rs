@@ -1,14 +1,17 @@
-//! The ingest transaction, on a thread of its own.
+//! The ingest transaction, as one blocking call.
 //!
 //! Ingest is the one write that must be fast: a batch is hundreds of statements (a lookup per
 //! key, a write per touched row and per event). Through sqlx every statement is a round trip to
-//! its worker thread; here the whole transaction is one blocking call on a dedicated thread that
-//! owns a `rusqlite` connection and keeps its statements prepared. The rest of the store (reads,
-//! commands, migrations) stays on sqlx; SQLite's write lock orders the two writers.
+//! its worker thread; here the whole transaction is one blocking call on a `rusqlite`
+//! connection that keeps its statements prepared. The engine's ingest writer has a thread of its
+//! own and runs that call there itself ([`tocsin_store::IncidentStore::blocking_ingest`]), so a
+//! batch changes threads only on its way in and its answers on their way out; other callers go
+//! through [`IngestWriter::ingest`], which runs it on the blocking pool. The rest of the store
+//! (reads, commands, migrations) stays on sqlx; SQLite's write lock orders the two writers.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -21,30 +24,32 @@ use tocsin_store::decode::{self, StoredRow};
 use tocsin_store::heartbeat;
 use tocsin_store::outbox::{NewNotification, Recipient};
 use tocsin_store::updates::{CollectedPolicies, ServicePolicy};
-use tocsin_store::{AssignedIds, Inbound, IngestReport, ResolvePolicyOf, StoreError};
-use tokio::sync::{mpsc, oneshot};
+use tocsin_store::{
+    AssignedIds, BlockingIngest, Inbound, IngestReport, ResolvePolicyOf, StoreError,
+};
 
 use crate::rows::micros;
 
-/// Batches waiting for the writer thread, at most. The engine has one batch in flight at a time;
-/// the room is for other callers (tests, tools), which wait their turn.
-const WAITING_BATCHES: usize = 4;
-
-struct Job {
-    batch: Vec<Inbound>,
-    policies: CollectedPolicies,
-    reply: oneshot::Sender<Result<IngestReport, StoreError>>,
+/// The ingest connection and what it remembers between batches.
+struct Writer {
+    conn: Connection,
+    open_keys: OpenKeys,
 }
 
-/// The handle to the ingest thread. The thread stops when the handle is closed or dropped.
+/// The ingest connection, used by one batch at a time. Closing it drops the connection.
 #[derive(Debug)]
 pub(crate) struct IngestWriter {
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    writer: Mutex<Option<Writer>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
 }
 
 impl IngestWriter {
-    /// Opens a connection to the (already migrated) database at `path` and starts the thread.
+    /// Opens a connection to the (already migrated) database at `path`.
     pub(crate) fn start(path: &Path) -> Result<IngestWriter, StoreError> {
         let conn = open(path).map_err(|error| {
             StoreError::Database(
@@ -55,66 +60,73 @@ impl IngestWriter {
                 .into(),
             )
         })?;
-        let (jobs, queue) = mpsc::channel::<Job>(WAITING_BATCHES);
-        let thread = std::thread::Builder::new()
-            .name("tocsin-sqlite-ingest".to_owned())
-            .spawn(move || run(conn, queue))
-            .map_err(|error| {
-                StoreError::Database(
-                    format!("cannot start the SQLite ingest thread: {error}").into(),
-                )
-            })?;
         Ok(IngestWriter {
-            jobs: Mutex::new(Some(jobs)),
-            thread: Mutex::new(Some(thread)),
+            writer: Mutex::new(Some(Writer {
+                conn,
+                open_keys: OpenKeys::default(),
+            })),
         })
     }
 
-    /// Runs the batch in one transaction on the ingest thread and waits for its outcome.
+    fn lock(&self) -> MutexGuard<'_, Option<Writer>> {
+        self.writer.lock().unwrap_or_else(|poisoned| {
+            // A batch panicked half-way: its transaction rolled back when it was dropped, but
+            // what the connection remembers of open keys may be half-updated.
+            let mut writer = poisoned.into_inner();
+            if let Some(writer) = writer.as_mut() {
+                writer.open_keys = OpenKeys::default();
+            }
+            writer
+        })
+    }
+
+    /// Runs the batch in one transaction on the blocking pool and waits for its outcome.
     pub(crate) async fn ingest(
-        &self,
+        self: &Arc<Self>,
         batch: &[Inbound],
         resolve_policy: ResolvePolicyOf<'_>,
     ) -> Result<IngestReport, StoreError> {
-        // The thread needs the batch and the policies of its services for itself.
+        // The blocking pool needs the batch and the policies of its services for itself.
         let mut policies = CollectedPolicies::default();
         for inbound in batch {
             if matches!(inbound, Inbound::Alert(_) | Inbound::Heartbeat(_)) {
                 policies.collect(resolve_policy, inbound.service());
             }
         }
-        let (reply, outcome) = oneshot::channel();
-        let job = Job {
-            batch: batch.to_vec(),
-            policies,
-            reply,
-        };
-        let sender = self
-            .jobs
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-            .ok_or_else(closed)?;
-        // Waits only when other callers fill the room; the engine never does.
-        sender.send(job).await.map_err(|_| closed())?;
-        outcome.await.map_err(|_| closed())?
+        let batch = batch.to_vec();
+        let writer = Arc::clone(self);
+        tokio::task::spawn_blocking(move || writer.run(&batch, &policies))
+            .await
+            .map_err(|_| StoreError::Database("the SQLite ingest call panicked".into()))?
     }
 
-    /// Stops the thread once the batches already handed to it are done, and waits until it
-    /// has (and so has closed its connection).
-    pub(crate) async fn close(&self) {
-        self.jobs
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        if let Some(thread) = thread {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
+    /// Runs the batch in one transaction on this thread.
+    fn run(
+        &self,
+        batch: &[Inbound],
+        policy: &dyn ServicePolicy,
+    ) -> Result<IngestReport, StoreError> {
+        let mut writer = self.lock();
+        let writer = writer.as_mut().ok_or_else(closed)?;
+        ingest(&mut writer.conn, &mut writer.open_keys, batch, policy)
+    }
+
+    /// Waits for the batch in progress, if any, and closes the connection; batches after it
+    /// fail.
+    pub(crate) async fn close(self: &Arc<Self>) {
+        let writer = Arc::clone(self);
+        let _ = tokio::task::spawn_blocking(move || drop(writer.lock().take())).await;
+    }
+}
+
+impl BlockingIngest for IngestWriter {
+    fn ingest_blocking(
+        &self,
+        batch: &[Inbound],
+        resolve_policy: ResolvePolicyOf<'_>,
+    ) -> Result<IngestReport, StoreError> {
+        tocsin_store::sql::check_batch(batch)?;
+        self.run(batch, resolve_policy)
     }
 }
 
@@ -142,15 +154,6 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
-    let mut open_keys = OpenKeys::default();
-    while let Some(job) = queue.blocking_recv() {
-        let outcome = ingest(&mut conn, &mut open_keys, &job.batch, &job.policies);
-        // A caller that went away does not matter: the outcome is what it is either way.
-        let _ = job.reply.send(outcome);
-    }
-}
-
 pub(crate) fn db(error: rusqlite::Error) -> StoreError {
     StoreError::database(error)
 }
@@ -161,7 +164,7 @@ fn ingest(
     conn: &mut Connection,
     open_keys: &mut OpenKeys,
     batch: &[Inbound],
-    policy: &CollectedPolicies,
+    policy: &dyn ServicePolicy,
 ) -> Result<IngestReport, StoreError> {
     let outcome = ingest_transaction(conn, open_keys, batch, policy);
     if outcome.is_err() {
@@ -175,7 +178,7 @@ fn ingest_transaction(
     conn: &mut Connection,
     open_keys: &mut OpenKeys,
     batch: &[Inbound],
-    policy: &CollectedPolicies,
+    policy: &dyn ServicePolicy,
 ) -> Result<IngestReport, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -364,7 +367,7 @@ fn insert_change(conn: &Connection, change: &ChangeEvent) -> Result<(), StoreErr
 
 type Key = (ServiceId, DedupKey);
 
-/// What is open for the keys the ingest thread has seen, as its own commits left them: the
+/// What is open for the keys the ingest connection has seen, as its own commits left them: the
 /// snapshots a batch needs without a lookup per key; and the same for the states of the
 /// heartbeat monitors it has seen ping. The cache holds only while no other
 /// connection writes; `PRAGMA data_version` tells, and the cache starts over when it moved

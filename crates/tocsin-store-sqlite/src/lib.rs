@@ -366,7 +366,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    /// Stops the ingest thread (after the batches handed to it) and the checkpointer, which
+    /// Closes the ingest connection (after the batch in progress) and stops the checkpointer, which
     /// copies the write-ahead log into the database file one last time, and closes the pools,
     /// waiting for connections in use.
     async fn close(&self) {
@@ -381,6 +381,11 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
+    /// The ingest transaction is one blocking call on the ingest connection.
+    fn blocking_ingest_path(&self) -> Option<&dyn tocsin_store::BlockingIngest> {
+        Some(self.ingest.as_ref())
+    }
+
     /// This store's ingest path (the shared part, `tocsin_store::sql::check_batch`, comes
     /// first).
     async fn ingest_batch(

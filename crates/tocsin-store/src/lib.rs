@@ -78,10 +78,22 @@ pub trait Store:
     /// Answers when the database can run a query.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Finishes what is in flight and releases the database: SQLite stops its ingest thread
-    /// and checkpointer and copies the write-ahead log into the database file; PostgreSQL
+    /// Finishes what is in flight and releases the database: SQLite closes its ingest connection,
+    /// stops its checkpointer and copies the write-ahead log into the database file; PostgreSQL
     /// closes its pool. Calls made after it fail.
     async fn close(&self);
+}
+
+/// A store's ingest as a blocking call ([`IncidentStore::blocking_ingest`]).
+pub trait BlockingIngest: Send + Sync {
+    /// What [`IncidentStore::ingest`] does, on the calling thread, which it blocks until the
+    /// batch is committed (`Ok`) or refused whole (`Err`). Never call it from an async task
+    /// of a shared runtime: it holds the thread for a whole transaction and its sync.
+    fn ingest_blocking(
+        &self,
+        batch: &[Inbound],
+        resolve_policy: ResolvePolicyOf<'_>,
+    ) -> Result<IngestReport, StoreError>;
 }
 
 /// Events, alerts, incidents and their timelines: ingest, reads and incident commands.
@@ -95,6 +107,14 @@ pub trait IncidentStore: Send + Sync {
         batch: &[Inbound],
         resolve_policy: ResolvePolicyOf<'_>,
     ) -> Result<IngestReport, StoreError>;
+
+    /// The same ingest as one blocking call, where the store's ingest is one: for a caller
+    /// with a thread of its own for it (the engine's ingest writer), which then runs the
+    /// transaction itself instead of handing each batch to another thread and waiting for the
+    /// answer. `None` where ingest is asynchronous (PostgreSQL).
+    fn blocking_ingest(&self) -> Option<&dyn BlockingIngest> {
+        None
+    }
 
     async fn incident(&self, number: IncidentNumber) -> Result<IncidentRow, StoreError>;
 

@@ -854,7 +854,9 @@ pub fn check_batch(batch: &[crate::Inbound]) -> Result<(), StoreError> {
 /// [`MonitorResultStore`](crate::MonitorResultStore) for a backend with the functions of this module. The backend defines, before invoking it:
 /// `read!(self, |conn| body)` (runs `body` on a [`Connection`] of its reader),
 /// `write!(self, "what", |conn| body)` (runs it in a write transaction and commits), and an
-/// inherent `async fn ingest_batch(&self, batch, resolve_policy)`, its own ingest path.
+/// inherent `async fn ingest_batch(&self, batch, resolve_policy)`, its own ingest path, and
+/// `fn blocking_ingest_path(&self) -> Option<&dyn BlockingIngest>`, that path as a blocking
+/// call where it is one (see [`IncidentStore::blocking_ingest`](crate::IncidentStore::blocking_ingest)).
 #[macro_export]
 macro_rules! impl_store_with_shared_sql {
     ($store:ty) => {
@@ -868,6 +870,10 @@ macro_rules! impl_store_with_shared_sql {
             ) -> Result<$crate::IngestReport, $crate::StoreError> {
                 $crate::sql::check_batch(batch)?;
                 self.ingest_batch(batch, resolve_policy).await
+            }
+
+            fn blocking_ingest(&self) -> Option<&dyn $crate::BlockingIngest> {
+                self.blocking_ingest_path()
             }
 
             async fn incident(

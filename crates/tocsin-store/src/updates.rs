@@ -66,7 +66,7 @@ where
 }
 
 /// The policies of a few services, collected ahead (for a writer that cannot borrow the
-/// caller's policy, such as SQLite's ingest thread).
+/// caller's policy, such as SQLite's ingest on the blocking pool).
 #[derive(Debug, Clone, Default)]
 pub struct CollectedPolicies {
     pub resolve: HashMap<ServiceId, ResolvePolicy>,

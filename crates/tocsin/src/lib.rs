@@ -68,7 +68,7 @@ impl Settings {
     }
 }
 
-/// Closes the store a [`open_store`] call opened: SQLite stops its ingest thread and
+/// Closes the store a [`open_store`] call opened: SQLite closes its ingest connection and
 /// checkpointer and closes its connections; PostgreSQL closes its pool. Call it once nothing
 /// uses the store any more.
 pub struct StoreCloser(Arc<dyn Store>);
