@@ -713,6 +713,19 @@ pub struct StatusPage {
     pub public_url: Option<String>,
     /// Days of uptime bars and past incidents shown. Default 90.
     pub history_days: u32,
+    /// An image shown beside the title.
+    pub logo_url: Option<String>,
+    /// Links shown in the page's header, in order.
+    pub links: Vec<StatusLink>,
+    /// The IANA time zone the page shows days and times in. Default `UTC`.
+    pub time_zone: String,
+}
+
+/// One of `links = [{ label, url }]` of `[status_page]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusLink {
+    pub label: String,
+    pub url: String,
 }
 
 /// `[[components]]`: what the status page shows.

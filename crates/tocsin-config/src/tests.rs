@@ -1880,3 +1880,61 @@ fn watchdog_mistakes_are_reported_where_they_are() {
     find(&errors, 2, 7, "invalid `url` in [watchdog]");
     find(&errors, 3, 9, "duration");
 }
+
+// ---------------------------------------------------------------- status page
+
+#[test]
+fn a_status_page_takes_a_logo_links_and_a_time_zone() {
+    let source = "[status_page]\ntitle = \"Acme status\"\nlogo_url = \"https://acme.example/logo.svg\"\n\
+        time_zone = \"europe/lisbon\"\nlinks = [\n  { label = \"Home\", url = \"https://acme.example\" },\n  \
+        { label = \"Support\", url = \"https://acme.example/support\" },\n]\n";
+    let config = parse(source, "tocsin.toml", &no_env).unwrap();
+    let page = config.status_page.unwrap();
+    assert_eq!(
+        page.logo_url.as_deref(),
+        Some("https://acme.example/logo.svg")
+    );
+    assert_eq!(page.time_zone, "Europe/Lisbon");
+    assert_eq!(
+        page.links,
+        [
+            StatusLink {
+                label: "Home".to_owned(),
+                url: "https://acme.example".to_owned()
+            },
+            StatusLink {
+                label: "Support".to_owned(),
+                url: "https://acme.example/support".to_owned()
+            },
+        ]
+    );
+    let plain = parse("[status_page]\ntitle = \"Acme\"\n", "tocsin.toml", &no_env).unwrap();
+    let plain = plain.status_page.unwrap();
+    assert_eq!(
+        (plain.time_zone.as_str(), plain.logo_url, plain.links.len()),
+        ("UTC", None, 0)
+    );
+}
+
+#[test]
+fn status_page_links_logo_and_zone_are_checked() {
+    let source = "[status_page]\ntitle = \"Acme\"\nlogo_url = \"logo.svg\"\ntime_zone = \"Mars/Olympus\"\n\
+        links = [{ label = \"Home\", url = \"ftp://acme.example\" }, { url = \"https://a.example\", colour = 1 }]\n";
+    let errors = errors_of(source);
+    find(&errors, 3, 12, "invalid `logo_url` in [status_page]");
+    find(&errors, 4, 13, "unknown time zone `Mars/Olympus`");
+    find(&errors, 5, 34, "invalid `url` in link 1 of [status_page]");
+    find(
+        &errors,
+        5,
+        87,
+        "unknown field `colour` in link 2 of [status_page]",
+    );
+    find(
+        &errors,
+        5,
+        58,
+        "missing required field `label` in link 2 of [status_page]",
+    );
+    assert_eq!(errors.len(), 5, "{errors:?}");
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::Parser;
 use crate::model::{
-    Component, Ingest, LogFormat, Server, Smtp, SmtpSecurity, StatusPage, Tls, Watchdog,
+    Component, Ingest, LogFormat, Server, Smtp, SmtpSecurity, StatusLink, StatusPage, Tls, Watchdog,
 };
 use crate::reader::{Str, Table};
 use crate::values::{check_email, check_hostname, check_http_url};
@@ -27,7 +27,15 @@ const SMTP_FIELDS: &[&str] = &[
     "host", "port", "from", "username", "password", "security", "ca_file",
 ];
 const WATCHDOG_FIELDS: &[&str] = &["url", "every"];
-const STATUS_PAGE_FIELDS: &[&str] = &["title", "public_url", "history_days"];
+const STATUS_PAGE_FIELDS: &[&str] = &[
+    "title",
+    "public_url",
+    "history_days",
+    "logo_url",
+    "links",
+    "time_zone",
+];
+const STATUS_LINK_FIELDS: &[&str] = &["label", "url"];
 const COMPONENT_FIELDS: &[&str] = &["id", "name", "group", "description"];
 
 pub(crate) const LISTEN_HELP: &str = "write an IP address and a port, e.g. \"127.0.0.1:8080\" \
@@ -351,10 +359,59 @@ impl Parser<'_, '_> {
             .cx
             .integer(&table, "history_days", 1, 365)
             .map_or(90, |days| days as u32);
+        let logo_url = self.cx.string(&table, "logo_url").and_then(|value| {
+            match check_http_url(&value.text) {
+                Ok(()) => Some(value.text),
+                Err(reason) => {
+                    self.cx.error(
+                        value.at,
+                        format!("invalid `logo_url` in [status_page]: {reason}"),
+                        Some(
+                            "write the image's full URL, e.g. \"https://acme.example/logo.svg\""
+                                .to_owned(),
+                        ),
+                    );
+                    None
+                }
+            }
+        });
+        let mut links = Vec::new();
+        for link in self.cx.table_list(&table, "links", "link") {
+            let label = format!("{} of [status_page]", link.label);
+            let link = link.with_label(label);
+            self.cx.check_fields(&link, STATUS_LINK_FIELDS);
+            let label = self.cx.required_string(&link, "label", "\"Home\"");
+            let url = self
+                .cx
+                .required_string(&link, "url", "\"https://acme.example\"");
+            let url = url.and_then(|value| match check_http_url(&value.text) {
+                Ok(()) => Some(value.text),
+                Err(reason) => {
+                    self.cx.error(
+                        value.at,
+                        format!("invalid `url` in {}: {reason}", link.label),
+                        Some("write a full http:// or https:// URL".to_owned()),
+                    );
+                    None
+                }
+            });
+            if let (Some(label), Some(url)) = (label, url) {
+                links.push(StatusLink {
+                    label: label.text,
+                    url,
+                });
+            }
+        }
+        let time_zone = self
+            .time_zone(&table, "time_zone")
+            .unwrap_or_else(|| "UTC".to_owned());
         Some(StatusPage {
             title: title?.text,
             public_url,
             history_days,
+            logo_url,
+            links,
+            time_zone,
         })
     }
 
