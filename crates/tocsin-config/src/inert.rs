@@ -26,31 +26,18 @@ impl std::fmt::Display for InertSection {
 
 impl Config {
     /// The sections present in this config (one entry or more) that are parsed and validated
-    /// only: today nothing posts to Discord or Microsoft Teams channels or serves a status
-    /// page. In the order of the file's documentation.
+    /// only: today nothing posts to Discord or Microsoft Teams channels. In the order of the file's documentation.
     pub fn inert_sections(&self) -> Vec<InertSection> {
         let unsent_channels = self
             .channels
             .iter()
             .filter(|channel| matches!(channel.kind.name(), "discord" | "teams"))
             .count();
-        let sections = [
-            (
-                "[[channels]] of kind discord or teams",
-                unsent_channels,
-                "post a service's incidents to Discord and Microsoft Teams",
-            ),
-            (
-                "[status_page]",
-                usize::from(self.status_page.is_some()),
-                "serve a public status page",
-            ),
-            (
-                "[[components]]",
-                self.components.len(),
-                "show each component's state on the status page",
-            ),
-        ];
+        let sections = [(
+            "[[channels]] of kind discord or teams",
+            unsent_channels,
+            "post a service's incidents to Discord and Microsoft Teams",
+        )];
         sections
             .into_iter()
             .filter(|(_, count, _)| *count > 0)

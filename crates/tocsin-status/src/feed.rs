@@ -88,9 +88,8 @@ pub(crate) fn feed(context: &Context<'_>) -> String {
     xml.raw("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
     xml.open("feed", &[("xmlns", "http://www.w3.org/2005/Atom")]);
     xml.element("id", &[], &context.url("/status"));
-    let mut title = view.page.title.clone();
-    title.push_str(" status");
-    xml.element("title", &[], &title);
+    let title = &view.page.title;
+    xml.element("title", &[], title);
     xml.element("updated", &[], &rfc3339(feed_updated));
     xml.empty(
         "link",

@@ -118,7 +118,7 @@ pub(crate) fn view(components: usize, days: usize, incidents: usize, updates: us
     StatusView {
         page: PageInfo {
             id: "page1".to_owned(),
-            title: "Example".to_owned(),
+            title: "Example status".to_owned(),
             url: "https://status.example.com".to_owned(),
             logo_url: None,
             links: vec![("Home".to_owned(), "https://example.com".to_owned())],

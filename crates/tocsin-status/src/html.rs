@@ -86,7 +86,7 @@ fn layout(context: &Context<'_>, title: &str, brand: Brand, content: Markup) -> 
                 meta name="color-scheme" content="light dark";
                 title { (title) }
                 link rel="alternate" type="application/atom+xml"
-                    title={ (page.title) " status updates" } href="/status/feed.atom";
+                    title={ (page.title) " · updates" } href="/status/feed.atom";
                 style { (PreEscaped(STYLE)) }
             }
             body {
@@ -145,8 +145,7 @@ fn status_page(context: &Context<'_>) -> Markup {
         .filter(|maintenance| maintenance.status != MaintenanceStatus::Completed)
         .collect();
     maintenances.sort_by_key(|maintenance| maintenance.scheduled_for);
-    let mut title = view.page.title.clone();
-    title.push_str(" status");
+    let title = &view.page.title;
     let content = html! {
         section class={ "banner " (overall.tone) } aria-labelledby="overall" {
             h2 #overall {
@@ -177,7 +176,7 @@ fn status_page(context: &Context<'_>) -> Markup {
         (components_section(context))
         (past_incidents(context))
     };
-    layout(context, &title, Brand::Heading, content)
+    layout(context, title, Brand::Heading, content)
 }
 
 fn components_section(context: &Context<'_>) -> Markup {
@@ -511,7 +510,6 @@ fn incident_page(context: &Context<'_>, incident: &IncidentView) -> Markup {
     let mut title = incident.name.clone();
     title.push_str(" · ");
     title.push_str(&context.view.page.title);
-    title.push_str(" status");
     layout(context, &title, Brand::Link, content)
 }
 
@@ -543,7 +541,6 @@ fn maintenance_page(context: &Context<'_>, maintenance: &MaintenanceView) -> Mar
     let mut title = maintenance.name.clone();
     title.push_str(" · ");
     title.push_str(&context.view.page.title);
-    title.push_str(" status");
     layout(context, &title, Brand::Link, content)
 }
 
@@ -632,7 +629,6 @@ fn history_page(context: &Context<'_>) -> Markup {
     };
     let mut title = String::from("Incident history · ");
     title.push_str(&view.page.title);
-    title.push_str(" status");
     layout(context, &title, Brand::Link, content)
 }
 
@@ -695,7 +691,7 @@ mod tests {
         assert!(html
             .contains("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"));
         assert!(html.contains(
-            "<link rel=\"alternate\" type=\"application/atom+xml\" title=\"Example status updates\" href=\"/status/feed.atom\">"
+            "<link rel=\"alternate\" type=\"application/atom+xml\" title=\"Example status · updates\" href=\"/status/feed.atom\">"
         ));
         assert!(html.contains("viewBox=\"0 0 900 30\""));
         assert!(html.contains("aria-label=\"Component 0: 90-day uptime "));
@@ -817,7 +813,7 @@ mod tests {
         view.page.logo_url = Some("https://example.com/logo.png?a=1&b=2".to_owned());
         let html = page(&render(&view), "/status");
         assert!(html.contains(
-            "<h1 class=\"brand\"><img src=\"https://example.com/logo.png?a=1&amp;b=2\" alt=\"Example\"></h1>"
+            "<h1 class=\"brand\"><img src=\"https://example.com/logo.png?a=1&amp;b=2\" alt=\"Example status\"></h1>"
         ));
         let html = page(&render(&view), "/status/history");
         assert!(html.contains("<p class=\"brand\"><a href=\"/status\"><img "));

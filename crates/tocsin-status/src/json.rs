@@ -406,7 +406,7 @@ mod tests {
     fn check_page(value: &Value) {
         assert_keys(value, PAGE_KEYS, "page");
         assert_eq!(value["id"], "page1");
-        assert_eq!(value["name"], "Example");
+        assert_eq!(value["name"], "Example status");
         assert_eq!(value["url"], "https://status.example.com");
         assert_eq!(value["time_zone"], "UTC");
         assert_time(&value["updated_at"], "page.updated_at");

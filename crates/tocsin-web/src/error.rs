@@ -74,6 +74,16 @@ impl ApiError {
         }
     }
 
+    /// 503 `unavailable`: the server cannot answer yet; the client may retry.
+    pub(crate) fn unavailable(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: message.into(),
+            field: None,
+        }
+    }
+
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::NOT_FOUND,

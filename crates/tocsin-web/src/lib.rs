@@ -1,4 +1,5 @@
-//! Tocsin's HTTP layer: ingestion endpoints, the `/api/v1` REST API, health and metrics.
+//! Tocsin's HTTP layer: ingestion endpoints, the `/api/v1` REST API, the public status page,
+//! health and metrics.
 //!
 //! Only this crate knows wire formats. Handlers are three steps: extract (and validate into
 //! domain types), call one engine function, render.
@@ -17,6 +18,7 @@ pub mod oncall;
 pub mod parse;
 mod ping;
 mod reload;
+pub mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,11 +32,14 @@ pub use api::openapi_document;
 pub use ingest::{EventAccepted, IngestErrorBody};
 pub use limit::{WebSettings, API_CONCURRENCY};
 pub use reload::Reloader;
+pub use status::{PublicStatus, StatusSettings};
 
 /// Shared by every handler.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    /// The status page's snapshot, kept current by the server.
+    pub status: Arc<PublicStatus>,
 }
 
 /// How long an API or health request may take before Tocsin gives up on it. Ingestion
@@ -42,21 +47,29 @@ pub struct AppState {
 /// `ingest::commit`), and the bounded ingest queue keeps them from piling up.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The whole HTTP application, with the default [`WebSettings`].
+/// The whole HTTP application, with the default [`WebSettings`] and no status page.
 pub fn router(engine: Arc<Engine>) -> Router {
-    router_with(engine, WebSettings::default())
+    router_with(
+        engine,
+        WebSettings::default(),
+        Arc::new(PublicStatus::new()),
+    )
 }
 
-/// The whole HTTP application.
-pub fn router_with(engine: Arc<Engine>, settings: WebSettings) -> Router {
-    let state = AppState { engine };
+/// The whole HTTP application; the status page serves what `status` holds.
+pub fn router_with(
+    engine: Arc<Engine>,
+    settings: WebSettings,
+    status: Arc<PublicStatus>,
+) -> Router {
+    let state = AppState { engine, status };
     let (api_routes, _) = api::routes().split_for_parts();
     // Signed links share the API's limits (concurrency, timeout).
     let api_routes = api_routes.merge(links::routes());
     assemble(
         api_routes,
         ingest::routes().merge(ping::routes()),
-        health::routes(),
+        health::routes().merge(status::routes()),
         settings,
     )
     .with_state(state)
@@ -64,7 +77,8 @@ pub fn router_with(engine: Arc<Engine>, settings: WebSettings) -> Router {
 
 /// Puts the three groups of routes together. Each has its own path to the handlers: `/api/v1`
 /// reads and commands are limited to `settings.api_concurrency` at once (beyond it, an
-/// immediate 503), so that no amount of API traffic can starve ingestion or health checks.
+/// immediate 503), so that no amount of API traffic can starve ingestion, health checks or the
+/// status page (which is served with health, from memory).
 fn assemble<S: Clone + Send + Sync + 'static>(
     api_routes: Router<S>,
     ingest_routes: Router<S>,

@@ -5,6 +5,7 @@
 mod catalog;
 mod reload;
 mod server;
+pub mod status_page;
 pub mod supervisor;
 mod telemetry;
 mod tls;
@@ -133,6 +134,8 @@ pub struct App {
     catalog: Arc<Catalog>,
     rules: Arc<RuleSet>,
     monitors: Arc<tocsin_checks::Monitors>,
+    /// Keeps the status page's snapshot current.
+    status: Arc<status_page::StatusBuilder>,
     metrics: Arc<Metrics>,
     writer: tokio::task::JoinHandle<()>,
     closer: StoreCloser,
@@ -209,12 +212,20 @@ impl App {
             Some(config) => Some(watchdog::Watchdog::new(Arc::clone(&engine), config)?),
             None => None,
         };
+        let monitors = Arc::new(tocsin_checks::Monitors::new(&settings.config.monitors));
+        let status = Arc::new(status_page::StatusBuilder::new(
+            Arc::clone(&engine),
+            Arc::clone(&monitors),
+            Arc::new(tocsin_web::PublicStatus::new()),
+            &settings.config,
+        ));
         Ok(App {
             engine,
             dispatcher,
             catalog,
             rules,
-            monitors: Arc::new(tocsin_checks::Monitors::new(&settings.config.monitors)),
+            monitors,
+            status,
             metrics,
             writer,
             closer,
@@ -246,7 +257,8 @@ impl App {
                 Arc::clone(&self.monitors),
                 Arc::clone(&self.metrics),
             )
-            .with_dispatcher(Arc::clone(&self.dispatcher)),
+            .with_dispatcher(Arc::clone(&self.dispatcher))
+            .with_status(Arc::clone(&self.status)),
         ));
         self
     }
@@ -267,6 +279,7 @@ impl App {
             catalog: _,
             rules,
             monitors,
+            status,
             metrics,
             writer,
             closer,
@@ -281,8 +294,12 @@ impl App {
         let address = listener.local_addr().context("listener has no address")?;
         let listener =
             tokio::net::TcpListener::from_std(listener).context("cannot use the listener")?;
-        let mut router =
-            tocsin_web::router(Arc::clone(&engine)).layer(axum::Extension(Arc::clone(&monitors)));
+        let mut router = tocsin_web::router_with(
+            Arc::clone(&engine),
+            tocsin_web::WebSettings::default(),
+            Arc::clone(status.public()),
+        )
+        .layer(axum::Extension(Arc::clone(&monitors)));
         if let Some(reloader) = &reloader {
             let reloader: tocsin_web::Reloader = Arc::clone(reloader);
             router = router.layer(axum::Extension(reloader));
@@ -378,6 +395,12 @@ impl App {
                 }
             },
         );
+        supervisor.spawn("status-page", Stage::Background, Importance::Optional, {
+            move |stop| async move {
+                status.run_until(stop).await;
+                Ok(())
+            }
+        });
         supervisor.spawn("outbox", Stage::Background, Importance::Essential, {
             move |stop| async move {
                 dispatcher.run_until(stop).await;

@@ -150,6 +150,8 @@ pub(crate) struct Reloader {
     current: Mutex<String>,
     /// Gets the new contact methods.
     dispatcher: Option<Arc<tocsin_notify::Dispatcher>>,
+    /// Gets the new `[status_page]` and components.
+    status: Option<Arc<crate::status_page::StatusBuilder>>,
 }
 
 impl Reloader {
@@ -171,11 +173,17 @@ impl Reloader {
             monitors,
             metrics,
             dispatcher: None,
+            status: None,
         }
     }
 
     pub(crate) fn with_dispatcher(mut self, dispatcher: Arc<tocsin_notify::Dispatcher>) -> Self {
         self.dispatcher = Some(dispatcher);
+        self
+    }
+
+    pub(crate) fn with_status(mut self, status: Arc<crate::status_page::StatusBuilder>) -> Self {
+        self.status = Some(status);
         self
     }
 }
@@ -220,6 +228,9 @@ impl ConfigReload for Reloader {
         if let Some(dispatcher) = &self.dispatcher {
             dispatcher
                 .replace_destinations(tocsin_notify::Destinations::from_config(&loaded.config));
+        }
+        if let Some(status) = &self.status {
+            status.replace_config(&loaded.config);
         }
         let changed = *current != loaded.sha256;
         *current = loaded.sha256.clone();

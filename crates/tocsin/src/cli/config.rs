@@ -81,7 +81,7 @@ fn check_summary(file: &std::path::Path, config: &tocsin_config::Config) -> Stri
     if !inert.is_empty() {
         summary.push_str(
             "\naccepted but not acted on yet (validated only: nothing posts to Discord or Teams \
-             channels or serves a status page):",
+             channels):",
         );
         for section in inert {
             summary.push_str(&format!(

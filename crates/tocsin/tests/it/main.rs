@@ -27,6 +27,7 @@ mod runtime;
 mod service_deps;
 mod shedding;
 mod smtp;
+mod status_page;
 mod storm;
 mod support;
 mod tls;
