@@ -66,10 +66,11 @@ pub enum TimelineKind {
     IncidentReassigned,
     IncidentAckTimeout,
     NotificationRerouted,
+    StatusUpdated,
 }
 
 impl TimelineKind {
-    pub const ALL: [TimelineKind; 17] = [
+    pub const ALL: [TimelineKind; 18] = [
         TimelineKind::IncidentTriggered,
         TimelineKind::AlertOpened,
         TimelineKind::AlertFolded,
@@ -87,6 +88,7 @@ impl TimelineKind {
         TimelineKind::IncidentReassigned,
         TimelineKind::IncidentAckTimeout,
         TimelineKind::NotificationRerouted,
+        TimelineKind::StatusUpdated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,6 +110,7 @@ impl TimelineKind {
             TimelineKind::IncidentReassigned => "incident.reassigned",
             TimelineKind::IncidentAckTimeout => "incident.ack_timeout",
             TimelineKind::NotificationRerouted => "notification.rerouted",
+            TimelineKind::StatusUpdated => "status.updated",
         }
     }
 
@@ -245,6 +248,16 @@ pub enum TimelineData {
         next_contact: Option<String>,
         next_method: Option<String>,
     },
+    /// A public update was posted on the status page: `published` when it was the first,
+    /// which made the incident public.
+    StatusUpdated {
+        /// `investigating`, `identified`, `monitoring` or `resolved`.
+        status: String,
+        message: String,
+        /// The components it set, each with the status it set: (component id, status).
+        affected: Vec<(String, String)>,
+        published: bool,
+    },
 }
 
 impl TimelineData {
@@ -267,6 +280,7 @@ impl TimelineData {
             TimelineData::IncidentReassigned { .. } => TimelineKind::IncidentReassigned,
             TimelineData::IncidentAckTimeout { .. } => TimelineKind::IncidentAckTimeout,
             TimelineData::NotificationRerouted { .. } => TimelineKind::NotificationRerouted,
+            TimelineData::StatusUpdated { .. } => TimelineKind::StatusUpdated,
         }
     }
 

@@ -136,6 +136,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../migrations/0014_outbox_contacts.sql")),
             false,
         ),
+        Migration::new(
+            16,
+            Cow::Borrowed("status page"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0016_status_page.sql")),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -362,4 +369,5 @@ tocsin_store::impl_store_with_shared_sql!(PostgresStore);
 tocsin_store::impl_override_store_with_shared_sql!(PostgresStore);
 tocsin_store::impl_heartbeat_store!(PostgresStore);
 tocsin_store::impl_rule_count_store!(PostgresStore);
+tocsin_store::impl_status_store!(PostgresStore);
 tocsin_store::impl_monitor_pause_store!(PostgresStore);

@@ -28,6 +28,7 @@ async fn fresh_store() -> Option<(Arc<dyn Store>, TestDatabase)> {
 
 tocsin_store::conformance_suite!(fresh_store);
 tocsin_store::override_suite!(fresh_store);
+tocsin_store::status_suite!(fresh_store);
 
 fn auto(_: &ServiceId) -> ResolvePolicy {
     ResolvePolicy::Auto

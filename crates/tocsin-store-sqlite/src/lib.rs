@@ -135,6 +135,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../migrations/0015_event_chains.sql")),
             false,
         ),
+        Migration::new(
+            16,
+            Cow::Borrowed("status page"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0016_status_page.sql")),
+            false,
+        ),
     ];
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -401,4 +408,5 @@ tocsin_store::impl_store_with_shared_sql!(SqliteStore);
 tocsin_store::impl_override_store_with_shared_sql!(SqliteStore);
 tocsin_store::impl_heartbeat_store!(SqliteStore);
 tocsin_store::impl_rule_count_store!(SqliteStore);
+tocsin_store::impl_status_store!(SqliteStore);
 tocsin_store::impl_monitor_pause_store!(SqliteStore);

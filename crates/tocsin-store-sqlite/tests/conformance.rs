@@ -14,3 +14,4 @@ async fn fresh_store() -> Option<(Arc<dyn Store>, tempfile::TempDir)> {
 
 tocsin_store::conformance_suite!(fresh_store);
 tocsin_store::override_suite!(fresh_store);
+tocsin_store::status_suite!(fresh_store);

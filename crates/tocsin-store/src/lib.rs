@@ -28,6 +28,9 @@ pub mod override_conformance;
 pub mod overrides;
 pub mod rule_counts;
 pub mod sql;
+pub mod status;
+#[cfg(feature = "testsuite")]
+pub mod status_conformance;
 mod timeline;
 pub mod updates;
 
@@ -47,6 +50,7 @@ pub use monitor_results::MonitorResultStore;
 pub use outbox::OutboxStore;
 pub use overrides::{NewOverride, OverrideFilter, OverrideRow, OverrideStore};
 pub use rule_counts::RuleCountStore;
+pub use status::StatusStore;
 
 use std::collections::HashMap;
 
@@ -70,6 +74,7 @@ pub trait Store:
     + MonitorResultStore
     + MonitorPauseStore
     + RuleCountStore
+    + StatusStore
     + 'static
 {
     /// "sqlite" or "postgres", for logs and metrics.
@@ -418,6 +423,52 @@ pub const REQUIRED_SCHEMA: &[(&str, &[&str])] = &[
             "monitor", "period", "start", "checks", "up", "degraded", "down", "p50_ms", "p95_ms",
             "p99_ms",
         ],
+    ),
+    (
+        "status_incidents",
+        &[
+            "incident_number",
+            "public_id",
+            "name",
+            "impact",
+            "status",
+            "started_at",
+            "published_at",
+            "updated_at",
+            "monitoring_at",
+            "resolved_at",
+        ],
+    ),
+    (
+        "status_updates",
+        &[
+            "id",
+            "incident_number",
+            "status",
+            "message",
+            "affected",
+            "created_at",
+            "created_by",
+        ],
+    ),
+    (
+        "status_maintenances",
+        &[
+            "id",
+            "name",
+            "message",
+            "components",
+            "starts_at",
+            "ends_at",
+            "created_at",
+            "created_by",
+            "updated_at",
+            "cancelled_at",
+        ],
+    ),
+    (
+        "status_component_overrides",
+        &["component_id", "status", "set_at", "set_by"],
     ),
 ];
 

@@ -105,6 +105,20 @@ struct Rerouted {
     next_method: Option<String>,
 }
 
+#[derive(Serialize, Deserialize)]
+struct StatusUpdated {
+    status: String,
+    message: String,
+    affected: Vec<AffectedComponent>,
+    published: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AffectedComponent {
+    component: String,
+    status: String,
+}
+
 /// The `data` column of an entry.
 pub(crate) fn encode(data: &TimelineData) -> String {
     let key = |key: &DedupKey| key.as_str().to_owned();
@@ -221,6 +235,23 @@ pub(crate) fn encode(data: &TimelineData) -> String {
             failed_method: failed_method.clone(),
             next_contact: next_contact.clone(),
             next_method: next_method.clone(),
+        }),
+        TimelineData::StatusUpdated {
+            status,
+            message,
+            affected,
+            published,
+        } => serde_json::to_string(&StatusUpdated {
+            status: status.clone(),
+            message: message.clone(),
+            affected: affected
+                .iter()
+                .map(|(component, status)| AffectedComponent {
+                    component: component.clone(),
+                    status: status.clone(),
+                })
+                .collect(),
+            published: *published,
         }),
     };
     // Plain structs of strings and integers always serialize.
@@ -355,6 +386,19 @@ pub(crate) fn decode(kind: TimelineKind, text: &str) -> Result<TimelineData, Sto
                 next_method: rerouted.next_method,
             }
         }
+        TimelineKind::StatusUpdated => {
+            let update: StatusUpdated = parse(kind, text)?;
+            TimelineData::StatusUpdated {
+                status: update.status,
+                message: update.message,
+                affected: update
+                    .affected
+                    .into_iter()
+                    .map(|affected| (affected.component, affected.status))
+                    .collect(),
+                published: update.published,
+            }
+        }
     })
 }
 
@@ -442,6 +486,15 @@ mod tests {
                     text: "rolled back ✅ \"v41\"".to_owned(),
                 },
                 r#"{"text":"rolled back ✅ \"v41\""}"#,
+            ),
+            (
+                TimelineData::StatusUpdated {
+                    status: "identified".to_owned(),
+                    message: "A bad deploy; rolling back".to_owned(),
+                    affected: vec![("checkout".to_owned(), "partial_outage".to_owned())],
+                    published: true,
+                },
+                r#"{"status":"identified","message":"A bad deploy; rolling back","affected":[{"component":"checkout","status":"partial_outage"}],"published":true}"#,
             ),
         ];
         for (data, stored) in cases {

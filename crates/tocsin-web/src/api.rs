@@ -464,6 +464,27 @@ pub enum TimelineData {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         next_method: Option<String>,
     },
+    /// A public update was posted on the status page (`published`: it was the first, which
+    /// made the incident public).
+    #[serde(rename = "status.updated")]
+    StatusUpdated {
+        /// `investigating`, `identified`, `monitoring` or `resolved`.
+        status: String,
+        message: String,
+        /// The components it set and the status it set on each.
+        affected: Vec<AffectedComponent>,
+        published: bool,
+    },
+}
+
+/// A component a status update set, and the status it set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AffectedComponent {
+    /// The component's id from the config.
+    pub component: String,
+    /// `operational`, `degraded_performance`, `partial_outage`, `major_outage` or
+    /// `under_maintenance`.
+    pub status: String,
 }
 
 impl From<tocsin_core::TimelineData> for TimelineData {
@@ -579,6 +600,20 @@ impl From<tocsin_core::TimelineData> for TimelineData {
                 failed_method,
                 next_contact,
                 next_method,
+            },
+            Data::StatusUpdated {
+                status,
+                message,
+                affected,
+                published,
+            } => TimelineData::StatusUpdated {
+                status,
+                message,
+                affected: affected
+                    .into_iter()
+                    .map(|(component, status)| AffectedComponent { component, status })
+                    .collect(),
+                published,
             },
         }
     }

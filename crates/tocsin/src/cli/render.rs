@@ -100,6 +100,28 @@ pub(crate) fn what(data: &TimelineData) -> String {
             format!("priority changed from {from} to {to}")
         }
         TimelineData::NoteAdded { text } => format!("note: {text}"),
+        TimelineData::StatusUpdated {
+            status,
+            message,
+            affected,
+            published,
+        } => {
+            let what = if *published {
+                "published on the status page"
+            } else {
+                "status page update"
+            };
+            let components = affected
+                .iter()
+                .map(|affected| format!("{} {}", affected.component, affected.status))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if components.is_empty() {
+                format!("{what} ({status}): {message}")
+            } else {
+                format!("{what} ({status}; {components}): {message}")
+            }
+        }
         TimelineData::EscalationNotified {
             pass,
             level,
