@@ -91,7 +91,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::monitors::resume_monitor))
         .routes(routes!(crate::monitors::monitor_results))
         .merge(crate::oncall::routes())
-        .merge(crate::notices::routes());
+        .merge(crate::notices::routes())
+        .merge(crate::status_admin::routes());
     let document = router.get_openapi().clone();
     let json = document
         .to_pretty_json()

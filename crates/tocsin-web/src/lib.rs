@@ -19,6 +19,7 @@ pub mod parse;
 mod ping;
 mod reload;
 pub mod status;
+pub mod status_admin;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -37,6 +37,9 @@ pub struct PublicStatus {
 pub struct StatusSettings {
     /// The host (lower case, without a port) of `public_url`, whose `/` is the page.
     pub public_host: Option<String>,
+    /// The ids of `[[components]]`, in order: what status updates, maintenance and overrides
+    /// may name.
+    pub components: Vec<String>,
 }
 
 impl PublicStatus {

@@ -25,10 +25,13 @@ use tocsin_core::heartbeat::HeartbeatStatus;
 use tocsin_core::Timestamp;
 use tocsin_engine::Engine;
 use tocsin_status::{
-    ComponentStatus, ComponentView, DayUptime, MonitorHealth, PageInfo, StatusView,
+    AffectedComponent, ComponentStatus, ComponentView, DayUptime, Impact, IncidentStatus,
+    IncidentView, MaintenanceStatus, MaintenanceView, MonitorHealth, PageInfo, StatusView,
+    UpdateView,
 };
 use tocsin_store::due::DueKey;
 use tocsin_store::monitor_results::{Rollup, RollupPeriod};
+use tocsin_store::status::{MaintenanceRow, PublicIncident, MAX_STATUS_ROWS};
 use tocsin_store::{PageRequest, StoreError};
 use tocsin_web::{PublicStatus, StatusSettings};
 use tokio_util::sync::CancellationToken;
@@ -121,6 +124,11 @@ impl PageConfig {
     fn settings(&self, config_public_url: Option<&str>) -> StatusSettings {
         StatusSettings {
             public_host: config_public_url.and_then(tocsin_web::status::host_of),
+            components: self
+                .components
+                .iter()
+                .map(|component| component.id.clone())
+                .collect(),
         }
     }
 }
@@ -337,6 +345,39 @@ impl StatusBuilder {
             by_day.insert(id, counts);
         }
 
+        // What operators published: incidents, maintenance, overrides.
+        let history_start = day_start(first_day);
+        let names: HashMap<&str, &str> = config
+            .components
+            .iter()
+            .map(|component| (component.id.as_str(), component.name.as_str()))
+            .collect();
+        let order: HashMap<&str, usize> = config
+            .components
+            .iter()
+            .enumerate()
+            .map(|(index, component)| (component.id.as_str(), index))
+            .collect();
+        let published = store
+            .public_incidents(history_start, MAX_STATUS_ROWS)
+            .await?;
+        let incidents: Vec<IncidentView> = published
+            .iter()
+            .map(|incident| incident_view(incident, &names, &order))
+            .collect();
+        let windows: Vec<MaintenanceRow> = store
+            .maintenances(history_start, MAX_STATUS_ROWS)
+            .await?
+            .into_iter()
+            .filter(MaintenanceRow::starts_before_cancel)
+            .collect();
+        let overrides: HashMap<String, ComponentStatus> = store
+            .component_overrides()
+            .await?
+            .into_iter()
+            .filter_map(|row| Some((row.component, ComponentStatus::parse(&row.status)?)))
+            .collect();
+
         let mut components = Vec::with_capacity(config.components.len());
         for component in &config.components {
             let healths: Vec<MonitorHealth> = component
@@ -349,7 +390,29 @@ impl StatusBuilder {
                         .unwrap_or(MonitorHealth::Unknown)
                 })
                 .collect();
-            let status = tocsin_status::derive_component_status(&healths, &[], false, None);
+            // Each open incident's latest word on the component.
+            let impacts: Vec<ComponentStatus> = incidents
+                .iter()
+                .filter(|incident| incident.status.is_open())
+                .filter_map(|incident| {
+                    incident.updates.iter().find_map(|update| {
+                        update
+                            .affected
+                            .iter()
+                            .find(|affected| affected.id == component.id)
+                            .map(|affected| affected.new_status)
+                    })
+                })
+                .collect();
+            let in_maintenance = windows
+                .iter()
+                .any(|window| window.is_active(now) && window.components.contains(&component.id));
+            let status = tocsin_status::derive_component_status(
+                &healths,
+                &impacts,
+                in_maintenance,
+                overrides.get(&component.id).copied(),
+            );
             let since = match memory.statuses.get(&component.id) {
                 Some((previous, since)) if *previous == status => *since,
                 _ => now,
@@ -367,12 +430,22 @@ impl StatusBuilder {
                         .fold((0, 0, 0), |sum, counts| {
                             (sum.0 + counts.0, sum.1 + counts.1, sum.2 + counts.2)
                         });
+                    let (start, end) = (day_start(day), day_start(day.tomorrow().unwrap_or(day)));
+                    let on_day = incidents
+                        .iter()
+                        .filter(|incident| incident.components.contains(&component.id))
+                        .filter(|incident| {
+                            incident.started_at < end
+                                && incident.resolved_at.unwrap_or(now) >= start
+                        })
+                        .map(|incident| (incident.id.clone(), incident.name.clone()))
+                        .collect();
                     DayUptime {
                         day,
                         up,
                         degraded,
                         down,
-                        incidents: Vec::new(),
+                        incidents: on_day,
                     }
                 })
                 .collect();
@@ -390,9 +463,94 @@ impl StatusBuilder {
             page: config.page.clone(),
             data_as_of: now,
             components,
-            incidents: Vec::new(),
-            maintenances: Vec::new(),
+            maintenances: windows
+                .iter()
+                .map(|window| maintenance_view(window, now, &order))
+                .collect(),
+            incidents,
         })
+    }
+}
+
+/// A published incident as the page shows it: only what its updates said.
+fn incident_view(
+    incident: &PublicIncident,
+    names: &HashMap<&str, &str>,
+    order: &HashMap<&str, usize>,
+) -> IncidentView {
+    // Oldest first, to know each component's status before an update set it.
+    let mut before: HashMap<&str, ComponentStatus> = HashMap::new();
+    let mut updates = Vec::with_capacity(incident.updates.len());
+    for update in incident.updates.iter().rev() {
+        let affected = update
+            .affected
+            .iter()
+            .filter_map(|(id, status)| {
+                let new_status = ComponentStatus::parse(status)?;
+                let old_status = before
+                    .insert(id.as_str(), new_status)
+                    .unwrap_or(ComponentStatus::Operational);
+                Some(AffectedComponent {
+                    id: id.clone(),
+                    name: names
+                        .get(id.as_str())
+                        .map_or(id.as_str(), |name| name)
+                        .to_owned(),
+                    old_status,
+                    new_status,
+                })
+            })
+            .collect();
+        updates.push(UpdateView {
+            id: update.id.to_string(),
+            status: update.status.clone(),
+            body: update.message.clone(),
+            created_at: update.created_at,
+            affected,
+        });
+    }
+    updates.reverse();
+    let mut components: Vec<String> = before.keys().map(|id| (*id).to_owned()).collect();
+    components.sort_by_key(|id| order.get(id.as_str()).copied().unwrap_or(usize::MAX));
+    IncidentView {
+        id: incident.public_id.clone(),
+        name: incident.name.clone(),
+        status: IncidentStatus::parse(&incident.status).unwrap_or(IncidentStatus::Investigating),
+        impact: Impact::parse(&incident.impact).unwrap_or(Impact::None),
+        created_at: incident.published_at,
+        updated_at: incident.updated_at,
+        started_at: incident.started_at,
+        monitoring_at: incident.monitoring_at,
+        resolved_at: incident.resolved_at,
+        updates,
+        components,
+    }
+}
+
+fn maintenance_view(
+    window: &MaintenanceRow,
+    now: Timestamp,
+    order: &HashMap<&str, usize>,
+) -> MaintenanceView {
+    let status = if window.ends_at <= now {
+        MaintenanceStatus::Completed
+    } else if window.starts_at <= now {
+        MaintenanceStatus::InProgress
+    } else {
+        MaintenanceStatus::Scheduled
+    };
+    let mut components = window.components.clone();
+    components.sort_by_key(|id| order.get(id.as_str()).copied().unwrap_or(usize::MAX));
+    MaintenanceView {
+        id: window.id.to_string(),
+        name: window.name.clone(),
+        body: window.message.clone(),
+        status,
+        scheduled_for: window.starts_at,
+        scheduled_until: window.ends_at,
+        created_at: window.created_at,
+        updated_at: window.updated_at,
+        components,
     }
 }
 

@@ -8,6 +8,7 @@ mod oncall;
 mod page;
 mod render;
 mod serve;
+mod status;
 mod token;
 
 use std::io::Write;
@@ -64,6 +65,10 @@ enum Command {
     /// List and show the monitors of a running server with their state.
     #[command(subcommand, alias = "monitor")]
     Monitors(monitors::MonitorCommand),
+    /// What the public status page says: post incident updates, schedule maintenance,
+    /// override component statuses.
+    #[command(subcommand)]
+    Status(status::StatusCommand),
     /// Create, list and revoke API tokens (works on the database directly).
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -100,6 +105,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Services(command) => alerts::services(command).await,
         Command::Heartbeats(command) => heartbeats::run(command).await,
         Command::Monitors(command) => monitors::run(command).await,
+        Command::Status(command) => status::run(command).await,
         Command::Token(command) => token::run(command).await,
         Command::Oncall(args) => oncall::oncall(args).await,
         Command::Override(command) => oncall::overrides(command).await,

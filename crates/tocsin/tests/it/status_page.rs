@@ -225,3 +225,337 @@ async fn without_a_status_page_its_routes_say_how_to_add_one() {
     }
     app.stop().await;
 }
+
+const SHOP_KEY: &str = "shopshopshopshopshopshopshopshop";
+/// Planted in an alert payload, a note and a user's name: none may reach a public response.
+const MARKERS: [&str; 4] = [
+    "MARKER-SUMMARY-5c1d",
+    "MARKER-DETAIL-8e2a",
+    "MARKER-NOTE-91bc",
+    "MARKER-USER-3f7e",
+];
+
+fn publishing_config() -> String {
+    format!(
+        r#"
+[status_page]
+title = "Shop status"
+public_url = "https://status.shop.example"
+
+[[components]]
+id = "checkout"
+name = "Checkout"
+
+[[components]]
+id = "search"
+name = "Search"
+
+[[users]]
+id = "zed"
+name = "{user}"
+contact = [{{ id = "log", kind = "console" }}]
+
+[[escalation_policies]]
+id = "shop"
+levels = [{{ targets = ["user:zed"] }}]
+
+[[services]]
+id = "shop"
+name = "Shop"
+components = ["checkout"]
+escalation_policy = "shop"
+integration_keys = ["{SHOP_KEY}"]
+"#,
+        user = MARKERS[3]
+    )
+}
+
+/// Every public document of the page (and the incident pages named by `incident_ids`).
+async fn public_responses(app: &TestApp, incident_ids: &[String]) -> Vec<(String, String)> {
+    let mut paths: Vec<String> = [
+        "/status",
+        "/status/history",
+        "/status/feed.atom",
+        "/api/v2/summary.json",
+        "/api/v2/status.json",
+        "/api/v2/components.json",
+        "/api/v2/incidents.json",
+        "/api/v2/incidents/unresolved.json",
+        "/api/v2/scheduled-maintenances.json",
+        "/api/v2/scheduled-maintenances/upcoming.json",
+        "/api/v2/scheduled-maintenances/active.json",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    paths.extend(
+        incident_ids
+            .iter()
+            .map(|id| format!("/status/incidents/{id}")),
+    );
+    let mut responses = Vec::new();
+    for path in paths {
+        let response = app.client.get(app.url(&path)).send().await.expect("get");
+        assert_eq!(response.status(), 200, "{path}");
+        responses.push((path, response.text().await.expect("body")));
+    }
+    responses
+}
+
+fn assert_private(responses: &[(String, String)]) {
+    for (path, body) in responses {
+        for marker in MARKERS {
+            assert!(!body.contains(marker), "{path} shows {marker}");
+        }
+    }
+}
+
+/// Waits until `path`'s JSON satisfies `check`.
+async fn wait_for_json(app: &TestApp, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let found = wait_for(Duration::from_secs(15), || async {
+        let response = app.client.get(app.url(path)).send().await.ok()?;
+        let value: Value = response.json().await.ok()?;
+        check(&value).then_some(value)
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("{path} never became as expected"))
+}
+
+#[tokio::test]
+async fn published_updates_maintenance_and_overrides_reach_the_page_and_nothing_internal_does() {
+    let app = spawn_app_with(&publishing_config()).await;
+    let (code, body) = app
+        .enqueue(&serde_json::json!({
+            "routing_key": SHOP_KEY,
+            "event_action": "trigger",
+            "dedup_key": "checkout-errors",
+            "payload": {
+                "summary": MARKERS[0],
+                "source": "web-1",
+                "severity": "critical",
+                "custom_details": {"detail": MARKERS[1]}
+            }
+        }))
+        .await;
+    assert_eq!(code, 202, "{body}");
+    let (code, body) = app
+        .post(
+            "/api/v1/incidents/1/notes",
+            Some(serde_json::json!({"text": MARKERS[2]})),
+        )
+        .await;
+    assert!(code == 201 || code == 200, "{body}");
+
+    // Internal until published: nothing of it is public.
+    wait_for_json(&app, "/api/v2/summary.json", |v| v["page"].is_object()).await;
+    assert_private(&public_responses(&app, &[]).await);
+    let incidents: Value = wait_for_json(&app, "/api/v2/incidents.json", |_| true).await;
+    assert_eq!(incidents["incidents"], serde_json::json!([]));
+
+    // Publishing needs a public title.
+    let (code, body) = app
+        .post(
+            "/api/v1/incidents/1/status",
+            Some(serde_json::json!({"status": "investigating", "message": "Looking"})),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("title"),
+        "{body}"
+    );
+    let (code, body) = app
+        .post(
+            "/api/v1/incidents/1/status",
+            Some(serde_json::json!({
+                "status": "investigating", "message": "Looking", "name": "x", "impact": "minor",
+                "components": [{"component": "nope", "status": "major_outage"}]
+            })),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["field"], "components", "{body}");
+
+    // Published from the CLI, as a responder would.
+    // From a child process while this test's runtime keeps serving.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .args([
+            "status",
+            "update",
+            "1",
+            "--status",
+            "investigating",
+            "--title",
+            "Card payments fail",
+            "--impact",
+            "major",
+            "--component",
+            "checkout=partial_outage",
+            "We are investigating failed card payments.",
+        ])
+        .env("TOCSIN_SERVER", &app.base)
+        .env("TOCSIN_TOKEN", &app.token)
+        .output()
+        .await
+        .expect("run tocsin status update");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Card payments fail"), "{stdout}");
+
+    let unresolved = wait_for_json(&app, "/api/v2/incidents/unresolved.json", |v| {
+        v["incidents"]
+            .as_array()
+            .is_some_and(|list| list.len() == 1)
+    })
+    .await;
+    let incident = &unresolved["incidents"][0];
+    assert_eq!(incident["name"], "Card payments fail");
+    assert_eq!(incident["status"], "investigating");
+    assert_eq!(incident["impact"], "major");
+    assert_eq!(
+        incident["incident_updates"][0]["body"],
+        "We are investigating failed card payments."
+    );
+    let public_id = incident["id"].as_str().unwrap().to_owned();
+    wait_for_status(&app, "checkout", "partial_outage", 15).await;
+    let summary = wait_for_json(&app, "/api/v2/summary.json", |_| true).await;
+    assert_ne!(summary["status"]["indicator"], "none", "{summary}");
+
+    // On the incident's timeline.
+    let (_, timeline) = app.get("/api/v1/incidents/1/timeline").await;
+    let kinds: Vec<&str> = timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|entry| entry["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"status.updated"), "{timeline}");
+
+    // Resolved: the component's status is its monitors' again (none here: operational).
+    let (code, body) = app
+        .post(
+            "/api/v1/incidents/1/status",
+            Some(serde_json::json!({"status": "resolved", "message": "Payments work again."})),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["updates"].as_array().unwrap().len(), 2, "{body}");
+    wait_for_json(&app, "/api/v2/incidents/unresolved.json", |v| {
+        v["incidents"].as_array().is_some_and(Vec::is_empty)
+    })
+    .await;
+    wait_for_status(&app, "checkout", "operational", 15).await;
+
+    // Maintenance: one running on search, one ahead.
+    let now = jiff::Timestamp::now();
+    let window = |name: &str, start: jiff::Timestamp, end: jiff::Timestamp| {
+        serde_json::json!({
+            "name": name, "message": "Index rebuild", "components": ["search"],
+            "start": start.to_string(), "end": end.to_string()
+        })
+    };
+    let hour = jiff::SignedDuration::from_hours(1);
+    let (code, running) = app
+        .post(
+            "/api/v1/maintenance",
+            Some(window("Rebuild", now - hour, now + hour)),
+        )
+        .await;
+    assert_eq!(code, 201, "{running}");
+    assert_eq!(running["state"], "in_progress");
+    let (code, ahead) = app
+        .post(
+            "/api/v1/maintenance",
+            Some(window("Upgrade", now + hour * 24, now + hour * 26)),
+        )
+        .await;
+    assert_eq!(code, 201, "{ahead}");
+    assert_eq!(ahead["state"], "scheduled");
+    let (code, refused) = app
+        .post(
+            "/api/v1/maintenance",
+            Some(window("Backwards", now + hour, now)),
+        )
+        .await;
+    assert_eq!(code, 400, "{refused}");
+    wait_for_status(&app, "search", "under_maintenance", 15).await;
+    let active = wait_for_json(&app, "/api/v2/scheduled-maintenances/active.json", |v| {
+        v["scheduled_maintenances"]
+            .as_array()
+            .is_some_and(|l| l.len() == 1)
+    })
+    .await;
+    assert_eq!(active["scheduled_maintenances"][0]["name"], "Rebuild");
+    let upcoming = wait_for_json(&app, "/api/v2/scheduled-maintenances/upcoming.json", |v| {
+        v["scheduled_maintenances"]
+            .as_array()
+            .is_some_and(|l| l.len() == 1)
+    })
+    .await;
+    assert_eq!(
+        upcoming["scheduled_maintenances"][0]["name"], "Upgrade",
+        "{upcoming}"
+    );
+    let id = running["id"].as_i64().unwrap();
+    let (code, cancelled) = app
+        .post(&format!("/api/v1/maintenance/{id}/cancel"), None)
+        .await;
+    assert_eq!(code, 200, "{cancelled}");
+    assert_eq!(cancelled["state"], "completed", "{cancelled}");
+    wait_for_status(&app, "search", "operational", 15).await;
+
+    // An override wins over everything, until cleared.
+    let (code, body) = app
+        .request(
+            reqwest::Method::PUT,
+            "/api/v1/components/checkout/override",
+            Some(serde_json::json!({"status": "major_outage"})),
+            Some(&app.token),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    wait_for_status(&app, "checkout", "major_outage", 15).await;
+    let (code, body) = app
+        .request(
+            reqwest::Method::PUT,
+            "/api/v1/components/checkout/override",
+            Some(serde_json::json!({"status": "broken"})),
+            Some(&app.token),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = app
+        .request(
+            reqwest::Method::PUT,
+            "/api/v1/components/checkout/override",
+            Some(serde_json::json!({"status": "operational"})),
+            Some(&app.read_token),
+        )
+        .await;
+    assert_eq!(code, 403, "a read token cannot override");
+    let (code, body) = app
+        .request(
+            reqwest::Method::DELETE,
+            "/api/v1/components/checkout/override",
+            None,
+            Some(&app.token),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    wait_for_status(&app, "checkout", "operational", 15).await;
+
+    // After all of it: still nothing internal in any public response.
+    let responses = public_responses(&app, std::slice::from_ref(&public_id)).await;
+    assert_private(&responses);
+    let page = &responses
+        .iter()
+        .find(|(path, _)| path == &format!("/status/incidents/{public_id}"))
+        .unwrap()
+        .1;
+    assert!(page.contains("Card payments fail") && page.contains("Payments work again."));
+    app.stop().await;
+}
