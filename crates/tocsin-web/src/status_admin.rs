@@ -38,6 +38,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_maintenance))
         .routes(routes!(list_components))
         .routes(routes!(set_override, clear_override))
+        .routes(routes!(snapshot_files))
 }
 
 // ---------------------------------------------------------------- wire types
@@ -219,6 +220,15 @@ pub struct OverrideSet {
     /// `operational`, `degraded_performance`, `partial_outage`, `major_outage` or
     /// `under_maintenance`.
     pub status: String,
+}
+
+/// What the status page's current snapshot holds, for `tocsin status export`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotFiles {
+    /// When the data it shows was read.
+    pub built_at: String,
+    /// Every path it serves (`/status`, `/status/incidents/…`, `/api/v2/…`), sorted.
+    pub paths: Vec<String>,
 }
 
 // ---------------------------------------------------------------- checks
@@ -647,5 +657,29 @@ async fn clear_override(
         override_status: None,
         override_set_at: None,
         override_set_by: None,
+    }))
+}
+
+/// The paths of the status page's current snapshot, to copy it elsewhere (`tocsin status
+/// export`); 503 until the first snapshot is built.
+#[utoipa::path(get, path = "/api/v1/status/files", tag = "status",
+    security(("api_token" = [])),
+    responses(
+        (status = 200, description = "The snapshot's paths", body = SnapshotFiles),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 404, description = "No status page is configured", body = ErrorBody),
+        (status = 503, description = "The first snapshot is not built yet", body = ErrorBody),
+    ))]
+async fn snapshot_files(
+    State(state): State<AppState>,
+    _access: ReadAccess,
+) -> Result<Json<SnapshotFiles>, ApiError> {
+    configured_components(&state)?;
+    let snapshot = state.status.snapshot().ok_or_else(|| {
+        ApiError::unavailable("the status page is being built; try again in a few seconds")
+    })?;
+    Ok(Json(SnapshotFiles {
+        built_at: snapshot.built_at().to_string(),
+        paths: snapshot.paths().map(str::to_owned).collect(),
     }))
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tocsin_web::api::AffectedComponent;
 use tocsin_web::status_admin::{
     ComponentItem, ComponentList, MaintenanceCreate, MaintenanceItem, MaintenanceList, OverrideSet,
-    PublicIncidentItem, StatusUpdateCreate,
+    PublicIncidentItem, SnapshotFiles, StatusUpdateCreate,
 };
 
 use super::client::{http_client, send, url, ApiArgs};
@@ -65,6 +65,22 @@ pub(crate) enum StatusCommand {
     /// Schedule, list and cancel maintenance windows.
     #[command(subcommand)]
     Maintenance(MaintenanceCommand),
+    /// Write the status page (its pages, JSON and feed) as static files under DIR, to serve
+    /// from any static host: `DIR/index.html`, `DIR/status/index.html`,
+    /// `DIR/status/incidents/<id>/index.html`, `DIR/status/feed.atom`, `DIR/api/v2/*.json`.
+    /// Files are replaced whole (written beside, then renamed).
+    Export {
+        dir: std::path::PathBuf,
+        /// Keep the files fresh: look for a new snapshot every --every seconds until stopped,
+        /// and remove files the page no longer has.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between two looks with --watch.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        every: u64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,6 +278,12 @@ pub(crate) async fn run(command: StatusCommand) -> anyhow::Result<ExitCode> {
             }
         }
         StatusCommand::Maintenance(command) => maintenance(command).await?,
+        StatusCommand::Export {
+            dir,
+            watch,
+            every,
+            api,
+        } => export(&dir, watch, std::time::Duration::from_secs(every), &api).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -332,4 +354,135 @@ async fn maintenance(command: MaintenanceCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where a snapshot path goes under the export directory: pages become `index.html` of their
+/// directory (so links such as `/status/history` work on a static host), documents keep their
+/// name. `None` for a path that could leave the directory.
+fn export_file(dir: &std::path::Path, path: &str) -> Option<std::path::PathBuf> {
+    let relative = path.strip_prefix('/')?;
+    let mut file = dir.to_path_buf();
+    for segment in relative.split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." || segment.contains('\\') {
+            return None;
+        }
+        file.push(segment);
+    }
+    if !(path.ends_with(".json") || path.ends_with(".atom")) {
+        file.push("index.html");
+    }
+    Some(file)
+}
+
+/// Writes `bytes` to `file` unless it holds them already: beside it first, then renamed over
+/// it, so a reader never sees half a file. Returns whether it wrote.
+fn write_whole(file: &std::path::Path, bytes: &[u8]) -> anyhow::Result<bool> {
+    if std::fs::read(file).is_ok_and(|existing| existing == bytes) {
+        return Ok(false);
+    }
+    let parent = file.parent().context("an export file has a directory")?;
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let mut temporary = file.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = std::path::PathBuf::from(temporary);
+    std::fs::write(&temporary, bytes)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::rename(&temporary, file)
+        .with_context(|| format!("cannot replace {}", file.display()))?;
+    Ok(true)
+}
+
+/// One export round: every file of the current snapshot. Returns the snapshot's time and the
+/// files it has.
+async fn export_once(
+    client: &reqwest::Client,
+    dir: &std::path::Path,
+    api: &ApiArgs,
+) -> anyhow::Result<(
+    String,
+    std::collections::BTreeSet<std::path::PathBuf>,
+    usize,
+)> {
+    let files: SnapshotFiles = send(
+        client
+            .get(url(&api.server, "/api/v1/status/files"))
+            .bearer_auth(&api.token),
+        "list the status page's files",
+    )
+    .await?;
+    let mut written = 0;
+    let mut kept = std::collections::BTreeSet::new();
+    for path in &files.paths {
+        let Some(file) = export_file(dir, path) else {
+            anyhow::bail!("the server listed a path that is not a plain path: {path:?}");
+        };
+        let response = client
+            .get(url(&api.server, path))
+            .header(reqwest::header::ACCEPT_ENCODING, "identity")
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server to read {path}"))?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "the server answered {} for {path}",
+            response.status()
+        );
+        let bytes = response
+            .bytes()
+            .await
+            .with_context(|| format!("cannot read {path}"))?;
+        if write_whole(&file, &bytes)? {
+            written += 1;
+        }
+        if path == "/status" {
+            let root = dir.join("index.html");
+            if write_whole(&root, &bytes)? {
+                written += 1;
+            }
+            kept.insert(root);
+        }
+        kept.insert(file);
+    }
+    Ok((files.built_at, kept, written))
+}
+
+async fn export(
+    dir: &std::path::Path,
+    watch: bool,
+    every: std::time::Duration,
+    api: &ApiArgs,
+) -> anyhow::Result<()> {
+    let client = http_client(&api.server)?;
+    let (built_at, mut kept, written) = export_once(&client, dir, api).await?;
+    out(format!(
+        "exported {} files to {} ({written} written; data as of {built_at})",
+        kept.len(),
+        dir.display()
+    ))?;
+    if !watch {
+        return Ok(());
+    }
+    let mut last = built_at;
+    loop {
+        tokio::time::sleep(every).await;
+        let (built_at, now_kept, written) = match export_once(&client, dir, api).await {
+            Ok(round) => round,
+            Err(error) => {
+                // The files already written stay: serving them is the point.
+                eprintln!("warning: {error:#}; the exported files stay as they are");
+                continue;
+            }
+        };
+        for gone in kept.difference(&now_kept) {
+            if std::fs::remove_file(gone).is_ok() {
+                out(format!("removed {}", gone.display()))?;
+            }
+        }
+        kept = now_kept;
+        if written > 0 || built_at != last {
+            out(format!("{written} files written (data as of {built_at})"))?;
+        }
+        last = built_at;
+    }
 }

@@ -286,6 +286,7 @@ async fn openapi_document_matches_the_routes() {
         "/api/v1/maintenance/{id}/cancel",
         "/api/v1/components",
         "/api/v1/components/{id}/override",
+        "/api/v1/status/files",
         "/api/v1/alerts",
         "/api/v1/alerts/{id}",
         "/api/v1/alerts/{id}/events",

@@ -559,3 +559,76 @@ async fn published_updates_maintenance_and_overrides_reach_the_page_and_nothing_
     assert!(page.contains("Card payments fail") && page.contains("Payments work again."));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn export_writes_the_page_as_static_files_and_watch_keeps_them_fresh() {
+    let app = spawn_app_with(&publishing_config()).await;
+    app.trigger(SHOP_KEY, "checkout-errors", "internal summary")
+        .await;
+    wait_for_json(&app, "/api/v2/summary.json", |v| v["page"].is_object()).await;
+    let dir = crate::support::temp_dir();
+    let export = || {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tocsin"));
+        command
+            .args(["status", "export"])
+            .arg(&*dir)
+            .env("TOCSIN_SERVER", &app.base)
+            .env("TOCSIN_TOKEN", &app.token)
+            .kill_on_drop(true);
+        command
+    };
+    let output = export().output().await.expect("run tocsin status export");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("exported"), "{stdout}");
+    let page = std::fs::read_to_string(dir.join("status/index.html")).expect("the page");
+    assert!(page.contains("Shop status") && page.contains("Checkout"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("index.html")).expect("the root page"),
+        page
+    );
+    assert!(dir.join("status/history/index.html").is_file());
+    assert!(std::fs::read_to_string(dir.join("status/feed.atom"))
+        .expect("the feed")
+        .contains("<feed"));
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("api/v2/summary.json")).expect("summary"),
+    )
+    .expect("JSON");
+    assert_eq!(summary["page"]["name"], "Shop status");
+    assert!(!dir.join("status/index.html.tmp").exists());
+
+    // --watch: a published incident reaches the files without another command.
+    let mut watcher = export()
+        .args(["--watch", "--every", "1"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the watcher");
+    let (code, body) = app
+        .post(
+            "/api/v1/incidents/1/status",
+            Some(serde_json::json!({
+                "status": "identified", "message": "A bad deploy", "name": "Checkout errors",
+                "impact": "minor"
+            })),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let public_id = body["public_id"].as_str().unwrap().to_owned();
+    let incident_page = dir.join(format!("status/incidents/{public_id}/index.html"));
+    let seen = wait_for(Duration::from_secs(20), || async {
+        let incidents = std::fs::read_to_string(dir.join("api/v2/incidents.json")).ok()?;
+        (incidents.contains("Checkout errors") && incident_page.is_file()).then_some(())
+    })
+    .await;
+    watcher.kill().await.expect("stop the watcher");
+    assert!(seen.is_some(), "--watch wrote the published incident");
+    assert!(std::fs::read_to_string(&incident_page)
+        .unwrap()
+        .contains("A bad deploy"));
+    app.stop().await;
+}
