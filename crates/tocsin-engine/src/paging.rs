@@ -28,6 +28,11 @@
 //! the incident is noted on that incident (the one furthest up the chain, the root cause) and
 //! on its own timeline, and the step looks again every [`HOLD_RECHECK`]. It pages once no such
 //! incident is open, if it is still triggered; resolving it (a recovery) is never held.
+//!
+//! Maintenance: when the first step comes due while a maintenance window is in progress on a
+//! status page component the service is part of, nobody is paged either: the incident and its
+//! alerts are recorded as always, its timeline says it is suppressed by that window, and the
+//! step looks again when the window ends (it pages then if the incident is still triggered).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -80,6 +85,9 @@ pub struct PagingDirectory {
     pub contacts: HashMap<String, Vec<ContactRef>>,
     /// Service id to the id of the team that owns it (`team` of a service).
     pub service_teams: HashMap<ServiceId, String>,
+    /// Service id to the status page components it is part of (`components` of a service),
+    /// for the services that list some: a maintenance window on one of them holds its pages.
+    pub service_components: HashMap<ServiceId, Vec<String>>,
 }
 
 /// A contact method of a user: its id and how it is sent.
@@ -366,6 +374,8 @@ impl EscalationHandler {
 pub const HOLD_RECHECK: Duration = Duration::from_secs(5);
 /// The start of the note a held incident gets on its own timeline (written once).
 const HELD_NOTE: &str = "Not paged: service ";
+/// How the note of an incident suppressed by maintenance begins, so it is written once.
+const MAINTENANCE_NOTE: &str = "Suppressed by maintenance: ";
 
 impl EscalationHandler {
     /// The open (triggered or acknowledged) incident of a service `incident`'s service depends
@@ -464,6 +474,73 @@ impl EscalationHandler {
     }
 }
 
+impl EscalationHandler {
+    /// The maintenance window in progress at `now` on a component of the incident's service,
+    /// if any (of several, the one that ends last).
+    async fn maintenance_of(
+        &self,
+        directory: &PagingDirectory,
+        incident: &tocsin_store::IncidentRow,
+        now: Timestamp,
+    ) -> Result<Option<tocsin_store::status::MaintenanceRow>, DueError> {
+        let Some(components) = directory.service_components.get(&incident.service) else {
+            return Ok(None);
+        };
+        let windows = self
+            .engine
+            .store()
+            .maintenances(now, tocsin_store::status::MAX_STATUS_ROWS)
+            .await?;
+        Ok(windows
+            .into_iter()
+            .filter(|window| window.is_active(now))
+            .filter(|window| {
+                window
+                    .components
+                    .iter()
+                    .any(|component| components.contains(component))
+            })
+            .max_by_key(|window| window.ends_at))
+    }
+
+    /// Notes on the incident's timeline, once per window, that maintenance suppresses it.
+    async fn suppress(
+        &self,
+        incident: &tocsin_store::IncidentRow,
+        window: &tocsin_store::status::MaintenanceRow,
+    ) -> Result<(), DueError> {
+        let note = format!(
+            "{MAINTENANCE_NOTE}service {} is under maintenance (window {}, \"{}\", until {}): \
+             nobody is paged; if this incident is still triggered when the window ends, it pages \
+             then.",
+            incident.service, window.id, window.name, window.ends_at
+        );
+        let timeline = self
+            .engine
+            .timeline(incident.number, tocsin_store::PageRequest::first(500))
+            .await?;
+        let noted = timeline
+            .items
+            .iter()
+            .any(|entry| matches!(&entry.data, TimelineData::NoteAdded { text } if *text == note));
+        if noted {
+            return Ok(());
+        }
+        tracing::info!(
+            incident = %incident.number, service = %incident.service, maintenance = window.id,
+            "incident of a service under maintenance; recorded, not paged"
+        );
+        self.engine
+            .command(
+                incident.number,
+                &tocsin_core::Command::AddNote(note),
+                &tocsin_core::Actor::system(),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
 /// What a step of one incident comes to before anything is written.
 enum Decided {
     /// Page: write this (with the others of the batch).
@@ -545,6 +622,16 @@ impl EscalationHandler {
             return Ok(Decided::Outcome(DueOutcome::RunAgainAt(
                 now.checked_add(HOLD_RECHECK).unwrap_or(Timestamp::MAX),
             )));
+        }
+        if step == 0 {
+            if let Some(window) = self.maintenance_of(directory, &incident, now).await? {
+                self.suppress(&incident, &window).await?;
+                // Looked at again when it ends, or sooner in case it is cancelled.
+                let again = now.checked_add(HOLD_RECHECK).unwrap_or(Timestamp::MAX);
+                return Ok(Decided::Outcome(DueOutcome::RunAgainAt(
+                    window.ends_at.min(again),
+                )));
+            }
         }
         let Some(policy) = directory.policy_for(&incident.service) else {
             return Ok(Decided::Outcome(DueOutcome::Done));

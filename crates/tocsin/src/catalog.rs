@@ -196,6 +196,17 @@ pub fn paging_from_config(config: &Config) -> PagingDirectory {
                 ))
             })
             .collect(),
+        service_components: config
+            .services
+            .iter()
+            .filter(|service| !service.components.is_empty())
+            .map(|service| {
+                (
+                    ServiceId::new(service.id.clone()),
+                    service.components.clone(),
+                )
+            })
+            .collect(),
         service_depends_on: config
             .services
             .iter()

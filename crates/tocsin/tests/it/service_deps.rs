@@ -18,7 +18,7 @@ const B_KEY: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2";
 const C_KEY: &str = "ccccccccccccccccccccccccccccccc3";
 
 /// A webhook receiver on loopback; returns its URL and the incident numbers it was paged for.
-async fn pager() -> (String, Arc<Mutex<Vec<i64>>>) {
+pub(crate) async fn pager() -> (String, Arc<Mutex<Vec<i64>>>) {
     let pages: Arc<Mutex<Vec<i64>>> = Arc::default();
     let seen = Arc::clone(&pages);
     let app = axum::Router::new().route(

@@ -632,3 +632,113 @@ async fn export_writes_the_page_as_static_files_and_watch_keeps_them_fresh() {
         .contains("A bad deploy"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_records_its_services_incidents_without_paging_until_it_ends() {
+    let (hook, pages) = crate::service_deps::pager().await;
+    let app = spawn_app_with(&format!(
+        r#"
+[status_page]
+title = "Shop status"
+
+[[components]]
+id = "checkout"
+
+[[users]]
+id = "ana"
+contact = [{{ id = "hook", kind = "webhook", url = "{hook}", secret = "s" }}]
+notify = [{{ after_minutes = 0, contact = "hook" }}]
+
+[[escalation_policies]]
+id = "all"
+levels = [{{ targets = ["user:ana"] }}]
+
+[[services]]
+id = "shop"
+components = ["checkout"]
+escalation_policy = "all"
+integration_keys = ["{SHOP_KEY}"]
+"#
+    ))
+    .await;
+    let now = jiff::Timestamp::now();
+    let hour = jiff::SignedDuration::from_hours(1);
+    let (code, window) = app
+        .post(
+            "/api/v1/maintenance",
+            Some(serde_json::json!({
+                "name": "DB upgrade", "components": ["checkout"],
+                "start": (now - hour).to_string(), "end": (now + hour).to_string()
+            })),
+        )
+        .await;
+    assert_eq!(code, 201, "{window}");
+
+    app.trigger(SHOP_KEY, "checkout-errors", "checkout fails")
+        .await;
+    let incident = wait_for(Duration::from_secs(10), || async {
+        crate::support::service_incidents(&app.engine, "shop")
+            .await
+            .into_iter()
+            .next()
+    })
+    .await
+    .expect("the alert is recorded as an incident");
+    let suppressed = wait_for(Duration::from_secs(20), || async {
+        let timeline = app
+            .engine
+            .timeline(incident.number, tocsin_store::PageRequest::first(500))
+            .await
+            .ok()?;
+        timeline
+            .items
+            .into_iter()
+            .find_map(|entry| match entry.data {
+                tocsin_core::TimelineData::NoteAdded { text }
+                    if text.starts_with("Suppressed by maintenance") =>
+                {
+                    Some(text)
+                }
+                _ => None,
+            })
+    })
+    .await
+    .expect("the timeline says maintenance suppressed it");
+    assert!(suppressed.contains("DB upgrade"), "{suppressed}");
+    // More rounds of the step: still nobody paged, and the note is written once.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(
+        pages.lock().expect("lock").is_empty(),
+        "paged during maintenance"
+    );
+    let (_, timeline) = app
+        .get(&format!("/api/v1/incidents/{}/timeline", incident.number.0))
+        .await;
+    let notes = timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["kind"] == "note.added")
+        .count();
+    assert_eq!(notes, 1, "{timeline}");
+
+    // The window is cancelled while the incident is still triggered: it pages.
+    let id = window["id"].as_i64().unwrap();
+    let (code, body) = app
+        .post(&format!("/api/v1/maintenance/{id}/cancel"), None)
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let paged = wait_for(Duration::from_secs(20), || async {
+        pages
+            .lock()
+            .expect("lock")
+            .contains(&incident.number.0)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        paged.is_some(),
+        "the incident pages once the window is over"
+    );
+    app.stop().await;
+}
